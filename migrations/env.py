@@ -1,0 +1,45 @@
+"""Alembic environment: one migration history for SQLite and PostgreSQL.
+
+Used both from a checkout (`alembic upgrade head` with ./alembic.ini) and from the
+installed package (`stockpipe db upgrade`, which hands over an open connection).
+"""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from stockpipe.storage.schema import metadata
+
+config = context.config
+
+
+def _configure(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _configure(connection)
+        return
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        from stockpipe.config import load_settings
+
+        url = load_settings().database_url
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        _configure(conn)
+
+
+if context.is_offline_mode():
+    raise SystemExit("stockpipe migrations run online only: use `stockpipe db upgrade`")
+run_migrations_online()

@@ -1,0 +1,141 @@
+"""`validate` and `health-check`: checks of the configuration and the running system.
+
+Imports neither pandas nor pyarrow (health-check must stay fast): the lake is checked by
+its Parquet magic bytes, not by reading it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+from .config import Settings, normalize_symbol
+from .errors import BadInputError, ExitCode, StockpipeError
+from .models import Check, StageResult
+from .storage import warehouse
+
+PARQUET_MAGIC = b"PAR1"
+
+
+def validate(settings: Settings) -> StageResult:
+    """Configuration, credentials, data directory, database and symbols, in that order.
+
+    The exit code is the code of the first failing check's error class (config 4,
+    unavailable 5, bad input 65), so a script can tell the causes apart.
+    """
+    found: list[tuple[Check, int]] = [
+        _check_provider(settings),
+        _check_data_dir(settings.data_dir),
+        *_check_database(settings),
+        _check_symbols(settings),
+    ]
+    failed = [(c, code) for c, code in found if not c.ok]
+    exit_code = failed[0][1] if failed else ExitCode.OK
+    message = failed[0][0].detail if failed else ""
+    return StageResult("validate", exit_code, {"checks": len(found), "failed": len(failed)},
+                       checks=tuple(c for c, _ in found), message=message)
+
+
+def _check_provider(settings: Settings) -> tuple[Check, int]:
+    from .providers import base
+
+    try:
+        provider = base.create(settings.provider, settings)
+    except StockpipeError as exc:
+        return Check("provider", False, str(exc)), exc.exit_code
+    try:
+        if getattr(provider, "needs_key", False) and not settings.api_key(settings.provider):
+            env = f"STOCKPIPE_{settings.provider.upper()}_API_KEY"
+            return Check("credentials", False, f"no API key for {settings.provider}: set {env} or {env}_FILE"), ExitCode.CONFIG
+    finally:
+        provider.close()
+    label = "demo (synthetic data)" if settings.provider == "demo" else settings.provider
+    return Check("provider", True, f"{label}, credentials not needed" if not getattr(provider, "needs_key", False)
+                 else f"{label}, API key present"), ExitCode.OK
+
+
+def _check_data_dir(data_dir: Path) -> tuple[Check, int]:
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        return Check("data directory", False, f"cannot write to {data_dir}: {exc.strerror}: "
+                     "fix its permissions or set STOCKPIPE_DATA_DIR"), ExitCode.UNAVAILABLE
+    return Check("data directory", True, f"{data_dir} is writable"), ExitCode.OK
+
+
+def _check_database(settings: Settings) -> list[tuple[Check, int]]:
+    try:
+        engine = warehouse.create(settings.database_url)
+        warehouse.check_reachable(engine)
+        current, head = warehouse.current_revision(engine), warehouse.head_revision()
+    except StockpipeError as exc:
+        return [(Check("database", False, str(exc)), exc.exit_code)]
+    reachable = (Check("database", True, f"{engine.url.render_as_string(hide_password=True)} reachable"), ExitCode.OK)
+    if current != head:
+        detail = f"database at {current or 'no migration'}, newest is {head}: run `stockpipe db upgrade`"
+        return [reachable, (Check("migrations", False, detail), ExitCode.CONFIG)]
+    return [reachable, (Check("migrations", True, f"at {head} (newest)"), ExitCode.OK)]
+
+
+def _check_symbols(settings: Settings) -> tuple[Check, int]:
+    try:
+        for symbol in settings.symbols:
+            normalize_symbol(symbol)
+    except BadInputError as exc:
+        return Check("symbols", False, str(exc)), ExitCode.BAD_INPUT
+    return Check("symbols", True, f"{len(settings.symbols)} well formed ({settings.universe_source})"), ExitCode.OK
+
+
+# --------------------------------------------------------------------- health-check
+
+
+def health(settings: Settings, now: dt.datetime) -> list[Check]:
+    """Database reachable, migrations current, a recent successful run, lake readable.
+
+    Severity "error" maps to CRITICAL, "warn" to WARNING.
+    """
+    from .storage import state
+
+    checks: list[Check] = []
+    try:
+        engine = warehouse.create(settings.database_url)
+        warehouse.check_reachable(engine)
+    except StockpipeError as exc:
+        return [Check("database", False, str(exc)), _check_lake(settings.lake_dir)]
+    checks.append(Check("database", True, "reachable"))
+    current, head = warehouse.current_revision(engine), warehouse.head_revision()
+    checks.append(Check("migrations", current == head, f"at {current or 'no migration'}, newest {head}"
+                        + ("" if current == head else ": run `stockpipe db upgrade`")))
+    if current is not None:
+        with engine.connect() as conn:
+            last = state.last_successful_run(conn)
+        checks.append(_check_recent(last, now, settings.health_max_age_hours))
+    checks.append(_check_lake(settings.lake_dir))
+    return checks
+
+
+def _check_recent(last: dt.datetime | None, now: dt.datetime, max_hours: float) -> Check:
+    if last is None:
+        return Check("last success", False, "no successful run recorded yet", "warn")
+    age = (now - last).total_seconds() / 3600
+    detail = f"last successful run {last:%Y-%m-%d %H:%M} UTC, {age:.1f} h ago (limit {max_hours:g} h)"
+    return Check("last success", age <= max_hours, detail, "warn", observed=round(age, 2), threshold=max_hours)
+
+
+def _check_lake(lake_dir: Path) -> Check:
+    files = sorted(lake_dir.glob("*/month=*/*.parquet")) if lake_dir.is_dir() else []
+    for path in files:
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(4)
+                handle.seek(-4, os.SEEK_END)
+                tail = handle.read(4)
+        except OSError as exc:
+            return Check("lake", False, f"cannot read {path}: {exc.strerror}")
+        if head != PARQUET_MAGIC or tail != PARQUET_MAGIC:
+            return Check("lake", False, f"{path} is not a complete Parquet file: delete it and fetch again")
+    return Check("lake", True, f"{len(files)} Parquet file(s) readable under {lake_dir}")

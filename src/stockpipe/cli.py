@@ -1,0 +1,255 @@
+"""The `stockpipe` command: parse options, build settings, call one pipeline function, render.
+
+This is the one place that maps errors to exit codes (`_call`). pandas and pyarrow are
+imported only by the commands that need them, so `--help` and `health-check` stay fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+
+from . import render
+from .errors import ExitCode, StockpipeError, UsageError
+
+app = typer.Typer(
+    name="stockpipe",
+    help="ETL for stock-market data: fetch daily bars, validate, compute indicators, "
+    "keep a Parquet lake and load a SQL warehouse. Exit codes: see the README.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Warehouse migrations (alembic, shipped with the package).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+Config = Annotated[Optional[Path], typer.Option("--config", help="stockpipe.toml to read (default: STOCKPIPE_CONFIG, else ./stockpipe.toml).")]
+DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory for the lake, raw payloads and the SQLite file.")]
+DatabaseUrl = Annotated[Optional[str], typer.Option("--database-url", help="Warehouse URL (default sqlite:///<data dir>/stockpipe.db).")]
+Provider = Annotated[Optional[str], typer.Option("--provider", help="Data source: demo, csv.")]
+Symbols = Annotated[Optional[list[str]], typer.Option("--symbol", "-s", help="A ticker; repeat for several.")]
+SymbolsFile = Annotated[Optional[Path], typer.Option("--symbols-file", help="File of tickers, one per line, # comments.")]
+Lists = Annotated[Optional[list[str]], typer.Option("--list", help="A named list from the config's [universe.lists]; repeatable.")]
+All = Annotated[bool, typer.Option("--all", help="The whole configured universe.")]
+Start = Annotated[Optional[dt.datetime], typer.Option("--start", formats=["%Y-%m-%d"], help="First date to fetch (refetches from there).")]
+End = Annotated[Optional[dt.datetime], typer.Option("--end", formats=["%Y-%m-%d"], help="Last date to fetch (default: latest closed session).")]
+CsvPath = Annotated[Optional[Path], typer.Option("--path", help="CSV file or folder (provider csv).")]
+LogFormat = Annotated[Optional[str], typer.Option("--log-format", help="Log lines on stderr: text or json.")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")]
+
+log = logging.getLogger("stockpipe")
+
+
+def _settings(**flags: Any):
+    from .config import load_settings
+
+    if flags.get("symbols"):
+        flags["symbols"] = tuple(flags["symbols"])
+    settings = load_settings(flags)
+    _configure_logging(settings.log_format, flags.get("debug", False))
+    return settings
+
+
+def _configure_logging(fmt: str, debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(logging.Formatter(
+            '{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":%(message)r}'))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger("stockpipe")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+def _call(command: str, as_json: bool, debug: bool, action: Callable[[], Any]) -> None:
+    """Run one pipeline call; the only place that turns errors into exit codes."""
+    try:
+        result = action()
+    except StockpipeError as exc:
+        render.emit_error(command, str(exc), exc.exit_code, as_json)
+        raise typer.Exit(int(exc.exit_code)) from None
+    except KeyboardInterrupt:
+        render.emit_error(command, "interrupted: the open transaction was rolled back; run again to resume",
+                          ExitCode.INTERRUPTED, as_json)
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except (typer.Exit, typer.TyperException):
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything else is a bug: say so, trace only with --debug
+        if debug:
+            traceback.print_exc()
+        render.emit_error(command, f"unexpected {type(exc).__name__} (a bug; rerun with --debug for the traceback)",
+                          ExitCode.BUG, as_json)
+        raise typer.Exit(int(ExitCode.BUG)) from None
+    render.emit(result, as_json)
+    raise typer.Exit(int(result.exit_code))
+
+
+def _need_selection(all_: bool, symbols, symbols_file, lists, provider: str | None) -> None:
+    chosen = bool(symbols or symbols_file or lists)
+    if all_ and chosen:
+        raise UsageError("--all and --symbol/--symbols-file/--list exclude each other")
+    if not all_ and not chosen and provider != "csv":
+        raise UsageError("name symbols with --symbol (or --symbols-file, --list) or take the whole universe with --all")
+
+
+def _date(value: dt.datetime | None) -> dt.date | None:
+    return value.date() if value else None
+
+
+@app.command()
+def validate(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None, provider: Provider = None,
+             symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None, path: CsvPath = None,
+             as_json: Json = False, debug: Debug = False) -> None:
+    """Check configuration, credentials, data directory, database and symbols."""
+    from . import pipeline
+
+    _call("validate", as_json, debug, lambda: pipeline.validate(_settings(
+        config=config, data_dir=data_dir, database_url=database_url, provider=provider, symbols=symbol,
+        symbols_file=symbols_file, lists=list_, csv_path=path, debug=debug)))
+
+
+@app.command()
+def fetch(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None,
+          provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None, config: Config = None,
+          data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
+          as_json: Json = False, debug: Debug = False) -> None:
+    """Fetch the bars each symbol lacks into the lake (raw payloads archived, bad rows to rejects)."""
+    from . import pipeline
+
+    def action():
+        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, provider=provider,
+                             symbols=symbol, symbols_file=symbols_file, lists=list_, csv_path=path,
+                             log_format=log_format, debug=debug)
+        _need_selection(all_, symbol, symbols_file, list_, settings.provider)
+        with render.progress(not as_json) as progress:
+            return pipeline.fetch(settings, _date(start), _date(end), progress)
+
+    _call("fetch", as_json, debug, action)
+
+
+@app.command()
+def transform(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
+              log_format: LogFormat = None, as_json: Json = False, debug: Debug = False) -> None:
+    """Compute indicators for the symbols whose prices changed."""
+    from . import pipeline
+
+    def action():
+        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, log_format=log_format, debug=debug)
+        with render.progress(not as_json) as progress:
+            return pipeline.transform(settings, progress)
+
+    _call("transform", as_json, debug, action)
+
+
+@app.command()
+def load(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
+         log_format: LogFormat = None, as_json: Json = False, debug: Debug = False) -> None:
+    """Upsert what changed in the lake into the warehouse (a re-run writes nothing)."""
+    from . import pipeline
+
+    def action():
+        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, log_format=log_format, debug=debug)
+        with render.progress(not as_json) as progress:
+            return pipeline.load(settings, progress)
+
+    _call("load", as_json, debug, action)
+
+
+@app.command("quality-check")
+def quality_check(symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None, config: Config = None,
+                  data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
+                  as_json: Json = False, debug: Debug = False) -> None:
+    """Run the quality rules on the warehouse; exit 6 when an error-severity rule fails."""
+    from . import pipeline
+
+    _call("quality-check", as_json, debug, lambda: pipeline.quality_check(_settings(
+        config=config, data_dir=data_dir, database_url=database_url, symbols=symbol, symbols_file=symbols_file,
+        lists=list_, log_format=log_format, debug=debug)))
+
+
+@app.command("health-check")
+def health_check(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
+                 as_json: Json = False, debug: Debug = False) -> None:
+    """Database, migrations, last successful run, lake. Exit 0 ok, 1 warning, 2 critical, 3 unknown."""
+    from . import pipeline
+
+    try:
+        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, debug=debug)
+        result = pipeline.health_check(settings)
+    except StockpipeError as exc:  # monitors expect 3 (unknown) when the check itself cannot run
+        render.emit_error("health-check", str(exc), 3, as_json)
+        raise typer.Exit(3) from None
+    render.emit(result, as_json)
+    raise typer.Exit(int(result.exit_code))
+
+
+@app.command()
+def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None,
+        provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None, config: Config = None,
+        data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
+        as_json: Json = False, debug: Debug = False) -> None:
+    """validate -> fetch -> transform -> load -> quality-check; resumes from what is saved."""
+    from . import pipeline
+
+    def action():
+        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, provider=provider,
+                             symbols=symbol, symbols_file=symbols_file, lists=list_, csv_path=path,
+                             log_format=log_format, debug=debug)
+        _need_selection(all_, symbol, symbols_file, list_, settings.provider)
+        with render.progress(not as_json) as progress:
+            return pipeline.run(settings, _date(start), _date(end), progress)
+
+    _call("run", as_json, debug, action)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head", config: Config = None,
+               data_dir: DataDir = None, database_url: DatabaseUrl = None, as_json: Json = False, debug: Debug = False) -> None:
+    """Migrate the warehouse to the newest revision (or REVISION)."""
+    from . import pipeline
+
+    _call("db upgrade", as_json, debug, lambda: pipeline.db_upgrade(_settings(
+        config=config, data_dir=data_dir, database_url=database_url, debug=debug), revision))
+
+
+@db_app.command("current")
+def db_current(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
+               as_json: Json = False, debug: Debug = False) -> None:
+    """Show the warehouse's revision and the newest one shipped."""
+    from . import pipeline
+
+    _call("db current", as_json, debug, lambda: pipeline.db_current(_settings(
+        config=config, data_dir=data_dir, database_url=database_url, debug=debug)))
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (systemd stop, Airflow kill) unwinds like Ctrl-C: transactions roll back
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: usage errors become one line and exit 2."""
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code = app(args=argv, standalone_mode=False, prog_name="stockpipe")
+    except typer.TyperException as exc:  # the parser's usage errors (unknown option, bad value)
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "stockpipe"
+        sys.stderr.write(f"{where}: error: {exc.format_message()} (see '{where} --help')\n")
+        return int(getattr(exc, "exit_code", ExitCode.USAGE))
+    except typer.Abort:
+        sys.stderr.write("stockpipe: interrupted\n")
+        return int(ExitCode.INTERRUPTED)
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Settings: one frozen object, read once.
+
+Precedence, lowest first: built-in defaults < `stockpipe.toml` (`--config`, else
+`STOCKPIPE_CONFIG`, else `./stockpipe.toml` when present) < `STOCKPIPE_*` environment <
+command-line flags. Nothing outside this module reads `os.environ`.
+
+The universe (the symbols a command works on), first match wins:
+1. `--symbol` (repeatable) and/or `--symbols-file FILE`;
+2. `--list NAME` (repeatable): named lists from the config's `[universe.lists]`;
+3. `STOCKPIPE_SYMBOLS` (comma-separated) / `STOCKPIPE_SYMBOLS_FILE`;
+4. the config's `[universe]` `symbols`, `files` and every named list, in that order;
+5. the default: IBM, AAPL, GOOGL, MSFT.
+A ticker file holds one symbol per line; `#` starts a comment; blank lines are ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import BadInputError, ConfigError
+
+DEFAULT_SYMBOLS = ("IBM", "AAPL", "GOOGL", "MSFT")
+PROVIDERS_WITH_KEYS = ("yahoo", "alphavantage", "eodhd", "finnhub", "polygon", "tiingo", "stooq")
+LOG_FORMATS = ("text", "json")
+
+# A ticker: letters/digits, optionally with the punctuation vendors use (BRK.B, RDS-A,
+# ^GSPC, EURUSD=X, 7203.T). No slashes, spaces, quotes or "..", so a symbol is always
+# safe inside a file name and never SQL.
+_SYMBOL = re.compile(r"^\^?[A-Z0-9]+(?:[.\-=_][A-Z0-9]+)*(?:=X)?$")
+_SYMBOL_MAX = 20
+
+
+class Secret(str):
+    """A string that never shows itself in repr(), logs or tracebacks."""
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def reveal(self) -> str:
+        return str.__str__(self)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know, resolved once."""
+
+    data_dir: Path = Path("stockpipe-data")
+    database_url: str = ""
+    provider: str = "demo"
+    symbols: tuple[str, ...] = DEFAULT_SYMBOLS
+    universe_source: str = "default"
+    history_days: int = 730
+    log_format: str = "text"
+    csv_path: Path | None = None
+    stale_after_sessions: int = 1
+    health_max_age_hours: float = 96.0
+    auto_migrate: bool = True
+    batch_rows: int = 500_000
+    config_file: Path | None = None
+    api_keys: Mapping[str, Secret] = field(default_factory=dict, repr=False)
+
+    @property
+    def lake_dir(self) -> Path:
+        return self.data_dir / "lake"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    def api_key(self, provider: str) -> Secret | None:
+        return self.api_keys.get(provider)
+
+
+def normalize_symbol(raw: str, where: str = "--symbol") -> str:
+    """Upper-case and check one ticker.
+
+    Raises:
+        BadInputError: the text is not a well-formed ticker.
+    """
+    symbol = raw.strip().upper()
+    if not symbol or len(symbol) > _SYMBOL_MAX or not _SYMBOL.match(symbol):
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        raise BadInputError(
+            f"malformed symbol {shown!r} in {where}: use a ticker such as AAPL, BRK.B or 7203.T "
+            f"(letters, digits and . - = ^, at most {_SYMBOL_MAX} characters)"
+        )
+    return symbol
+
+
+def read_symbols_file(path: Path) -> list[str]:
+    """Symbols from a ticker file: one per line, `#` comments.
+
+    Raises:
+        ConfigError: the file cannot be read.
+        BadInputError: a line is not a well-formed ticker (names the line).
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(f"cannot read symbols file {path}: {exc.strerror}: check the path") from None
+    symbols = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        token = line.split("#", 1)[0].strip()
+        if token:
+            symbols.append(normalize_symbol(token, where=f"{path} line {number}"))
+    return symbols
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Resolve settings from defaults, the TOML file, the environment and flags.
+
+    Args:
+        flags: command-line values; None values mean "not given". Keys are Settings
+            field names plus `config`, `symbols_file`, `lists`.
+        environ: the environment (default: os.environ).
+        cwd: where relative paths and `./stockpipe.toml` are looked up.
+
+    Raises:
+        ConfigError: unreadable or invalid configuration.
+        BadInputError: a malformed symbol.
+    """
+    flags = {k: v for k, v in (flags or {}).items() if v not in (None, (), [])}
+    env = dict(os.environ if environ is None else environ)
+    cwd = cwd or Path.cwd()
+    config_file = _config_path(flags.get("config"), env, cwd)
+    file_values = _read_toml(config_file) if config_file else {}
+    values: dict[str, Any] = {}
+    values.update(_flatten(file_values))
+    values.update(_from_env(env))
+    values.update({k: v for k, v in flags.items() if k in _FIELDS})
+    values["config_file"] = config_file
+    values["api_keys"] = _api_keys(env)
+    if "data_dir" not in values and env.get("STATE_DIRECTORY"):
+        # systemd's StateDirectory= may list several, separated by ':'.
+        values["data_dir"] = env["STATE_DIRECTORY"].split(":")[0]
+    values["data_dir"] = _resolve(values.get("data_dir", "stockpipe-data"), cwd)
+    if values.get("csv_path") is not None:
+        values["csv_path"] = _resolve(values["csv_path"], cwd)
+    if not values.get("database_url"):
+        values["database_url"] = f"sqlite:///{values['data_dir'] / 'stockpipe.db'}"
+    symbols, source = _universe(flags, env, file_values, config_file.parent if config_file else cwd, cwd)
+    values["symbols"], values["universe_source"] = tuple(symbols), source
+    return _build(values)
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions",
+               "health_max_age_hours", "auto_migrate", "batch_rows", "csv_path")
+
+
+def _config_path(flag: Any, env: Mapping[str, str], cwd: Path) -> Path | None:
+    if flag:
+        return _resolve(flag, cwd)
+    if env.get("STOCKPIPE_CONFIG"):
+        return _resolve(env["STOCKPIPE_CONFIG"], cwd)
+    default = cwd / "stockpipe.toml"
+    return default if default.is_file() else None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}: check --config / STOCKPIPE_CONFIG") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML ({exc}): fix the file") from None
+
+
+def _flatten(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Top-level keys and `[section] key` pairs that name a setting (sections are optional)."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key == "universe":
+            continue
+        if isinstance(value, dict):
+            out.update({k: v for k, v in value.items() if k in _FIELDS})
+        elif key in _FIELDS:
+            out[key] = value
+        else:
+            raise ConfigError(f"unknown setting {key!r} in the config file: see the README's configuration table")
+    return out
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    return {name: env[f"STOCKPIPE_{name.upper()}"] for name in _ENV_FIELDS if env.get(f"STOCKPIPE_{name.upper()}")}
+
+
+def _api_keys(env: Mapping[str, str]) -> dict[str, Secret]:
+    keys: dict[str, Secret] = {}
+    for provider in PROVIDERS_WITH_KEYS:
+        prefix = f"STOCKPIPE_{provider.upper()}_API_KEY"
+        if env.get(prefix):
+            keys[provider] = Secret(env[prefix].strip())
+        elif env.get(prefix + "_FILE"):
+            path = Path(env[prefix + "_FILE"])
+            try:
+                keys[provider] = Secret(path.read_text().strip())
+            except OSError as exc:
+                raise ConfigError(f"cannot read {prefix}_FILE ({path}): {exc.strerror}: check the path") from None
+    return keys
+
+
+def _resolve(value: Any, cwd: Path) -> Path:
+    path = Path(str(value)).expanduser()
+    return path if path.is_absolute() else cwd / path
+
+
+def _universe(flags, env, file_values, config_dir: Path, cwd: Path) -> tuple[list[str], str]:
+    if flags.get("symbols") or flags.get("symbols_file"):
+        symbols = [normalize_symbol(s) for s in flags.get("symbols", ())]
+        if flags.get("symbols_file"):
+            symbols += read_symbols_file(_resolve(flags["symbols_file"], cwd))
+        return _dedupe(symbols), "command line"
+    universe = file_values.get("universe", {}) or {}
+    lists = universe.get("lists", {}) or {}
+    if flags.get("lists"):
+        symbols = []
+        for name in flags["lists"]:
+            if name not in lists:
+                known = ", ".join(sorted(lists)) or "none"
+                raise ConfigError(f"unknown list {name!r} (--list): the config file names {known}")
+            symbols += _list_symbols(lists[name], config_dir, f"[universe.lists] {name}")
+        return _dedupe(symbols), "lists " + ",".join(flags["lists"])
+    if env.get("STOCKPIPE_SYMBOLS") or env.get("STOCKPIPE_SYMBOLS_FILE"):
+        symbols = [normalize_symbol(s, "STOCKPIPE_SYMBOLS") for s in env.get("STOCKPIPE_SYMBOLS", "").split(",") if s.strip()]
+        if env.get("STOCKPIPE_SYMBOLS_FILE"):
+            symbols += read_symbols_file(_resolve(env["STOCKPIPE_SYMBOLS_FILE"], cwd))
+        return _dedupe(symbols), "environment"
+    symbols = [normalize_symbol(s, "[universe] symbols") for s in universe.get("symbols", [])]
+    for name in universe.get("files", []):
+        symbols += read_symbols_file(_resolve(name, config_dir))
+    for name, spec in lists.items():
+        symbols += _list_symbols(spec, config_dir, f"[universe.lists] {name}")
+    if symbols:
+        return _dedupe(symbols), "config file"
+    return list(DEFAULT_SYMBOLS), "default"
+
+
+def _list_symbols(spec: Any, config_dir: Path, where: str) -> list[str]:
+    """A named list is either an array of tickers or the path of a ticker file."""
+    if isinstance(spec, str):
+        return read_symbols_file(_resolve(spec, config_dir))
+    if isinstance(spec, list):
+        return [normalize_symbol(str(s), where) for s in spec]
+    raise ConfigError(f"{where} must be a list of tickers or a file name: fix the config file")
+
+
+def _dedupe(symbols: list[str]) -> list[str]:
+    return list(dict.fromkeys(symbols))
+
+
+def _build(values: dict[str, Any]) -> Settings:
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        kwargs[name] = _coerce(name, value)
+    settings = Settings(**kwargs)
+    if settings.log_format not in LOG_FORMATS:
+        raise ConfigError(f"log_format {settings.log_format!r} is not one of {', '.join(LOG_FORMATS)}: fix STOCKPIPE_LOG_FORMAT or --log-format")
+    if settings.history_days < 1:
+        raise ConfigError("history_days must be at least 1: fix STOCKPIPE_HISTORY_DAYS or the config file")
+    return settings
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if kind == "int":
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "bool":
+            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+        if kind == "str":
+            return str(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name} = {value!r} is not a valid {kind}: fix it in the config file or STOCKPIPE_{name.upper()}") from None
+    return value

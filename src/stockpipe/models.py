@@ -1,0 +1,150 @@
+"""Datasets (columns, keys, types) and the result objects stages hand to the renderer.
+
+Column types are written as short names, not pyarrow objects, so that importing this
+module (as `health-check` and `--help` do) costs nothing; `arrow_schema()` builds the
+pyarrow schema on demand.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+# (name, type). Types: date, float, int, str, ts (UTC timestamp, microseconds), json (str).
+PRICES_DAILY = (
+    ("symbol", "str"),
+    ("date", "date"),
+    ("open", "float"),
+    ("high", "float"),
+    ("low", "float"),
+    ("close", "float"),
+    ("adj_close", "float"),
+    ("volume", "int"),
+    ("provider", "str"),
+    ("fetched_at", "ts"),
+)
+CORPORATE_ACTIONS = (
+    ("symbol", "str"),
+    ("date", "date"),
+    ("kind", "str"),  # split | dividend
+    ("value", "float"),  # split: new shares per old share; dividend: cash per share
+    ("provider", "str"),
+    ("fetched_at", "ts"),
+)
+INDICATOR_COLUMNS = ("sma_20", "ema_12", "rsi_14")
+INDICATORS_DAILY = (
+    ("symbol", "str"),
+    ("date", "date"),
+    *((name, "float") for name in INDICATOR_COLUMNS),
+    ("computed_at", "ts"),
+)
+REJECTS = (
+    ("run_id", "str"),
+    ("symbol", "str"),
+    ("date", "str"),  # as the provider sent it: it may not even be a date
+    ("reason", "str"),
+    ("raw", "json"),
+    ("provider", "str"),
+    ("rejected_at", "ts"),
+)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset held in the lake and loaded into the warehouse table of the same name."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+    # Columns that do not make a row "different" when a re-fetch restates it.
+    volatile: tuple[str, ...] = ()
+
+    @property
+    def column_names(self) -> list[str]:
+        return [name for name, _ in self.columns]
+
+    @property
+    def value_columns(self) -> list[str]:
+        return [n for n in self.column_names if n not in self.key and n not in self.volatile]
+
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d
+    for d in (
+        Dataset("prices_daily", PRICES_DAILY, ("symbol", "date"), ("fetched_at",)),
+        Dataset("corporate_actions", CORPORATE_ACTIONS, ("symbol", "date", "kind"), ("fetched_at",)),
+        Dataset("indicators_daily", INDICATORS_DAILY, ("symbol", "date"), ("computed_at",)),
+        Dataset("rejects", REJECTS, ("run_id", "symbol", "date", "reason"), ("rejected_at",)),
+    )
+}
+
+
+def arrow_schema(dataset: Dataset):  # -> pyarrow.Schema (imported late on purpose)
+    """The pyarrow schema of a dataset."""
+    import pyarrow as pa
+
+    types = {
+        "str": pa.string(),
+        "date": pa.date32(),
+        "float": pa.float64(),
+        "int": pa.int64(),
+        "ts": pa.timestamp("us", tz="UTC"),
+        "json": pa.string(),
+    }
+    return pa.schema([(name, types[kind]) for name, kind in dataset.columns])
+
+
+# ---------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class SymbolOutcome:
+    """What one stage did for one symbol; one `run_events` row."""
+
+    symbol: str
+    stage: str
+    status: str  # ok | no_data | throttled | failed | skipped
+    rows: int = 0
+    api_calls: int = 0
+    message: str = ""
+    provider: str = ""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of `validate`, `quality-check` or `health-check`."""
+
+    name: str
+    ok: bool
+    detail: str
+    severity: str = "error"  # error | warn
+    symbol: str = ""
+    observed: float | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class StageResult:
+    """The result of one stage (a subcommand, or a link of `run`)."""
+
+    stage: str
+    exit_code: int
+    counts: dict[str, int] = field(default_factory=dict)
+    outcomes: tuple[SymbolOutcome, ...] = ()
+    checks: tuple[Check, ...] = ()
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a subcommand returns to the CLI: one run, its stages, its exit code."""
+
+    command: str
+    run_id: str
+    exit_code: int
+    stages: tuple[StageResult, ...]
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    message: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,236 @@
+"""The pipeline library: the only module that joins I/O and the pure stages.
+
+Every subcommand is one function here taking `Settings` and returning a `CommandResult`;
+`run` is only the chain validate -> fetch -> transform -> load -> quality-check. Each stage
+saves its output (lake files, warehouse rows, symbol_state) before the next starts, so a
+run interrupted anywhere and started again resumes from what is saved:
+
+- fetch advances `symbol_state.last_date` only after the bars are in the lake;
+- transform clears `needs_reprocess` only after the indicators are in the lake;
+- load sets `loaded_version` in the same transaction as the upsert.
+
+    from stockpipe import pipeline
+    from stockpipe.config import load_settings
+    result = pipeline.run(load_settings({"provider": "demo"}))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+from . import calendars
+from .config import Settings
+from .errors import ExitCode, HealthCode, StockpipeError
+from .models import Check, CommandResult, StageResult
+from .storage import warehouse
+
+log = logging.getLogger("stockpipe")
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+Clock = Callable[[], dt.datetime]
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    pass
+
+
+@dataclass
+class Context:
+    """What one invocation shares between its stages."""
+
+    settings: Settings
+    engine: Any
+    run_id: str
+    now: dt.datetime
+    progress: Progress
+    clock: Clock
+
+    @property
+    def latest_session(self) -> dt.date:
+        return calendars.latest_closed_session(self.now)
+
+
+# ------------------------------------------------------------------------ commands
+
+
+def validate(settings: Settings, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Check configuration, credentials, data directory, database and symbols."""
+    from . import checks
+
+    now = clock()
+    result = checks.validate(settings)
+    return CommandResult("validate", "", result.exit_code, (result,), now, clock())
+
+
+def fetch(settings: Settings, start: dt.date | None = None, end: dt.date | None = None,
+          progress: Progress = _no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Fetch what each symbol lacks into the lake."""
+    from .steps import fetch_stage
+
+    args = {"start": start, "end": end, "symbols": len(settings.symbols)}
+    with _recorded(settings, "fetch", args, progress, clock) as ctx:
+        stage = fetch_stage(ctx, start, end)
+        return _finish(ctx, "fetch", (stage,), stage.exit_code)
+
+
+def transform(settings: Settings, progress: Progress = _no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Compute indicators for every symbol whose prices changed."""
+    from .steps import transform_stage
+
+    with _recorded(settings, "transform", {}, progress, clock) as ctx:
+        stage = transform_stage(ctx)
+        return _finish(ctx, "transform", (stage,), stage.exit_code)
+
+
+def load(settings: Settings, progress: Progress = _no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Upsert what changed in the lake into the warehouse."""
+    from .steps import load_stage
+
+    with _recorded(settings, "load", {}, progress, clock) as ctx:
+        stage = load_stage(ctx)
+        return _finish(ctx, "load", (stage,), stage.exit_code)
+
+
+def quality_check(settings: Settings, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Run the quality rules on the warehouse and store their results."""
+    from .steps import quality_stage
+
+    with _recorded(settings, "quality-check", {"symbols": len(settings.symbols)}, _no_progress, clock) as ctx:
+        stage = quality_stage(ctx)
+        return _finish(ctx, "quality-check", (stage,), stage.exit_code)
+
+
+def run(settings: Settings, start: dt.date | None = None, end: dt.date | None = None,
+        progress: Progress = _no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
+    """validate -> fetch -> transform -> load -> quality-check, resuming from what is saved.
+
+    Exit code: validate's when it fails; else quality's (6) when an error rule fails;
+    else fetch's when it is a failure (partial, bad input, ...); else 99 when nothing was
+    planned or written; else 0.
+    """
+    from . import checks
+    from .steps import fetch_stage, load_stage, quality_stage, transform_stage
+
+    started = clock()
+    open_warehouse(settings)  # a fresh machine's database is migrated before it is checked
+    checked = checks.validate(settings)
+    if checked.exit_code != ExitCode.OK:
+        return CommandResult("run", "", checked.exit_code, (checked,), started, clock(),
+                             message=checked.message)
+    args = {"start": start, "end": end, "symbols": len(settings.symbols)}
+    with _recorded(settings, "run", args, progress, clock) as ctx:
+        fetched = fetch_stage(ctx, start, end)
+        stages = (checked, fetched, transform_stage(ctx), load_stage(ctx))
+        quality = quality_stage(ctx)
+        stages += (quality,)
+        return _finish(ctx, "run", stages, _run_exit_code(fetched, stages[2:4], quality))
+
+
+def _run_exit_code(fetched: StageResult, middle: tuple[StageResult, ...], quality: StageResult) -> int:
+    if quality.exit_code != ExitCode.OK:
+        return quality.exit_code
+    if fetched.exit_code not in (ExitCode.OK, ExitCode.NOTHING_TO_DO):
+        return fetched.exit_code
+    wrote = any(s.counts.get("rows_written", 0) for s in middle)
+    return ExitCode.NOTHING_TO_DO if fetched.exit_code == ExitCode.NOTHING_TO_DO and not wrote else ExitCode.OK
+
+
+def health_check(settings: Settings, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Database, migrations, last successful run, lake: fast, without pandas or pyarrow."""
+    from . import checks
+
+    now = clock()
+    found = checks.health(settings, now)
+    worst = max((_health_level(c) for c in found), default=HealthCode.OK)
+    stage = StageResult("health-check", worst, checks=tuple(found))
+    return CommandResult("health-check", "", worst, (stage,), now, clock())
+
+
+def _health_level(check: Check) -> HealthCode:
+    if check.ok:
+        return HealthCode.OK
+    return HealthCode.CRITICAL if check.severity == "error" else HealthCode.WARNING
+
+
+def db_upgrade(settings: Settings, revision: str = "head", clock: Clock = calendars.utcnow) -> CommandResult:
+    """Migrate the warehouse to `revision` (default: the newest)."""
+    started = clock()
+    engine = _engine(settings)
+    before = warehouse.current_revision(engine)
+    warehouse.upgrade(engine, revision)
+    after = warehouse.current_revision(engine)
+    message = f"database at {after}" + ("" if before == after else f" (was {before or 'empty'})")
+    return CommandResult("db upgrade", "", ExitCode.OK, (), started, clock(), message,
+                         {"before": before, "after": after})
+
+
+def db_current(settings: Settings, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Report the database's revision and the newest one the package ships."""
+    started = clock()
+    current, head = warehouse.current_revision(_engine(settings)), warehouse.head_revision()
+    state = "current" if current == head else "behind: run `stockpipe db upgrade`"
+    return CommandResult("db current", "", ExitCode.OK, (), started, clock(),
+                         f"database at {current or 'empty'}, newest {head} ({state})",
+                         {"current": current, "head": head})
+
+
+# ----------------------------------------------------------------------- plumbing
+
+
+def _engine(settings: Settings):
+    engine = warehouse.create(settings.database_url)
+    warehouse.check_reachable(engine)
+    return engine
+
+
+def open_warehouse(settings: Settings):
+    """A reachable engine at the newest migration (migrating it when `auto_migrate`)."""
+    engine = _engine(settings)
+    if settings.auto_migrate and warehouse.current_revision(engine) != warehouse.head_revision():
+        warehouse.upgrade(engine)
+    return engine
+
+
+@contextmanager
+def _recorded(settings: Settings, command: str, args: dict[str, Any], progress: Progress,
+              clock: Clock) -> Iterator[Context]:
+    """Lock the data directory and record the invocation in pipeline_runs."""
+    from .storage import lock, state
+
+    engine = open_warehouse(settings)
+    with lock.hold(settings.data_dir, command):
+        now = clock()
+        ctx = Context(settings, engine, state.new_run_id(now), now, progress, clock)
+        with engine.begin() as conn:
+            state.start_run(conn, ctx.run_id, command, args, settings.provider, now)
+        try:
+            yield ctx
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            code = getattr(exc, "exit_code", ExitCode.INTERRUPTED if status == "interrupted" else ExitCode.BUG)
+            with engine.begin() as conn:
+                state.finish_run(conn, ctx.run_id, status, int(code), {}, _safe_message(exc), clock())
+            raise
+
+
+def _safe_message(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, StockpipeError) else type(exc).__name__
+
+
+def _finish(ctx: Context, command: str, stages: tuple[StageResult, ...], exit_code: int) -> CommandResult:
+    from .storage import state
+
+    counts: dict[str, int] = {}
+    for stage in stages:
+        for key, value in stage.counts.items():
+            counts[key] = counts.get(key, 0) + value
+    status = "ok" if exit_code in (ExitCode.OK, ExitCode.NOTHING_TO_DO) else "failed"
+    message = next((s.message for s in stages if s.message and s.exit_code not in (0, 99)), "")
+    finished = ctx.clock()
+    with ctx.engine.begin() as conn:
+        state.finish_run(conn, ctx.run_id, status, int(exit_code), counts, message or None, finished)
+    return CommandResult(command, ctx.run_id, int(exit_code), stages, ctx.now, finished, message)

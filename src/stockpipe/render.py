@@ -1,0 +1,149 @@
+"""The only module that prints results: rich tables for people, plain lines for pipes,
+one stable JSON document (`--json`) for scripts.
+
+stdout carries the result and nothing else; logs and errors go to stderr.
+
+JSON shape (`"schema": "stockpipe.result/1"`; fields are only ever added):
+    command, run_id, exit_code, exit_name, message, started_at, finished_at,
+    counts   {name: int, summed over stages},
+    stages   [{stage, exit_code, counts, message}],
+    symbols  [{symbol, stage, status, rows, api_calls, provider, message}],
+    checks   [{stage, name, ok, severity, symbol, detail, observed, threshold}]
+             (every check of validate/health-check; only the failures of quality-check),
+    plus command-specific fields (db upgrade: before/after; db current: current/head).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from dataclasses import asdict
+from typing import Any, Callable, Iterator
+
+from .errors import ExitCode, HealthCode
+from .models import CommandResult
+
+SCHEMA = "stockpipe.result/1"
+
+
+def exit_name(command: str, code: int) -> str:
+    enum = HealthCode if command == "health-check" else ExitCode
+    try:
+        return enum(code).name.lower()
+    except ValueError:
+        return "unknown"
+
+
+def to_document(result: CommandResult) -> dict[str, Any]:
+    """The `--json` document of a result."""
+    counts: dict[str, int] = {}
+    for stage in result.stages:
+        for key, value in stage.counts.items():
+            counts[key] = counts.get(key, 0) + int(value)
+    return {
+        "schema": SCHEMA,
+        "command": result.command,
+        "run_id": result.run_id or None,
+        "exit_code": int(result.exit_code),
+        "exit_name": exit_name(result.command, result.exit_code),
+        "message": result.message,
+        "started_at": result.started_at.isoformat(),
+        "finished_at": result.finished_at.isoformat(),
+        "counts": counts,
+        "stages": [{"stage": s.stage, "exit_code": int(s.exit_code), "counts": dict(s.counts), "message": s.message}
+                   for s in result.stages],
+        "symbols": [asdict(o) for s in result.stages for o in s.outcomes],
+        "checks": [{"stage": s.stage, **asdict(c)} for s in result.stages for c in s.checks
+                   if s.stage != "quality-check" or not c.ok],
+        **result.extra,
+    }
+
+
+def emit(result: CommandResult, as_json: bool) -> None:
+    """Print a result to stdout."""
+    if as_json:
+        sys.stdout.write(json.dumps(to_document(result), sort_keys=False, default=str) + "\n")
+    elif sys.stdout.isatty():
+        _rich(result)
+    else:
+        _plain(result)
+
+
+def emit_error(command: str, message: str, code: int, as_json: bool) -> None:
+    """One line on stderr; with --json also the error document on stdout."""
+    sys.stderr.write(f"stockpipe {command}: error: {message}\n")
+    if as_json:
+        doc = {"schema": SCHEMA, "command": command, "exit_code": int(code),
+               "exit_name": exit_name(command, code), "error": message}
+        sys.stdout.write(json.dumps(doc) + "\n")
+
+
+def _plain(result: CommandResult) -> None:
+    out = sys.stdout
+    for stage in result.stages:
+        counts = " ".join(f"{k}={v}" for k, v in stage.counts.items())
+        out.write(f"{stage.stage}: {exit_name(result.command, stage.exit_code)} {counts}".rstrip() + "\n")
+        for outcome in stage.outcomes:
+            if outcome.status not in ("ok",):
+                out.write(f"  {outcome.symbol}: {outcome.status} {outcome.message}".rstrip() + "\n")
+        for check in stage.checks:
+            if stage.stage != "quality-check" or not check.ok:
+                mark = "ok" if check.ok else ("FAIL" if check.severity == "error" else "WARN")
+                who = f" {check.symbol}" if check.symbol else ""
+                out.write(f"  [{mark}] {check.name}{who}: {check.detail}\n")
+    if result.message:
+        out.write(f"{result.message}\n")
+    run = f" run {result.run_id}" if result.run_id else ""
+    out.write(f"{result.command}{run}: {exit_name(result.command, result.exit_code)} (exit {result.exit_code})\n")
+
+
+def _rich(result: CommandResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for stage in result.stages:
+        table = Table(title=f"{stage.stage}: {exit_name(result.command, stage.exit_code)}", title_justify="left")
+        if stage.checks:
+            for column in ("check", "symbol", "result", "detail"):
+                table.add_column(column)
+            for check in stage.checks:
+                if stage.stage != "quality-check" or not check.ok:
+                    style = "green" if check.ok else ("red" if check.severity == "error" else "yellow")
+                    verdict = "ok" if check.ok else ("fail" if check.severity == "error" else "warn")
+                    table.add_row(check.name, check.symbol, f"[{style}]{verdict}[/]", check.detail)
+        if stage.counts:
+            summary = Table.grid(padding=(0, 2))
+            for key, value in stage.counts.items():
+                summary.add_row(key, str(value))
+            console.print(table if stage.checks else f"[bold]{stage.stage}[/]: {exit_name(result.command, stage.exit_code)}")
+            console.print(summary)
+        elif stage.checks:
+            console.print(table)
+        failed = [o for o in stage.outcomes if o.status not in ("ok",)]
+        for outcome in failed:
+            console.print(f"  [yellow]{outcome.symbol}[/]: {outcome.status} {outcome.message}")
+    if result.message:
+        console.print(result.message)
+    run = f" run {result.run_id}" if result.run_id else ""
+    console.print(f"[bold]{result.command}{run}[/]: {exit_name(result.command, result.exit_code)} (exit {result.exit_code})")
+
+
+@contextmanager
+def progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback: a rich bar on stderr when it is a terminal, else nothing."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda stage, done, total: None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    bars: dict[str, Any] = {}
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in bars:
+                bars[stage] = bar.add_task(stage, total=total)
+            bar.update(bars[stage], completed=min(done, total), total=total)
+
+        yield update

@@ -1,0 +1,1 @@
+"""Pure stages: functions on data. They never open files, sockets or engines."""

@@ -1,0 +1,215 @@
+"""SMA, EMA and Wilder RSI for many symbols at once, equal to TA-Lib after its warm-up.
+
+TA-Lib is the reference users compare with (PERFORMANCE.md section 4), so every value
+follows its conventions: the same warm-up (NaN) bars, the same seeds, the same order of
+floating-point operations in the recursions.
+
+No loop runs per symbol. Rows are sorted by (symbol, date) and, for the recursive
+indicators, copied into a *time-major ragged* buffer: bar 0 of every symbol, then bar 1
+of every symbol that has one, and so on, with symbols ranked longest first. Bar t is then
+one contiguous slice whose first entries are the same symbols as bar t-1's, so EMA and RSI
+are one Python loop over the time axis (as many steps as the longest history), each step
+a few numpy operations over all symbols, and no padding is stored or computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from stockpipe.models import INDICATOR_COLUMNS
+
+# Moving sums restart every this many rows so that rounding error stays that of a
+# 64-value sum, however long the history (a plain cumsum drifts with its length).
+_SUM_BLOCK = 64
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each row sits, once sorted, and in the time-major buffer."""
+
+    order: np.ndarray  # input positions in (symbol, date) order
+    pos: np.ndarray  # bar number of each sorted row within its symbol
+    slot: np.ndarray  # index of each sorted row in the time-major buffer
+    active: np.ndarray  # active[t]: how many symbols have a bar t
+    start: np.ndarray  # start[t]: where bar t begins in the time-major buffer
+
+
+def compute_indicators(
+    prices: pd.DataFrame, *, sma: int = 20, ema: int = 12, rsi: int = 14
+) -> pd.DataFrame:
+    """Compute sma_20, ema_12 and rsi_14 on close for every symbol, as TA-Lib does.
+
+    Args:
+        prices: columns symbol, date and close (finite floats) at least, any row order,
+            each symbol's whole history (a recursion starts at a symbol's first bar).
+        sma: SMA period; the output column keeps its name `sma_20` whatever the period.
+        ema: EMA period, seeded with the SMA of the first `ema` closes.
+        rsi: Wilder RSI period.
+
+    Returns:
+        One row per input row, sorted by (symbol, date): symbol, date, then
+        models.INDICATOR_COLUMNS as float64, NaN on TA-Lib's warm-up bars.
+
+    Raises:
+        ValueError: a period below 2 (TA-Lib's minimum) or a missing column.
+    """
+    _check_input(prices, (sma, ema, rsi))
+    layout, symbols = _build_layout(prices)
+    close = prices["close"].to_numpy(dtype=np.float64)[layout.order]
+    by_bar = _to_time_major(close, layout)
+    values = (_sma(close, layout, sma), _ema(by_bar, layout, ema), _rsi(by_bar, layout, rsi))
+    # Taking symbols from the few uniques is ~5x faster than taking the string column.
+    columns = {"symbol": symbols, "date": prices["date"].array.take(layout.order)}
+    return pd.DataFrame({**columns, **dict(zip(INDICATOR_COLUMNS, values))}, copy=False)
+
+
+def _check_input(prices: pd.DataFrame, periods: tuple[int, ...]) -> None:
+    """Reject what TA-Lib would reject, with the fix in the message."""
+    missing = {"symbol", "date", "close"} - set(prices.columns)
+    if missing:
+        raise ValueError(f"compute_indicators needs columns {sorted(missing)}: add them")
+    if min(periods) < 2:
+        raise ValueError(f"indicator periods must be >= 2 (TA-Lib's minimum), got {periods}")
+
+
+def _build_layout(prices: pd.DataFrame) -> tuple[_Layout, pd.Index]:
+    """Sort rows by (symbol, date) and place them in the time-major buffer.
+
+    Returns:
+        The layout, and the symbol of each sorted row.
+    """
+    codes, symbols = pd.factorize(prices["symbol"], sort=True)
+    order = _sort_order(codes, pd.DatetimeIndex(prices["date"]).asi8)
+    codes = codes[order]
+    counts = np.bincount(codes)
+    pos = np.arange(len(codes)) - np.repeat(np.cumsum(counts) - counts, counts)
+    # Longest symbols first, so the symbols with a bar t are a prefix of those with t-1.
+    rank = np.empty(len(counts), dtype=np.int64)
+    rank[np.argsort(-counts, kind="stable")] = np.arange(len(counts))
+    ends = np.bincount(counts, minlength=counts.max(initial=0) + 1)
+    active = len(counts) - np.cumsum(ends)[:-1]
+    start = np.concatenate(([0], np.cumsum(active)))
+    return _Layout(order, pos, start[pos] + rank[codes], active, start), symbols.take(codes)
+
+
+def _sort_order(codes: np.ndarray, dates: np.ndarray) -> np.ndarray:
+    """Positions in (symbol, date) order; duplicate (symbol, date) rows in no set order.
+
+    Args:
+        codes: symbol codes, numbered in symbol order.
+        dates: dates as int64.
+    """
+    steps = np.diff(codes)
+    if np.all((steps > 0) | ((steps == 0) & (dates[1:] >= dates[:-1]))):
+        return np.arange(len(codes))  # the lake's own order: no sort needed
+    # One int64 key sorts ~10x faster than np.lexsort. Dense date ranks keep it small:
+    # codes and ranks are each below len(codes), so the product cannot overflow.
+    ranks, _ = pd.factorize(dates, sort=True)
+    return np.argsort(codes.astype(np.int64) * (ranks.max() + 1) + ranks)
+
+
+def _to_time_major(values: np.ndarray, layout: _Layout) -> np.ndarray:
+    """Copy the sorted rows into the time-major buffer."""
+    buffer = np.empty_like(values)
+    buffer[layout.slot] = values
+    return buffer
+
+
+def _bar(layout: _Layout, t: int, width: int) -> slice:
+    """The buffer slice of bar t restricted to the first `width` symbols."""
+    return slice(layout.start[t], layout.start[t] + width)
+
+
+def _seed_mean(buffer: np.ndarray, layout: _Layout, first: int, last: int) -> np.ndarray:
+    """Mean of bars first..last for the symbols that reach `last`, summed in TA-Lib's order."""
+    width = layout.active[last]
+    total = buffer[_bar(layout, first, width)].copy()
+    for t in range(first + 1, last + 1):
+        total += buffer[_bar(layout, t, width)]
+    return total / (last - first + 1)
+
+
+def _moving_sum(values: np.ndarray, n: int) -> np.ndarray:
+    """Sum of each value and the n-1 before it, restarting the running sum every block.
+
+    Windows that cross a block edge add the previous block's suffix sum (its total minus
+    a prefix), so no running sum ever spans more than two blocks.
+    """
+    block = max(_SUM_BLOCK, n)
+    padded = np.zeros(-(-len(values) // block) * block)
+    padded[: len(values)] = values
+    prefix = np.cumsum(padded.reshape(-1, block), axis=1)
+    sums = prefix.copy()
+    sums[:, n:] -= prefix[:, :-n]
+    sums[1:, :n] += prefix[:-1, -1:] - prefix[:-1, block - n :]
+    return sums.ravel()[: len(values)]
+
+
+def _sma(close: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
+    """TA-Lib SMA: first value at bar n-1."""
+    # Sorted rows keep each symbol contiguous; windows reaching into the previous symbol
+    # are exactly the warm-up bars, masked here.
+    out = _moving_sum(close, n)
+    out /= n
+    out[layout.pos < n - 1] = np.nan
+    return out
+
+
+def _ema(by_bar: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
+    """TA-Lib EMA: SMA of the first n closes at bar n-1, then prev + k*(x - prev)."""
+    out = np.full_like(by_bar, np.nan)
+    if len(layout.active) >= n:
+        out[_bar(layout, n - 1, layout.active[n - 1])] = _seed_mean(by_bar, layout, 0, n - 1)
+    k = 2.0 / (n + 1)
+    for t in range(n, len(layout.active)):
+        width = layout.active[t]
+        prev, cur = out[_bar(layout, t - 1, width)], out[_bar(layout, t, width)]
+        np.subtract(by_bar[_bar(layout, t, width)], prev, out=cur)
+        cur *= k
+        cur += prev
+    return out[layout.slot]
+
+
+def _rsi(by_bar: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
+    """TA-Lib RSI: Wilder averages seeded with the mean of bars 1..n, first value at bar n."""
+    if len(layout.active) <= n:
+        return np.full(len(by_bar), np.nan)
+    avg = _gains_losses(by_bar, layout)
+    avg[_bar(layout, n, layout.active[n])] = _seed_mean(avg, layout, 1, n)
+    scratch = np.empty((layout.active[0], 2))
+    for t in range(n + 1, len(layout.active)):
+        width = layout.active[t]
+        cur, part = avg[_bar(layout, t, width)], scratch[:width]
+        # TA-Lib's order: (prev * (n-1) + current) / n, gain and loss side by side.
+        np.multiply(avg[_bar(layout, t - 1, width)], n - 1, out=part)
+        np.add(part, cur, out=cur)
+        cur /= n
+    return _rsi_from_averages(avg, layout, n)
+
+
+def _gains_losses(by_bar: np.ndarray, layout: _Layout) -> np.ndarray:
+    """(gain, loss) of each bar against the bar before, time-major; zeros on bar 0."""
+    diff = np.zeros_like(by_bar)
+    for t in range(1, len(layout.active)):
+        width = layout.active[t]
+        now = _bar(layout, t, width)
+        np.subtract(by_bar[now], by_bar[_bar(layout, t - 1, width)], out=diff[now])
+    pairs = np.empty((len(diff), 2))
+    np.maximum(diff, 0.0, out=pairs[:, 0])
+    np.negative(diff, out=pairs[:, 1])
+    np.maximum(pairs[:, 1], 0.0, out=pairs[:, 1])
+    return pairs
+
+
+def _rsi_from_averages(avg: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
+    """100 * gain / (gain + loss), 0 where both are exactly 0 (TA-Lib on a flat series)."""
+    first = layout.start[n]  # bars before n are warm-up, NaN
+    gain, total = avg[first:, 0], avg[first:, 0] + avg[first:, 1]
+    ratio = np.zeros_like(total)
+    np.divide(gain, total, out=ratio, where=total != 0.0)
+    out = np.full(len(avg), np.nan)
+    np.multiply(ratio, 100.0, out=out[first:])
+    return out[layout.slot]

@@ -1,0 +1,1 @@
+"""I/O to the Parquet lake and the SQL warehouse."""

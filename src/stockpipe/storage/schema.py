@@ -1,0 +1,138 @@
+"""Warehouse tables (SQLAlchemy Core): the target of the alembic migrations.
+
+A test checks that the migrations produce exactly these tables, so the two never drift.
+Price tables are WITHOUT ROWID on SQLite: the primary key is the storage order.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+_SYMBOL = sa.String(32)
+_NO_ROWID = {"sqlite_with_rowid": False}
+
+
+def _ts(name: str, nullable: bool = True) -> sa.Column:
+    return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
+
+
+prices_daily = sa.Table(
+    "prices_daily", metadata,
+    sa.Column("symbol", _SYMBOL, primary_key=True),
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("open", sa.Double, nullable=False),
+    sa.Column("high", sa.Double, nullable=False),
+    sa.Column("low", sa.Double, nullable=False),
+    sa.Column("close", sa.Double, nullable=False),
+    sa.Column("adj_close", sa.Double),
+    sa.Column("volume", sa.BigInteger, nullable=False),
+    sa.Column("provider", sa.String(32), nullable=False),
+    _ts("fetched_at", nullable=False),
+    **_NO_ROWID,
+)
+
+corporate_actions = sa.Table(
+    "corporate_actions", metadata,
+    sa.Column("symbol", _SYMBOL, primary_key=True),
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("value", sa.Double, nullable=False),
+    sa.Column("provider", sa.String(32), nullable=False),
+    _ts("fetched_at", nullable=False),
+    **_NO_ROWID,
+)
+
+indicators_daily = sa.Table(
+    "indicators_daily", metadata,
+    sa.Column("symbol", _SYMBOL, primary_key=True),
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("sma_20", sa.Double),
+    sa.Column("ema_12", sa.Double),
+    sa.Column("rsi_14", sa.Double),
+    _ts("computed_at", nullable=False),
+    **_NO_ROWID,
+)
+
+rejects = sa.Table(
+    "rejects", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("symbol", _SYMBOL, primary_key=True),
+    sa.Column("date", sa.String(32), primary_key=True),
+    sa.Column("reason", sa.String(64), primary_key=True),
+    sa.Column("raw", sa.Text, nullable=False),
+    sa.Column("provider", sa.String(32), nullable=False),
+    _ts("rejected_at", nullable=False),
+    **_NO_ROWID,
+)
+
+pipeline_runs = sa.Table(
+    "pipeline_runs", metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("command", sa.String(32), nullable=False),
+    sa.Column("arguments", sa.Text, nullable=False),
+    sa.Column("provider", sa.String(32)),
+    sa.Column("shard", sa.String(16)),
+    _ts("started_at", nullable=False),
+    _ts("finished_at"),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("planned", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("ok", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("skipped", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_fetched", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_rejected", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("rows_loaded", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("api_calls", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text),
+)
+
+symbol_state = sa.Table(
+    "symbol_state", metadata,
+    sa.Column("symbol", _SYMBOL, primary_key=True),
+    sa.Column("dataset", sa.String(32), primary_key=True),
+    sa.Column("first_date", sa.Date),
+    sa.Column("last_date", sa.Date),
+    _ts("last_attempt_at"),
+    _ts("last_success_at"),
+    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_error", sa.Text),
+    sa.Column("needs_reprocess", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The lake's rows for (symbol, dataset) changed `lake_version` times; the warehouse
+    # holds them as of `loaded_version`. load takes the symbols where the two differ.
+    sa.Column("lake_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("loaded_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("provider", sa.String(32)),
+)
+
+run_events = sa.Table(
+    "run_events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("symbol", _SYMBOL, nullable=False),
+    sa.Column("stage", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("rows", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("api_calls", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("provider", sa.String(32)),
+    sa.Column("message", sa.Text),
+    _ts("created_at", nullable=False),
+)
+
+quality_results = sa.Table(
+    "quality_results", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
+    sa.Column("check_name", sa.String(48), nullable=False),
+    sa.Column("symbol", _SYMBOL, nullable=False),
+    sa.Column("severity", sa.String(8), nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("observed", sa.Double),
+    sa.Column("threshold", sa.Double),
+    sa.Column("detail", sa.Text),
+    _ts("checked_at", nullable=False),
+)
+
+DATA_TABLES = {t.name: t for t in (prices_daily, corporate_actions, indicators_daily, rejects)}

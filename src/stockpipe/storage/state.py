@@ -1,0 +1,159 @@
+"""Run metadata in the warehouse: pipeline_runs, symbol_state, run_events, quality_results.
+
+Planning reads `symbol_state`, never the price tables. Every function takes an open
+connection, so the caller decides the transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ..models import Check, SymbolOutcome
+from . import schema
+
+_CHUNK = 500  # symbols per IN (...) list: far below every driver's parameter limit
+
+
+def new_run_id(now: dt.datetime) -> str:
+    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _insert(conn: Connection):
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+# ------------------------------------------------------------------- pipeline_runs
+
+
+def start_run(conn: Connection, run_id: str, command: str, arguments: Mapping[str, Any],
+              provider: str | None, now: dt.datetime) -> None:
+    conn.execute(schema.pipeline_runs.insert().values(
+        run_id=run_id, command=command, arguments=json.dumps(arguments, sort_keys=True, default=str),
+        provider=provider, started_at=now, status="running",
+    ))
+
+
+def finish_run(conn: Connection, run_id: str, status: str, exit_code: int, counts: Mapping[str, int],
+               error: str | None, now: dt.datetime) -> None:
+    columns = {c.name for c in schema.pipeline_runs.columns}
+    values = {k: int(v) for k, v in counts.items() if k in columns}
+    conn.execute(schema.pipeline_runs.update().where(schema.pipeline_runs.c.run_id == run_id).values(
+        status=status, exit_code=exit_code, finished_at=now, error=error, **values,
+    ))
+
+
+def last_successful_run(conn: Connection) -> dt.datetime | None:
+    runs = schema.pipeline_runs
+    value = conn.execute(sa.select(sa.func.max(runs.c.finished_at)).where(
+        runs.c.status == "ok", runs.c.command.in_(("run", "fetch")))).scalar()
+    if isinstance(value, str):  # SQLite returns text from an aggregate
+        value = dt.datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+# ------------------------------------------------------------------- symbol_state
+
+
+def read_states(conn: Connection, dataset: str, symbols: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """symbol -> its symbol_state row (as a dict) for `dataset`; absent symbols are new."""
+    state = schema.symbol_state
+    out: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(list(symbols)):
+        query = sa.select(state).where(state.c.dataset == dataset, state.c.symbol.in_(chunk))
+        out.update({row.symbol: dict(row._mapping) for row in conn.execute(query)})
+    return out
+
+
+def save_states(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Upsert symbol_state rows; each row names symbol, dataset and the columns it sets."""
+    by_columns: dict[tuple[str, ...], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_columns.setdefault(tuple(sorted(row)), []).append(row)
+    insert = _insert(conn)
+    for columns, group in by_columns.items():
+        stmt = insert(schema.symbol_state)
+        updates = {c: stmt.excluded[c] for c in columns if c not in ("symbol", "dataset")}
+        conn.execute(stmt.on_conflict_do_update(index_elements=["symbol", "dataset"], set_=updates), group)
+
+
+def bump_versions(conn: Connection, dataset: str, symbols: Iterable[str]) -> None:
+    """Record that the lake's rows of `dataset` changed for `symbols`."""
+    symbols = sorted(set(symbols))
+    existing = read_states(conn, dataset, symbols)
+    rows = [{"symbol": s, "dataset": dataset, "lake_version": existing.get(s, {}).get("lake_version", 0) + 1}
+            for s in symbols]
+    save_states(conn, rows)
+
+
+def symbols_where(conn: Connection, dataset: str, condition: str) -> list[str]:
+    """Symbols of `dataset` that need work: condition is "unloaded" or "reprocess"."""
+    state = schema.symbol_state
+    where = (state.c.lake_version != state.c.loaded_version if condition == "unloaded"
+             else state.c.needs_reprocess.is_(True))
+    query = sa.select(state.c.symbol).where(state.c.dataset == dataset, where).order_by(state.c.symbol)
+    return list(conn.execute(query).scalars())
+
+
+# ------------------------------------------------------------ events and quality
+
+
+def record_events(conn: Connection, run_id: str, outcomes: Sequence[SymbolOutcome], now: dt.datetime) -> None:
+    if not outcomes:
+        return
+    conn.execute(schema.run_events.insert(), [
+        {"run_id": run_id, "symbol": o.symbol, "stage": o.stage, "status": o.status, "rows": o.rows,
+         "api_calls": o.api_calls, "provider": o.provider or None, "message": o.message or None, "created_at": now}
+        for o in outcomes
+    ])
+
+
+def record_quality(conn: Connection, run_id: str, checks: Sequence[Check], now: dt.datetime) -> None:
+    if not checks:
+        return
+    conn.execute(schema.quality_results.insert(), [
+        {"run_id": run_id, "check_name": c.name, "symbol": c.symbol or "*", "severity": c.severity,
+         "passed": c.ok, "observed": c.observed, "threshold": c.threshold, "detail": c.detail, "checked_at": now}
+        for c in checks
+    ])
+
+
+def quality_stats(conn: Connection, symbols: Sequence[str] | None) -> list[dict[str, Any]]:
+    """Per-symbol counts the quality rules judge, computed in the database (None = every symbol)."""
+    p = schema.prices_daily
+    bad = lambda cond: sa.func.sum(sa.case((cond, 1), else_=0))  # noqa: E731 - a local SQL shorthand
+    query = sa.select(
+        p.c.symbol,
+        sa.func.count().label("rows"),
+        bad((p.c.open <= 0) | (p.c.high <= 0) | (p.c.low <= 0) | (p.c.close <= 0)).label("price_positive"),
+        bad(p.c.volume < 0).label("volume_non_negative"),
+        bad((p.c.high < p.c.open) | (p.c.high < p.c.close)).label("high_encloses"),
+        bad((p.c.low > p.c.open) | (p.c.low > p.c.close)).label("low_encloses"),
+        (sa.func.count() - sa.func.count(sa.distinct(p.c.date))).label("duplicate_keys"),
+        sa.func.max(p.c.date).label("last_date"),
+    ).group_by(p.c.symbol)
+    if symbols is None:
+        out = [dict(r._mapping) for r in conn.execute(query)]
+    else:
+        out = [dict(r._mapping) for chunk in _chunks(list(symbols))
+               for r in conn.execute(query.where(p.c.symbol.in_(chunk)))]
+    for row in out:
+        if isinstance(row["last_date"], str):
+            row["last_date"] = dt.date.fromisoformat(row["last_date"])
+    return out

@@ -1,0 +1,209 @@
+"""The SQL warehouse: engine, migrations, and the dialect-aware bulk upsert.
+
+SQLite (the embedded default) and PostgreSQL share one schema and one alembic history.
+Upserts write only rows whose values differ from what the table holds, so loading the
+same lake twice writes nothing:
+- SQLite: `INSERT .. ON CONFLICT DO UPDATE .. WHERE <a value differs>` via executemany;
+- PostgreSQL: COPY into a TEMP staging table, then one
+  `INSERT .. SELECT .. ON CONFLICT DO UPDATE .. WHERE (..) IS DISTINCT FROM (..)`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+
+from ..errors import ConfigError, DatabaseUnavailableError
+from ..models import DATASETS, Dataset
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from alembic.config import Config
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - an unparseable URL must still never leak
+        return "<unparseable database URL>"
+
+
+def create(url: str) -> Engine:
+    """An engine for `url` (SQLite gets WAL, a busy timeout and foreign keys).
+
+    Raises:
+        ConfigError: the URL is malformed or names a driver that is not installed.
+    """
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
+        raise ConfigError(f"database URL {redact(url)} is not usable ({type(exc).__name__}): "
+                          "use sqlite:///path.db or postgresql+psycopg2://user@host/db") from None
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def check_reachable(engine: Engine) -> None:
+    """Raises DatabaseUnavailableError (password redacted) when the database does not answer."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except sa.exc.SQLAlchemyError as exc:
+        lines = str(getattr(exc, "orig", exc)).strip().splitlines()
+        reason = _scrub(lines[0] if lines else type(exc).__name__, engine)
+        raise DatabaseUnavailableError(
+            f"database {engine.url.render_as_string(hide_password=True)} is unreachable ({reason}): "
+            "check STOCKPIPE_DATABASE_URL / --database-url and that the server is running"
+        ) from None
+
+
+def _scrub(text: str, engine: Engine) -> str:
+    password = engine.url.password
+    return text.replace(password, "***") if password else text
+
+
+# ------------------------------------------------------------------------ migrations
+
+
+def migrations_dir() -> Path:
+    """The alembic script directory: inside the installed package, else the checkout's."""
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("stockpipe.migrations")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[3] / "migrations"
+
+
+def alembic_config(connection: Connection | None = None) -> "Config":
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head() or ""
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None when it was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), revision)
+
+
+# --------------------------------------------------------------------------- upsert
+
+
+def upsert(conn: Connection, dataset: Dataset, table: "pa.Table") -> int:
+    """Insert new rows and update changed ones; returns the number of rows written."""
+    if table.num_rows == 0:
+        return 0
+    table = table.select(dataset.column_names)
+    if conn.dialect.name == "postgresql":
+        return _upsert_postgres(conn, dataset, table)
+    return _upsert_sqlite(conn, dataset, table)
+
+
+def _upsert_sqlite(conn: Connection, dataset: Dataset, table: "pa.Table") -> int:
+    cols = dataset.column_names
+    values = dataset.value_columns
+    changed = " OR ".join(f'"{c}" IS NOT excluded."{c}"' for c in values)
+    sql = (
+        f'INSERT INTO {dataset.name} ({", ".join(_q(cols))}) VALUES ({", ".join("?" for _ in cols)}) '
+        f'ON CONFLICT ({", ".join(_q(dataset.key))}) DO UPDATE SET '
+        + ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c not in dataset.key)
+        + (f" WHERE {changed}" if changed else "")
+    )
+    rows = list(zip(*(_sqlite_column(table.column(c)) for c in cols)))
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+        return max(cursor.rowcount, 0)
+    finally:
+        cursor.close()
+
+
+def _sqlite_column(column: "pa.ChunkedArray") -> list:
+    """Python values as SQLAlchemy's SQLite types store them (ISO text for dates/times)."""
+    import pyarrow as pa
+
+    values = column.to_pylist()
+    if pa.types.is_timestamp(column.type):
+        return [None if v is None else v.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds") for v in values]
+    if pa.types.is_date(column.type):
+        return [None if v is None else v.isoformat() for v in values]
+    return values
+
+
+def _upsert_postgres(conn: Connection, dataset: Dataset, table: "pa.Table") -> int:
+    import pyarrow.csv as pacsv
+
+    cols = _q(dataset.column_names)
+    stage = f"stage_{dataset.name}"
+    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {dataset.name} INCLUDING DEFAULTS) ON COMMIT DROP")
+    conn.exec_driver_sql(f"TRUNCATE {stage}")
+    buffer = io.BytesIO()
+    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    buffer.seek(0)
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.copy_expert(f"COPY {stage} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)", buffer)
+    finally:
+        cursor.close()
+    values = _q(dataset.value_columns)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c.strip('"') not in dataset.key)
+    result = conn.exec_driver_sql(
+        f"INSERT INTO {dataset.name} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {stage} "
+        f"ON CONFLICT ({', '.join(_q(dataset.key))}) DO UPDATE SET {updates} "
+        f"WHERE ({', '.join(f'{dataset.name}.{c}' for c in values)}) IS DISTINCT FROM "
+        f"({', '.join(f'EXCLUDED.{c}' for c in values)})"
+    )
+    return max(result.rowcount, 0)
+
+
+def _q(names) -> list[str]:
+    return [f'"{n}"' for n in names]
+
+
+def dataset(name: str) -> Dataset:
+    return DATASETS[name]
