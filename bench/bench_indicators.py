@@ -1,7 +1,8 @@
 """Time compute_indicators against TA-Lib per symbol and pandas groupby, in one run.
 
 Each method takes the same prices frame and returns the same indicators frame (sorted by
-symbol, date), so preparation (grouping, sorting, building the frame) is in every time.
+symbol, date), so preparation (grouping, sorting, building the frame) is in every time;
+"TA-Lib calls alone" is the per-symbol calls on already sorted closes, for scale.
 The goal (shared PERFORMANCE.md): compute_indicators <= 1.5x TA-Lib per symbol.
 
 Usage:
@@ -12,15 +13,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import talib
 
-from stockpipe.models import INDICATOR_COLUMNS
-from stockpipe.stages.indicators import compute_indicators
+# Bench the working tree, not whatever stockpipe the virtualenv has installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from stockpipe.models import INDICATOR_COLUMNS  # noqa: E402 (needs the path above)
+from stockpipe.stages.indicators import compute_indicators  # noqa: E402 (same)
 
 SMA, EMA, RSI = 20, 12, 14
 
@@ -44,10 +48,15 @@ def make_prices(n_symbols: int, n_bars: int, *, shuffle: bool, seed: int = 7) ->
 
 
 def sorted_groups(prices: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, pd.Index, np.ndarray]:
-    """Row order by (symbol, date), symbol bounds in that order, symbols, sorted codes."""
+    """Row order by (symbol, date), symbol bounds in that order, symbols, sorted codes.
+
+    The same tricks as compute_indicators (one int64 key, no sort when already sorted),
+    so the comparison is about the indicator arithmetic.
+    """
     codes, symbols = pd.factorize(prices["symbol"], sort=True)
     dates, _ = pd.factorize(prices["date"], sort=True)
-    order = np.argsort(codes.astype(np.int64) * (dates.max() + 1) + dates)
+    key = codes.astype(np.int64) * (dates.max() + 1) + dates
+    order = np.arange(len(key)) if np.all(key[1:] >= key[:-1]) else np.argsort(key)
     bounds = np.concatenate(([0], np.cumsum(np.bincount(codes))))
     return order, bounds, symbols, codes[order]
 
@@ -56,14 +65,20 @@ def talib_per_symbol(prices: pd.DataFrame) -> pd.DataFrame:
     """TA-Lib's three functions called once per symbol on contiguous numpy slices."""
     order, bounds, symbols, codes = sorted_groups(prices)
     close = prices["close"].to_numpy(dtype=np.float64)[order]
+    out = talib_calls(close, bounds)
+    columns = {"symbol": symbols.take(codes), "date": prices["date"].array.take(order)}
+    return pd.DataFrame({**columns, **dict(zip(INDICATOR_COLUMNS, out))}, copy=False)
+
+
+def talib_calls(close: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """The TA-Lib calls alone, on closes already sorted: shape (3, rows)."""
     out = np.empty((3, len(close)))
     for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         part = close[lo:hi]
         out[0, lo:hi] = talib.SMA(part, SMA)
         out[1, lo:hi] = talib.EMA(part, EMA)
         out[2, lo:hi] = talib.RSI(part, RSI)
-    columns = {"symbol": symbols.take(codes), "date": prices["date"].array.take(order)}
-    return pd.DataFrame({**columns, **dict(zip(INDICATOR_COLUMNS, out))})
+    return out
 
 
 def pandas_groupby(prices: pd.DataFrame) -> pd.DataFrame:
@@ -101,14 +116,17 @@ def smooth(values: pd.Series, symbol: pd.Series, alpha: float) -> np.ndarray:
     return smoothed.to_numpy()
 
 
-def median_time(method: Callable[[pd.DataFrame], pd.DataFrame], prices: pd.DataFrame, repeat: int):
-    """Median wall time of `repeat` calls, and the last result."""
-    times = []
+def time_side_by_side(methods: dict, prices: pd.DataFrame, repeat: int) -> dict:
+    """Median wall time and last result of each method; rounds alternate the methods so
+    that load from other processes falls on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in methods}
+    results = {}
     for _ in range(repeat):
-        began = time.perf_counter()
-        result = method(prices)
-        times.append(time.perf_counter() - began)
-    return statistics.median(times), result
+        for name, method in methods.items():
+            began = time.perf_counter()
+            results[name] = method(prices)
+            times[name].append(time.perf_counter() - began)
+    return {name: (statistics.median(times[name]), results[name]) for name in methods}
 
 
 def max_diff(left: pd.DataFrame, right: pd.DataFrame) -> float:
@@ -133,6 +151,9 @@ def main() -> None:
                "pandas groupby": pandas_groupby}
     print(f"{args.symbols} symbols x {args.bars} bars = {args.symbols * args.bars:,} rows, "
           f"median of {args.repeat}")
+    warm_up = make_prices(50, 60, shuffle=True)
+    for method in methods.values():  # lazy imports and first-call set-up stay out of the times
+        method(warm_up)
     for shuffle in (False, True):
         prices = make_prices(args.symbols, args.bars, shuffle=shuffle)
         print(f"\ninput rows {'shuffled' if shuffle else 'sorted by (symbol, date)'}")
@@ -141,11 +162,15 @@ def main() -> None:
 
 def report(prices: pd.DataFrame, methods: dict, repeat: int) -> None:
     """Time each method on the same frame and print seconds, ratio to TA-Lib, max diff."""
-    results = {name: median_time(method, prices, repeat) for name, method in methods.items()}
+    order, bounds, _, _ = sorted_groups(prices)
+    close = prices["close"].to_numpy()[order]
+    methods = {**methods, "TA-Lib calls alone": lambda _: talib_calls(close, bounds)}
+    results = time_side_by_side(methods, prices, repeat)
     base_time, base = results["TA-Lib per symbol"]
     print(f"{'method':22s} {'s':>8s} {'vs TA-Lib':>10s} {'max |diff|':>11s}")
     for name, (seconds, result) in results.items():
-        print(f"{name:22s} {seconds:8.3f} {seconds / base_time:9.2f}x {max_diff(result, base):11.1e}")
+        diff = max_diff(result, base) if isinstance(result, pd.DataFrame) else float("nan")
+        print(f"{name:22s} {seconds:8.3f} {seconds / base_time:9.2f}x {diff:11.1e}")
 
 
 if __name__ == "__main__":

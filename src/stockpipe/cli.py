@@ -90,6 +90,8 @@ def _call(command: str, as_json: bool, debug: bool, action: Callable[[], Any]) -
                           ExitCode.BUG, as_json)
         raise typer.Exit(int(ExitCode.BUG)) from None
     render.emit(result, as_json)
+    if result.message and result.exit_code not in (ExitCode.OK, ExitCode.NOTHING_TO_DO):
+        sys.stderr.write(f"stockpipe {command}: error: {result.message}\n")
     raise typer.Exit(int(result.exit_code))
 
 

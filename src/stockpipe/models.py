@@ -109,6 +109,7 @@ class SymbolOutcome:
     api_calls: int = 0
     message: str = ""
     provider: str = ""
+    exit_code: int = 0  # for a failure: the exit code its error class carries
 
 
 @dataclass(frozen=True)

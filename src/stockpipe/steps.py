@@ -99,7 +99,8 @@ def _fetch_one(ctx: Context, provider, task: FetchTask, batch: _Batch) -> None:
     except StockpipeError as exc:
         log.warning("fetch %s failed: %s", task.symbol, exc)
         batch.errors[task.symbol] = str(exc)
-        batch.outcomes.append(SymbolOutcome(task.symbol, "fetch", "failed", 0, 0, str(exc), provider.name))
+        batch.outcomes.append(SymbolOutcome(task.symbol, "fetch", "failed", 0, 0, str(exc), provider.name,
+                                            int(exc.exit_code)))
         return
     batch.prices.append(checked.accepted)
     batch.rejects.append(checked.rejected)
@@ -115,11 +116,8 @@ def _fetch_one(ctx: Context, provider, task: FetchTask, batch: _Batch) -> None:
 
 
 def _actions(symbol: str, actions: pd.DataFrame, provider: str, now: dt.datetime) -> pd.DataFrame:
-    out = actions.copy()
-    out.insert(0, "symbol", symbol)
-    out["provider"] = provider
-    out["fetched_at"] = pd.Timestamp(now)
-    return out
+    return pd.DataFrame({"symbol": symbol, **{c: actions[c].to_numpy() for c in ("date", "kind", "value")},
+                         "provider": provider, "fetched_at": pd.Timestamp(now)}, columns=ACTIONS.column_names)
 
 
 def _archive(ctx: Context, payload) -> None:
@@ -179,8 +177,13 @@ def _fetch_result(tasks, current, outcomes: list[SymbolOutcome]) -> StageResult:
         return StageResult("fetch", ExitCode.NOTHING_TO_DO, counts, (), message="every symbol is up to date")
     if not failed:
         return StageResult("fetch", ExitCode.OK, counts, tuple(outcomes))
-    message = f"{len(failed)} of {len(tasks)} symbol(s) failed; first: {failed[0].message}"
-    return StageResult("fetch", ExitCode.PARTIAL, counts, tuple(outcomes), message=message)
+    if len(failed) == 1 == len(tasks):
+        return StageResult("fetch", failed[0].exit_code, counts, tuple(outcomes), message=failed[0].message)
+    message = f"{len(failed)} of {len(tasks)} symbol(s) failed; first: {failed[0].symbol}: {failed[0].message}"
+    codes = {o.exit_code for o in failed}
+    # Nothing succeeded and every failure had the same cause: exit with that cause's code.
+    code = codes.pop() if len(failed) == len(tasks) and len(codes) == 1 else ExitCode.PARTIAL
+    return StageResult("fetch", code, counts, tuple(outcomes), message=message)
 
 
 # ----------------------------------------------------------------------- transform

@@ -31,7 +31,7 @@ class _Layout:
     """Where each row sits, once sorted, and in the time-major buffer."""
 
     order: np.ndarray  # input positions in (symbol, date) order
-    pos: np.ndarray  # bar number of each sorted row within its symbol
+    lengths: np.ndarray  # bars per symbol, in symbol order
     slot: np.ndarray  # index of each sorted row in the time-major buffer
     active: np.ndarray  # active[t]: how many symbols have a bar t
     start: np.ndarray  # start[t]: where bar t begins in the time-major buffer
@@ -92,7 +92,7 @@ def _build_layout(prices: pd.DataFrame) -> tuple[_Layout, pd.Index]:
     ends = np.bincount(counts, minlength=counts.max(initial=0) + 1)
     active = len(counts) - np.cumsum(ends)[:-1]
     start = np.concatenate(([0], np.cumsum(active)))
-    return _Layout(order, pos, start[pos] + rank[codes], active, start), symbols.take(codes)
+    return _Layout(order, counts, start[pos] + rank[codes], active, start), symbols.take(codes)
 
 
 def _sort_order(codes: np.ndarray, dates: np.ndarray) -> np.ndarray:
@@ -142,9 +142,11 @@ def _moving_sum(values: np.ndarray, n: int) -> np.ndarray:
     padded = np.zeros(-(-len(values) // block) * block)
     padded[: len(values)] = values
     prefix = np.cumsum(padded.reshape(-1, block), axis=1)
-    sums = prefix.copy()
-    sums[:, n:] -= prefix[:, :-n]
-    sums[1:, :n] += prefix[:-1, -1:] - prefix[:-1, block - n :]
+    sums = np.empty_like(prefix)
+    np.subtract(prefix[:, n:], prefix[:, :-n], out=sums[:, n:])
+    sums[:1, :n] = prefix[:1, :n]
+    np.subtract(prefix[1:, :n], prefix[:-1, block - n :], out=sums[1:, :n])
+    sums[1:, :n] += prefix[:-1, -1:]
     return sums.ravel()[: len(values)]
 
 
@@ -154,13 +156,21 @@ def _sma(close: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
     # are exactly the warm-up bars, masked here.
     out = _moving_sum(close, n)
     out /= n
-    out[layout.pos < n - 1] = np.nan
+    out[_first_bars(layout, n - 1)] = np.nan
     return out
+
+
+def _first_bars(layout: _Layout, k: int) -> np.ndarray:
+    """Sorted-row indices of each symbol's first k bars (fewer if it has fewer)."""
+    offsets = np.cumsum(layout.lengths) - layout.lengths
+    bars = np.arange(k)
+    return (offsets[:, None] + bars)[bars < layout.lengths[:, None]]
 
 
 def _ema(by_bar: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
     """TA-Lib EMA: SMA of the first n closes at bar n-1, then prev + k*(x - prev)."""
-    out = np.full_like(by_bar, np.nan)
+    out = np.empty_like(by_bar)
+    out[: layout.start[min(n - 1, len(layout.active))]] = np.nan  # later bars all get written
     if len(layout.active) >= n:
         out[_bar(layout, n - 1, layout.active[n - 1])] = _seed_mean(by_bar, layout, 0, n - 1)
     k = 2.0 / (n + 1)
@@ -192,24 +202,27 @@ def _rsi(by_bar: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
 
 def _gains_losses(by_bar: np.ndarray, layout: _Layout) -> np.ndarray:
     """(gain, loss) of each bar against the bar before, time-major; zeros on bar 0."""
-    diff = np.zeros_like(by_bar)
+    pairs = np.empty((len(by_bar), 2))
+    pairs[: layout.start[1]] = 0.0
     for t in range(1, len(layout.active)):
         width = layout.active[t]
         now = _bar(layout, t, width)
-        np.subtract(by_bar[now], by_bar[_bar(layout, t - 1, width)], out=diff[now])
-    pairs = np.empty((len(diff), 2))
-    np.maximum(diff, 0.0, out=pairs[:, 0])
-    np.negative(diff, out=pairs[:, 1])
-    np.maximum(pairs[:, 1], 0.0, out=pairs[:, 1])
+        np.subtract(by_bar[now], by_bar[_bar(layout, t - 1, width)], out=pairs[now, 0])
+    np.negative(pairs[:, 0], out=pairs[:, 1])
+    np.maximum(pairs, 0.0, out=pairs)
     return pairs
 
 
 def _rsi_from_averages(avg: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
     """100 * gain / (gain + loss), 0 where both are exactly 0 (TA-Lib on a flat series)."""
-    first = layout.start[n]  # bars before n are warm-up, NaN
-    gain, total = avg[first:, 0], avg[first:, 0] + avg[first:, 1]
-    ratio = np.zeros_like(total)
-    np.divide(gain, total, out=ratio, where=total != 0.0)
-    out = np.full(len(avg), np.nan)
-    np.multiply(ratio, 100.0, out=out[first:])
+    first = layout.start[n]  # bars before n are warm-up
+    out = np.empty(len(avg))
+    out[:first] = np.nan
+    ratio = out[first:]
+    np.add(avg[first:, 0], avg[first:, 1], out=ratio)
+    with np.errstate(invalid="ignore"):
+        np.divide(avg[first:, 0], ratio, out=ratio)
+    # Gains and losses are >= 0, so 0/0 is the only NaN here; fmax turns it into 0.
+    np.fmax(ratio, 0.0, out=ratio)
+    ratio *= 100.0
     return out[layout.slot]

@@ -43,24 +43,33 @@ def validate_bars(
     """
     reasons = _reasons(bars, latest_session)
     ok = reasons == ""
-    accepted = bars.loc[ok].copy()
-    accepted.insert(0, "symbol", symbol)
-    accepted["volume"] = accepted["volume"].astype("int64")
-    accepted["provider"] = provider
-    accepted["fetched_at"] = pd.Timestamp(now)
+    stamp = pd.Timestamp(now)
+    # Built from arrays, not by editing a copy: this runs once per symbol per fetch.
+    accepted = pd.DataFrame({
+        "symbol": symbol,
+        "date": bars["date"].to_numpy()[ok],
+        **{name: bars[name].to_numpy(dtype="float64")[ok] for name in (*PRICE_FIELDS, "adj_close")},
+        "volume": bars["volume"].to_numpy(dtype="float64")[ok].astype("int64"),
+        "provider": provider,
+        "fetched_at": stamp,
+    }, columns=_PRICE_COLUMNS)
     rejected_rows = [
         {"date": _date_text(row["date"]), "reason": reason, "raw": _raw(row)}
-        for reason, (_, row) in zip(reasons[~ok], bars.loc[~ok].iterrows())
-    ]
-    rejected_rows += list(parser_rejects)
+        for reason, row in zip(reasons[~ok], bars.loc[~ok].to_dict("records"))
+    ] + list(parser_rejects)
+    if not rejected_rows:
+        return Validated(accepted, pd.DataFrame(columns=_REJECT_COLUMNS))
     rejected = pd.DataFrame(
         [{"run_id": run_id, "symbol": symbol, "date": r["date"], "reason": r["reason"],
           "raw": json.dumps(r["raw"], default=str, sort_keys=True), "provider": provider,
-          "rejected_at": pd.Timestamp(now)} for r in rejected_rows],
-        columns=[name for name, _ in REJECTS],
+          "rejected_at": stamp} for r in rejected_rows],
+        columns=_REJECT_COLUMNS,
     )
-    rejected = rejected.drop_duplicates(["run_id", "symbol", "date", "reason"])
-    return Validated(accepted[[name for name, _ in PRICES_DAILY]].reset_index(drop=True), rejected)
+    return Validated(accepted, rejected.drop_duplicates(["run_id", "symbol", "date", "reason"]))
+
+
+_PRICE_COLUMNS = [name for name, _ in PRICES_DAILY]
+_REJECT_COLUMNS = [name for name, _ in REJECTS]
 
 
 def _reasons(bars: pd.DataFrame, latest_session: dt.date) -> np.ndarray:
@@ -88,5 +97,5 @@ def _date_text(value: Any) -> str:
     return value.date().isoformat() if isinstance(value, pd.Timestamp) else str(value)
 
 
-def _raw(row: pd.Series) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+def _raw(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (None if v is None or (np.ndim(v) == 0 and pd.isna(v)) else v) for k, v in row.items()}

@@ -113,7 +113,7 @@ def _changed_rows(dataset: Dataset, incoming: pd.DataFrame, existing: pd.DataFra
     differs = joined["_merge"].eq("left_only").to_numpy()
     for column in dataset.value_columns:
         new, old = joined[column], joined[f"{column}__old"]
-        differs |= ~((new == old) | (new.isna() & old.isna())).to_numpy()
+        differs = differs | ~((new == old) | (new.isna() & old.isna())).to_numpy()
     return incoming[differs].reset_index(drop=True)
 
 

@@ -166,13 +166,13 @@ def _upsert_sqlite(conn: Connection, dataset: Dataset, table: "pa.Table") -> int
 def _sqlite_column(column: "pa.ChunkedArray") -> list:
     """Python values as SQLAlchemy's SQLite types store them (ISO text for dates/times)."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    values = column.to_pylist()
-    if pa.types.is_timestamp(column.type):
-        return [None if v is None else v.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds") for v in values]
-    if pa.types.is_date(column.type):
-        return [None if v is None else v.isoformat() for v in values]
-    return values
+    if pa.types.is_timestamp(column.type):  # UTC, formatted in Arrow's C++ rather than per value in Python
+        column = pc.strftime(pc.cast(column, pa.timestamp("us", tz="UTC")), format="%Y-%m-%d %H:%M:%S")
+    elif pa.types.is_date(column.type):
+        column = pc.cast(column, pa.string())
+    return column.to_pylist()
 
 
 def _upsert_postgres(conn: Connection, dataset: Dataset, table: "pa.Table") -> int:

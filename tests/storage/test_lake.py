@@ -1,0 +1,218 @@
+"""Lake.merge / Lake.read on real Parquet files in a temporary directory."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from stockpipe.models import DATASETS, arrow_schema
+from stockpipe.storage.lake import FILE_NAME, Lake, MergeResult
+
+PRICES = DATASETS["prices_daily"]
+REJECTS = DATASETS["rejects"]
+SYMBOLS = ("AAA", "BBB", "CCC")
+# Two sessions in each of three months.
+DATES = ("2026-01-05", "2026-01-06", "2026-02-02", "2026-02-03", "2026-03-02", "2026-03-03")
+FIRST_FETCH = pd.Timestamp("2026-03-04 00:00:00", tz="UTC")
+LATER_FETCH = pd.Timestamp("2026-04-01 12:00:00", tz="UTC")
+
+def prices(symbols=SYMBOLS, dates=DATES, fetched_at=FIRST_FETCH, close=10.5) -> pd.DataFrame:
+    """Rows shaped as validate_bars accepts them (datetime64 date, int volume, UTC fetched_at)."""
+    rows = []
+    for s_index, symbol in enumerate(symbols):
+        for d_index, day in enumerate(dates):
+            base = 10.0 + s_index + d_index / 10
+            rows.append({
+                "symbol": symbol, "date": pd.Timestamp(day), "open": base, "high": base + 1,
+                "low": base - 1, "close": close + s_index + d_index / 10,
+                "adj_close": None if d_index % 2 else base, "volume": 1000 * (d_index + 1),
+                "provider": "demo", "fetched_at": fetched_at,
+            })
+    frame = pd.DataFrame(rows)
+    frame["adj_close"] = frame["adj_close"].astype("float64")
+    return frame
+
+
+def snapshot(files: list[Path]) -> dict[str, tuple[int, int, bytes]]:
+    return {str(f): (f.stat().st_ino, f.stat().st_mtime_ns, f.read_bytes()) for f in files}
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    return Lake(tmp_path / "lake")
+
+
+def test_one_file_per_month_never_per_symbol(lake: Lake):
+    result = lake.merge(PRICES, prices())
+
+    files = lake.files(PRICES)
+    relative = [f.relative_to(lake.root).as_posix() for f in files]
+    assert relative == [f"prices_daily/month=2026-0{m}/{FILE_NAME}" for m in (1, 2, 3)]
+    assert result.changed == {"AAA": 6, "BBB": 6, "CCC": 6}
+    assert result.rows == 18
+    for f in files:
+        table = pq.read_table(f)
+        assert table.num_rows == 6
+        assert sorted(set(table.column("symbol").to_pylist())) == list(SYMBOLS)
+        keys = list(zip(table.column("symbol").to_pylist(), table.column("date").to_pylist()))
+        assert keys == sorted(keys), f"{f} is not sorted by (symbol, date)"
+
+
+def test_read_returns_every_row_with_the_schema_sorted_by_key(lake: Lake):
+    lake.merge(PRICES, prices())
+
+    table = lake.read(PRICES)
+
+    assert table.schema == arrow_schema(PRICES)
+    assert table.num_rows == 18
+    keys = list(zip(table.column("symbol").to_pylist(), table.column("date").to_pylist()))
+    assert keys == sorted(keys)
+    assert keys[0] == ("AAA", dt.date(2026, 1, 5))
+    assert keys[-1] == ("CCC", dt.date(2026, 3, 3))
+    row = table.slice(1, 1).to_pylist()[0]  # AAA 2026-01-06
+    assert row["adj_close"] is None
+    assert row["volume"] == 2000
+    assert row["fetched_at"] == FIRST_FETCH.to_pydatetime()
+
+
+def test_read_with_a_symbol_filter(lake: Lake):
+    lake.merge(PRICES, prices())
+
+    only_b = lake.read(PRICES, ["BBB"])
+    assert only_b.num_rows == 6
+    assert set(only_b.column("symbol").to_pylist()) == {"BBB"}
+    assert only_b.column("date").to_pylist() == [dt.date.fromisoformat(d) for d in DATES]
+
+    two = lake.read(PRICES, ["CCC", "ZZZ", "AAA", "AAA"])
+    assert two.num_rows == 12
+    assert sorted(set(two.column("symbol").to_pylist())) == ["AAA", "CCC"]
+
+    assert lake.read(PRICES, ["ZZZ"]).num_rows == 0
+
+
+def test_read_frame_gives_datetime64_columns(lake: Lake):
+    lake.merge(PRICES, prices(symbols=("AAA",)))
+
+    frame = lake.read_frame(PRICES, ["AAA"])
+
+    assert len(frame) == 6
+    assert pd.api.types.is_datetime64_dtype(frame["date"])
+    assert str(frame["fetched_at"].dt.tz) == "UTC"
+    assert frame["volume"].dtype == "int64"
+
+
+def test_read_of_an_empty_dataset_is_an_empty_table_with_the_schema(lake: Lake):
+    table = lake.read(PRICES)
+    assert table.num_rows == 0
+    assert table.schema == arrow_schema(PRICES)
+
+    filtered = lake.read(PRICES, ["AAA"])
+    assert filtered.num_rows == 0
+    assert filtered.schema == arrow_schema(PRICES)
+
+    frame = lake.read_frame(PRICES)
+    assert list(frame.columns) == PRICES.column_names
+    assert len(frame) == 0
+    assert not lake.root.exists(), "reading must not create the lake"
+
+
+def test_merging_nothing_writes_nothing(lake: Lake):
+    result = lake.merge(PRICES, prices().iloc[:0])
+    assert result == MergeResult({})
+    assert result.rows == 0
+    assert lake.files(PRICES) == []
+
+
+def test_no_temp_files_left_behind(lake: Lake):
+    lake.merge(PRICES, prices(dates=DATES[:2]))  # January
+    lake.merge(PRICES, prices(dates=DATES[2:]))  # February and March: new files
+
+    everything = sorted(p.relative_to(lake.root).as_posix() for p in lake.root.rglob("*") if p.is_file())
+    assert everything == [f"prices_daily/month=2026-0{m}/{FILE_NAME}" for m in (1, 2, 3)]
+    assert lake.read(PRICES).num_rows == 18
+
+
+def test_duplicate_keys_in_one_batch_keep_the_last(lake: Lake):
+    rows = prices(symbols=("AAA",), dates=("2026-01-05",))
+    again = rows.assign(close=99.0)
+
+    result = lake.merge(PRICES, pd.concat([rows, again], ignore_index=True))
+
+    assert result.changed == {"AAA": 1}
+    table = lake.read(PRICES)
+    assert table.num_rows == 1
+    assert table.column("close").to_pylist() == [99.0]
+
+
+def test_rejects_are_partitioned_by_rejected_at(lake: Lake):
+    rejects = pd.DataFrame([
+        {"run_id": "r1", "symbol": "AAA", "date": "not a date", "reason": "unparseable",
+         "raw": '{"line": "x,y"}', "provider": "csv", "rejected_at": pd.Timestamp("2026-11-23 23:00", tz="UTC")},
+        {"run_id": "r0", "symbol": "AAA", "date": "2020-01-01", "reason": "missing_value",
+         "raw": '{"open": null}', "provider": "csv", "rejected_at": pd.Timestamp("2026-10-02 23:00", tz="UTC")},
+    ])
+
+    result = lake.merge(REJECTS, rejects)
+
+    assert result.changed == {"AAA": 2}
+    relative = [f.relative_to(lake.root).as_posix() for f in lake.files(REJECTS)]
+    assert relative == [f"rejects/month=2026-10/{FILE_NAME}", f"rejects/month=2026-11/{FILE_NAME}"]
+    assert lake.read(REJECTS).column("raw").to_pylist() == ['{"open": null}', '{"line": "x,y"}']
+
+
+def test_merging_the_same_rows_twice_changes_nothing(lake: Lake):
+    lake.merge(PRICES, prices())
+    before = snapshot(lake.files(PRICES))
+
+    # The same bars fetched again later: only the volatile fetched_at differs.
+    result = lake.merge(PRICES, prices(fetched_at=LATER_FETCH))
+
+    assert result.changed == {}
+    assert result.rows == 0
+    assert snapshot(lake.files(PRICES)) == before
+    fetched = set(lake.read(PRICES).column("fetched_at").to_pylist())
+    assert fetched == {FIRST_FETCH.to_pydatetime()}
+
+
+def test_a_changed_close_is_reported_for_that_symbol_only_and_replaces_the_row(lake: Lake):
+    lake.merge(PRICES, prices())
+    before = snapshot(lake.files(PRICES))
+    refetch = prices(fetched_at=LATER_FETCH)
+    target = (refetch["symbol"] == "BBB") & (refetch["date"] == pd.Timestamp("2026-02-03"))
+    assert target.sum() == 1
+    refetch.loc[target, "close"] = 123.25
+
+    result = lake.merge(PRICES, refetch)
+
+    assert result.changed == {"BBB": 1}
+    assert result.rows == 1
+    table = lake.read(PRICES)
+    assert table.num_rows == 18  # replaced, not appended
+    rows = {(r["symbol"], r["date"]): r for r in table.to_pylist()}
+    changed = rows[("BBB", dt.date(2026, 2, 3))]
+    assert changed["close"] == 123.25
+    assert changed["fetched_at"] == LATER_FETCH.to_pydatetime()
+    untouched = [r for k, r in rows.items() if k != ("BBB", dt.date(2026, 2, 3))]
+    assert {r["fetched_at"] for r in untouched} == {FIRST_FETCH.to_pydatetime()}
+    # Only February's file was rewritten.
+    after = snapshot(lake.files(PRICES))
+    feb = [p for p in after if "month=2026-02" in p]
+    assert len(feb) == 1
+    assert after[feb[0]] != before[feb[0]]
+    assert {p: v for p, v in after.items() if p not in feb} == {p: v for p, v in before.items() if p not in feb}
+
+
+def test_new_rows_in_an_existing_month_are_added_next_to_the_old_ones(lake: Lake):
+    lake.merge(PRICES, prices(symbols=("AAA", "BBB"), dates=DATES[:2]))
+
+    result = lake.merge(PRICES, prices(symbols=("CCC",), dates=DATES[:2], fetched_at=LATER_FETCH))
+
+    assert result.changed == {"CCC": 2}
+    assert len(lake.files(PRICES)) == 1
+    table = lake.read(PRICES)
+    assert table.num_rows == 6
+    assert table.column("symbol").to_pylist() == ["AAA", "AAA", "BBB", "BBB", "CCC", "CCC"]

@@ -1,0 +1,255 @@
+"""Run metadata (pipeline_runs, symbol_state, run_events) and quality_stats, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from stockpipe.models import Check, SymbolOutcome
+from stockpipe.storage import schema, state, warehouse
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2026, 11, 23, 23, 0, tzinfo=UTC)
+DS = "prices_daily"
+
+
+@pytest.fixture
+def engine(database_url: str):
+    eng = warehouse.create(database_url)
+    warehouse.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def test_new_run_id_is_sortable_and_unique():
+    a, b = state.new_run_id(NOW), state.new_run_id(NOW)
+    assert re.fullmatch(r"20261123T230000Z-[0-9a-f]{6}", a)
+    assert a != b
+
+
+# ------------------------------------------------------------------- symbol_state
+
+
+def test_save_states_and_read_states_round_trip(engine):
+    with engine.begin() as conn:
+        state.save_states(conn, [
+            {"symbol": "AAA", "dataset": DS, "first_date": dt.date(2025, 11, 24), "last_date": dt.date(2026, 11, 20),
+             "last_attempt_at": NOW, "last_success_at": NOW, "provider": "demo"},
+            {"symbol": "BBB", "dataset": DS, "consecutive_failures": 2, "last_error": "HTTP 503"},
+            {"symbol": "AAA", "dataset": "corporate_actions", "last_date": dt.date(2026, 1, 2)},
+        ])
+
+    with engine.connect() as conn:
+        states = state.read_states(conn, DS, ["AAA", "BBB", "CCC"])
+
+    assert set(states) == {"AAA", "BBB"}  # CCC has no row: it is new
+    aaa = states["AAA"]
+    assert aaa["first_date"] == dt.date(2025, 11, 24)
+    assert aaa["last_date"] == dt.date(2026, 11, 20)
+    assert as_utc(aaa["last_attempt_at"]) == NOW
+    assert as_utc(aaa["last_success_at"]) == NOW
+    assert aaa["provider"] == "demo"
+    # Server defaults fill what a row does not name.
+    assert (aaa["consecutive_failures"], aaa["needs_reprocess"], aaa["lake_version"], aaa["loaded_version"]) == (0, False, 0, 0)
+    assert aaa["last_error"] is None
+    bbb = states["BBB"]
+    assert (bbb["consecutive_failures"], bbb["last_error"], bbb["last_date"]) == (2, "HTTP 503", None)
+
+
+def test_save_states_updates_only_the_columns_a_row_names(engine):
+    with engine.begin() as conn:
+        state.save_states(conn, [{"symbol": "AAA", "dataset": DS, "last_date": dt.date(2026, 11, 20),
+                                  "consecutive_failures": 3, "last_error": "boom", "provider": "demo"}])
+        state.save_states(conn, [{"symbol": "AAA", "dataset": DS, "last_date": dt.date(2026, 11, 23),
+                                  "consecutive_failures": 0, "last_error": None}])
+    with engine.connect() as conn:
+        aaa = state.read_states(conn, DS, ["AAA"])["AAA"]
+    assert (aaa["last_date"], aaa["consecutive_failures"], aaa["last_error"], aaa["provider"]) == (
+        dt.date(2026, 11, 23), 0, None, "demo")
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.symbol_state)).scalar() == 1
+
+
+def test_read_states_over_more_symbols_than_one_in_list(engine):
+    symbols = [f"S{i:04d}" for i in range(1203)]
+    with engine.begin() as conn:
+        state.save_states(conn, [{"symbol": s, "dataset": DS, "lake_version": i} for i, s in enumerate(symbols)])
+    with engine.connect() as conn:
+        states = state.read_states(conn, DS, symbols + ["NEW"])
+    assert len(states) == 1203
+    assert states["S1202"]["lake_version"] == 1202
+    assert states["S0500"]["lake_version"] == 500
+
+
+def test_bump_versions_increments_per_symbol(engine):
+    with engine.begin() as conn:
+        state.save_states(conn, [{"symbol": "AAA", "dataset": DS, "lake_version": 4, "loaded_version": 4}])
+        state.bump_versions(conn, DS, ["AAA", "BBB", "AAA"])  # duplicates count once
+        state.bump_versions(conn, DS, ["BBB"])
+        state.bump_versions(conn, "corporate_actions", ["AAA"])
+    with engine.connect() as conn:
+        prices = state.read_states(conn, DS, ["AAA", "BBB"])
+        actions = state.read_states(conn, "corporate_actions", ["AAA"])
+    assert prices["AAA"]["lake_version"] == 5
+    assert prices["AAA"]["loaded_version"] == 4
+    assert prices["BBB"]["lake_version"] == 2
+    assert prices["BBB"]["loaded_version"] == 0
+    assert actions["AAA"]["lake_version"] == 1
+
+
+def test_symbols_where_unloaded_and_reprocess(engine):
+    with engine.begin() as conn:
+        state.save_states(conn, [
+            {"symbol": "DDD", "dataset": DS, "lake_version": 3, "loaded_version": 1},
+            {"symbol": "AAA", "dataset": DS, "lake_version": 1, "loaded_version": 0},
+            {"symbol": "BBB", "dataset": DS, "lake_version": 2, "loaded_version": 2, "needs_reprocess": True},
+            {"symbol": "CCC", "dataset": DS, "lake_version": 0, "loaded_version": 0, "needs_reprocess": False},
+            {"symbol": "EEE", "dataset": "corporate_actions", "lake_version": 1, "needs_reprocess": True},
+        ])
+    with engine.connect() as conn:
+        assert state.symbols_where(conn, DS, "unloaded") == ["AAA", "DDD"]
+        assert state.symbols_where(conn, DS, "reprocess") == ["BBB"]
+        assert state.symbols_where(conn, "corporate_actions", "unloaded") == ["EEE"]
+        assert state.symbols_where(conn, "corporate_actions", "reprocess") == ["EEE"]
+
+    with engine.begin() as conn:
+        state.save_states(conn, [{"symbol": "AAA", "dataset": DS, "loaded_version": 1},
+                                 {"symbol": "DDD", "dataset": DS, "loaded_version": 3},
+                                 {"symbol": "BBB", "dataset": DS, "needs_reprocess": False}])
+    with engine.connect() as conn:
+        assert state.symbols_where(conn, DS, "unloaded") == []
+        assert state.symbols_where(conn, DS, "reprocess") == []
+
+
+# ------------------------------------------------------------------- pipeline_runs
+
+
+def test_start_and_finish_run(engine):
+    with engine.begin() as conn:
+        state.start_run(conn, "r1", "run", {"symbols": ["AAA", "BBB"], "start": dt.date(2026, 1, 2)}, "demo", NOW)
+    runs = schema.pipeline_runs
+    with engine.connect() as conn:
+        started = conn.execute(sa.select(runs)).mappings().one()
+    assert (started["status"], started["finished_at"], started["exit_code"], started["planned"]) == ("running", None, None, 0)
+    assert json.loads(started["arguments"]) == {"start": "2026-01-02", "symbols": ["AAA", "BBB"]}
+    assert as_utc(started["started_at"]) == NOW
+
+    with engine.begin() as conn:
+        state.finish_run(conn, "r1", "partial", 3, {"planned": 2, "ok": 1, "failed": 1, "rows_loaded": 250,
+                                                    "api_calls": 2, "not_a_column": 7}, "BBB: HTTP 503", NOW + dt.timedelta(minutes=2))
+    with engine.connect() as conn:
+        done = conn.execute(sa.select(runs)).mappings().one()
+    assert (done["status"], done["exit_code"], done["error"]) == ("partial", 3, "BBB: HTTP 503")
+    assert (done["planned"], done["ok"], done["failed"], done["skipped"], done["rows_loaded"], done["api_calls"]) == (2, 1, 1, 0, 250, 2)
+    assert as_utc(done["finished_at"]) == NOW + dt.timedelta(minutes=2)
+    assert done["provider"] == "demo"
+
+
+def test_last_successful_run_counts_only_ok_fetches_and_runs(engine):
+    with engine.connect() as conn:
+        assert state.last_successful_run(conn) is None
+    with engine.begin() as conn:
+        state.start_run(conn, "r1", "fetch", {}, "demo", NOW)
+        assert state.last_successful_run(conn) is None  # still running
+        state.finish_run(conn, "r1", "ok", 0, {}, None, NOW + dt.timedelta(minutes=1))
+        state.start_run(conn, "r2", "run", {}, "demo", NOW + dt.timedelta(hours=1))
+        state.finish_run(conn, "r2", "ok", 0, {}, None, NOW + dt.timedelta(hours=1, minutes=3))
+        state.start_run(conn, "r3", "load", {}, None, NOW + dt.timedelta(hours=2))
+        state.finish_run(conn, "r3", "ok", 0, {}, None, NOW + dt.timedelta(hours=2, minutes=1))
+        state.start_run(conn, "r4", "run", {}, "demo", NOW + dt.timedelta(hours=3))
+        state.finish_run(conn, "r4", "failed", 5, {}, "db down", NOW + dt.timedelta(hours=3, minutes=1))
+    with engine.connect() as conn:
+        last = state.last_successful_run(conn)
+    assert last == NOW + dt.timedelta(hours=1, minutes=3)
+    assert last.tzinfo is not None
+
+
+# ------------------------------------------------------------ events and quality
+
+
+def test_record_events(engine):
+    outcomes = [
+        SymbolOutcome("AAA", "fetch", "ok", rows=21, api_calls=1, provider="demo"),
+        SymbolOutcome("BBB", "fetch", "failed", message="HTTP 503", provider="demo"),
+        SymbolOutcome("CCC", "load", "skipped"),
+    ]
+    with engine.begin() as conn:
+        state.record_events(conn, "r1", outcomes, NOW)
+        state.record_events(conn, "r1", [], NOW)  # nothing to record is fine
+    e = schema.run_events
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(e).order_by(e.c.id)).mappings().all()
+    got = [(r["run_id"], r["symbol"], r["stage"], r["status"], r["rows"], r["api_calls"], r["provider"], r["message"])
+           for r in rows]
+    assert got == [
+        ("r1", "AAA", "fetch", "ok", 21, 1, "demo", None),
+        ("r1", "BBB", "fetch", "failed", 0, 0, "demo", "HTTP 503"),
+        ("r1", "CCC", "load", "skipped", 0, 0, None, None),
+    ]
+    assert {as_utc(r["created_at"]) for r in rows} == {NOW}
+
+
+def test_record_quality(engine):
+    checks = [Check("price_positive", False, "2 rows with a price <= 0", "error", "AAA", 2.0, 0.0),
+              Check("stale", True, "ok", "warn", "", None, 1.0)]
+    with engine.begin() as conn:
+        state.record_quality(conn, "r1", checks, NOW)
+    q = schema.quality_results
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(q.c.check_name, q.c.symbol, q.c.severity, q.c.passed, q.c.observed,
+                                      q.c.threshold, q.c.detail).order_by(q.c.id)).all()
+    assert [tuple(r) for r in rows] == [
+        ("price_positive", "AAA", "error", False, 2.0, 0.0, "2 rows with a price <= 0"),
+        ("stale", "*", "warn", True, None, 1.0, "ok"),
+    ]
+
+
+def _bar(symbol: str, day: dt.date, **overrides) -> dict:
+    row = {"symbol": symbol, "date": day, "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5,
+           "adj_close": None, "volume": 1000, "provider": "demo", "fetched_at": NOW}
+    row.update(overrides)
+    return row
+
+
+def test_quality_stats_counts_bad_rows(engine):
+    d = [dt.date(2026, 11, 16) + dt.timedelta(days=i) for i in range(5)]
+    with engine.begin() as conn:
+        conn.execute(schema.prices_daily.insert(), [
+            _bar("AAA", d[0]), _bar("AAA", d[1]), _bar("AAA", d[2]),
+            _bar("BBB", d[0], close=-1.0, low=-2.0),  # price <= 0 (low encloses is still true)
+            _bar("BBB", d[1], volume=-5),
+            _bar("BBB", d[2], high=10.2),  # high < close
+            _bar("BBB", d[3], low=10.4),  # low > open
+            _bar("BBB", d[4], open=0.0, low=0.0),  # price <= 0
+        ])
+        stats = {row["symbol"]: row for row in state.quality_stats(conn, None)}
+        only_b = state.quality_stats(conn, ["BBB", "ZZZ"])
+
+    assert set(stats) == {"AAA", "BBB"}
+    good = {k: int(v) for k, v in stats["AAA"].items() if k not in ("symbol", "last_date")}
+    assert good == {"rows": 3, "price_positive": 0, "volume_non_negative": 0, "high_encloses": 0,
+                    "low_encloses": 0, "duplicate_keys": 0}
+    assert stats["AAA"]["last_date"] == d[2]
+    bad = {k: int(v) for k, v in stats["BBB"].items() if k not in ("symbol", "last_date")}
+    assert bad == {"rows": 5, "price_positive": 2, "volume_non_negative": 1, "high_encloses": 1,
+                   "low_encloses": 1, "duplicate_keys": 0}
+    assert stats["BBB"]["last_date"] == d[4]
+    assert isinstance(stats["BBB"]["last_date"], dt.date)
+    assert [row["symbol"] for row in only_b] == ["BBB"]
+    assert int(only_b[0]["price_positive"]) == 2
+
+
+def test_quality_stats_of_an_empty_warehouse(engine):
+    with engine.connect() as conn:
+        assert state.quality_stats(conn, None) == []
+        assert state.quality_stats(conn, ["AAA"]) == []

@@ -1,0 +1,251 @@
+"""The warehouse on real SQLite and real PostgreSQL: migrations, schema drift, bulk upsert, URLs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from stockpipe.errors import ConfigError, DatabaseUnavailableError
+from stockpipe.models import DATASETS, arrow_schema
+from stockpipe.storage import schema, warehouse
+
+PRICES = DATASETS["prices_daily"]
+REJECTS = DATASETS["rejects"]
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 11, 23, 23, 0, 0, 123456, tzinfo=UTC)
+T1 = dt.datetime(2026, 11, 24, 23, 0, tzinfo=UTC)
+STOCKPIPE_TABLES = set(schema.metadata.tables)
+
+
+@pytest.fixture
+def engine(database_url: str):
+    eng = warehouse.create(database_url)
+    warehouse.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive UTC datetimes, PostgreSQL aware ones."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def price_table(closes=(100.0, 101.5, 99.25), fetched_at=T0, adj_close=None, symbol="AAA") -> pa.Table:
+    rows = [
+        {"symbol": symbol, "date": dt.date(2026, 11, 17) + dt.timedelta(days=i), "open": 100.0 + i,
+         "high": 110.0 + i, "low": 90.0 + i, "close": close, "adj_close": adj_close,
+         "volume": 5_000_000_000 + i, "provider": "demo", "fetched_at": fetched_at}
+        for i, close in enumerate(closes)
+    ]
+    return pa.Table.from_pylist(rows, schema=arrow_schema(PRICES))
+
+
+def upsert(eng, dataset, table) -> int:
+    with eng.begin() as conn:
+        return warehouse.upsert(conn, dataset, table)
+
+
+def stored_prices(eng) -> dict[dt.date, dict]:
+    p = schema.prices_daily
+    with eng.connect() as conn:
+        return {r["date"]: dict(r) for r in conn.execute(sa.select(p).order_by(p.c.symbol, p.c.date)).mappings()}
+
+
+# ------------------------------------------------------------------------ migrations
+
+
+def test_migrations_upgrade_downgrade_upgrade(database_url: str):
+    eng = warehouse.create(database_url)
+    try:
+        assert warehouse.current_revision(eng) is None
+        head = warehouse.head_revision()
+        assert head == "0001"
+
+        warehouse.upgrade(eng)
+        assert warehouse.current_revision(eng) == head
+        assert STOCKPIPE_TABLES <= set(sa.inspect(eng).get_table_names())
+
+        warehouse.downgrade(eng)
+        assert warehouse.current_revision(eng) is None
+        left = set(sa.inspect(eng).get_table_names())
+        assert left & STOCKPIPE_TABLES == set()
+        assert left <= {"alembic_version"}
+
+        warehouse.upgrade(eng)
+        assert warehouse.current_revision(eng) == head
+        assert set(sa.inspect(eng).get_table_names()) == STOCKPIPE_TABLES | {"alembic_version"}
+    finally:
+        eng.dispose()
+
+
+def test_migrated_database_matches_schema_py_exactly(engine):
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+        diff = compare_metadata(context, schema.metadata)
+    assert diff == []
+
+
+def test_migrated_indexes_match_schema_py(engine):
+    inspector = sa.inspect(engine)
+    for name in ("run_events", "quality_results"):
+        indexes = {(i["name"], tuple(i["column_names"])) for i in inspector.get_indexes(name)}
+        assert indexes == {(f"ix_{name}_run_id", ("run_id",))}
+    assert inspector.get_pk_constraint("prices_daily")["constrained_columns"] == ["symbol", "date"]
+    assert inspector.get_pk_constraint("rejects")["constrained_columns"] == ["run_id", "symbol", "date", "reason"]
+
+
+def test_sqlite_price_tables_are_without_rowid(tmp_path):
+    eng = warehouse.create(f"sqlite:///{tmp_path / 'w.db'}")
+    try:
+        warehouse.upgrade(eng)
+        with eng.connect() as conn:
+            ddl = dict(conn.exec_driver_sql("SELECT name, sql FROM sqlite_master WHERE type = 'table'").all())
+    finally:
+        eng.dispose()
+    for name in schema.DATA_TABLES:
+        assert "WITHOUT ROWID" in ddl[name], name
+    assert "WITHOUT ROWID" not in ddl["pipeline_runs"]
+
+
+# --------------------------------------------------------------------------- upsert
+
+
+def test_upsert_writes_new_rows_then_nothing_then_only_the_changed_one(engine):
+    assert upsert(engine, PRICES, price_table()) == 3
+    first = stored_prices(engine)
+    assert sorted(first) == [dt.date(2026, 11, 17), dt.date(2026, 11, 18), dt.date(2026, 11, 19)]
+
+    # The same bars fetched again a day later: fetched_at is volatile, so nothing is written.
+    assert upsert(engine, PRICES, price_table(fetched_at=T1)) == 0
+    second = stored_prices(engine)
+    assert second == first
+    assert {as_utc(r["fetched_at"]) for r in second.values()} == {T0}
+
+    assert upsert(engine, PRICES, price_table(closes=(100.0, 101.75, 99.25), fetched_at=T1)) == 1
+    third = stored_prices(engine)
+    changed = third[dt.date(2026, 11, 18)]
+    assert changed["close"] == 101.75
+    assert as_utc(changed["fetched_at"]) == T1
+    for day in (dt.date(2026, 11, 17), dt.date(2026, 11, 19)):
+        assert third[day] == first[day]
+
+
+def test_upsert_round_trips_values_exactly(engine):
+    upsert(engine, PRICES, price_table(closes=(100.125,), adj_close=98.0625))
+    row = stored_prices(engine)[dt.date(2026, 11, 17)]
+    assert row == {**row, "symbol": "AAA", "open": 100.0, "high": 110.0, "low": 90.0, "close": 100.125,
+                   "adj_close": 98.0625, "volume": 5_000_000_000, "provider": "demo"}
+    assert as_utc(row["fetched_at"]) == T0  # microseconds kept
+
+
+def test_null_adj_close_round_trips_as_null_and_compares_as_null(engine):
+    assert upsert(engine, PRICES, price_table(closes=(100.0,), adj_close=None)) == 1
+    assert stored_prices(engine)[dt.date(2026, 11, 17)]["adj_close"] is None
+    with engine.connect() as conn:
+        nulls = conn.execute(sa.select(sa.func.count()).where(schema.prices_daily.c.adj_close.is_(None))).scalar()
+    assert nulls == 1
+
+    assert upsert(engine, PRICES, price_table(closes=(100.0,), adj_close=None, fetched_at=T1)) == 0
+    assert upsert(engine, PRICES, price_table(closes=(100.0,), adj_close=97.5)) == 1
+    assert stored_prices(engine)[dt.date(2026, 11, 17)]["adj_close"] == 97.5
+    assert upsert(engine, PRICES, price_table(closes=(100.0,), adj_close=None)) == 1
+    assert stored_prices(engine)[dt.date(2026, 11, 17)]["adj_close"] is None
+
+
+def test_upsert_of_nothing_writes_nothing(engine):
+    assert upsert(engine, PRICES, arrow_schema(PRICES).empty_table()) == 0
+    assert stored_prices(engine) == {}
+
+
+def test_upsert_ignores_column_order_and_extra_columns(engine):
+    table = price_table(closes=(100.0, 101.0))
+    shuffled = table.select(list(reversed(table.column_names))).append_column("extra", pa.array([1, 2]))
+    assert upsert(engine, PRICES, shuffled) == 2
+    assert [r["close"] for r in stored_prices(engine).values()] == [100.0, 101.0]
+
+
+def test_two_upserts_in_one_transaction(engine):
+    with engine.begin() as conn:
+        assert warehouse.upsert(conn, PRICES, price_table(symbol="AAA")) == 3
+        assert warehouse.upsert(conn, PRICES, price_table(symbol="BBB")) == 3
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.prices_daily)).scalar() == 6
+
+
+RAW_VALUES = [
+    '{"close": "1,234.5", "note": "say \\"hi\\"", "open": null}',
+    'line one\nline two\r\nline three, with "quotes" and a \\ backslash',
+    '\\.',  # COPY's text end-of-data marker must be data here
+    "",  # empty string, not NULL
+    'ünïcødé, "ok"',
+]
+
+
+def test_rejects_raw_json_round_trips_exactly(engine):
+    rows = [
+        {"run_id": "20261123T230000Z-abc123", "symbol": "AAA", "date": f"2026-11-{10 + i}",
+         "reason": "missing_value", "raw": raw, "provider": "csv", "rejected_at": T0}
+        for i, raw in enumerate(RAW_VALUES)
+    ]
+    rows.append({"run_id": "20261123T230000Z-abc123", "symbol": "AAA", "date": "", "reason": "unparseable",
+                 "raw": "a,,b", "provider": "csv", "rejected_at": T0})
+    table = pa.Table.from_pylist(rows, schema=arrow_schema(REJECTS))
+
+    assert upsert(engine, REJECTS, table) == len(rows)
+    assert upsert(engine, REJECTS, table) == 0
+
+    r = schema.rejects
+    with engine.connect() as conn:
+        stored = {row.date: row for row in conn.execute(sa.select(r))}
+    assert set(stored) == {row["date"] for row in rows}
+    for row in rows:
+        got = stored[row["date"]]
+        assert got.raw == row["raw"]
+        assert got.reason == row["reason"]
+        assert as_utc(got.rejected_at) == T0
+
+
+# ------------------------------------------------------------------------ URLs
+
+
+def test_redact_hides_the_password():
+    redacted = warehouse.redact("postgresql+psycopg2://etl:secretpw@db.example:5432/market")
+    assert "secretpw" not in redacted
+    assert redacted == "postgresql+psycopg2://etl:***@db.example:5432/market"
+    assert warehouse.redact("sqlite:////var/lib/stockpipe/w.db") == "sqlite:////var/lib/stockpipe/w.db"
+
+
+def test_check_reachable_on_a_closed_port_raises_without_the_password():
+    eng = warehouse.create("postgresql+psycopg2://u:secretpw@127.0.0.1:1/x")
+    try:
+        with pytest.raises(DatabaseUnavailableError) as info:
+            warehouse.check_reachable(eng)
+    finally:
+        eng.dispose()
+    message = str(info.value)
+    assert "secretpw" not in message
+    assert "postgresql+psycopg2://u:***@127.0.0.1:1/x" in message
+    assert info.value.exit_code == 5
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_check_reachable_passes_on_a_live_database(engine):
+    assert warehouse.check_reachable(engine) is None
+
+
+def test_create_on_a_malformed_url_raises_config_error():
+    with pytest.raises(ConfigError) as info:
+        warehouse.create("notadb://")
+    assert "notadb://" in str(info.value)
+    assert info.value.exit_code == 4
+
+
+def test_create_on_a_malformed_url_never_leaks_a_password():
+    with pytest.raises(ConfigError) as info:
+        warehouse.create("notadb://u:secretpw@host/db")
+    assert "secretpw" not in str(info.value)
