@@ -254,7 +254,7 @@ class BrokenProvider:
     name, needs_key = "broken", False
 
     @classmethod
-    def from_settings(cls, settings):
+    def from_settings(cls, settings, clock):
         return cls()
 
     def symbols(self):

@@ -58,7 +58,7 @@ class _Batch:
 def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> StageResult:
     """Plan, call the provider, archive, parse, validate, and save to the lake."""
     settings = ctx.settings
-    provider = providers.create(settings.provider, settings)
+    provider = providers.create(settings.provider, settings, ctx.clock)
     try:
         listed = provider.symbols()
         if listed is None:  # an API: ask only for what symbol_state says is missing

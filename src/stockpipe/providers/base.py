@@ -77,10 +77,12 @@ class Provider(Protocol):
         """Release connections and files."""
 
 
-_REGISTRY: dict[str, Callable[["Settings"], Provider]] = {}
+# A factory takes the settings and the pipeline's clock (so "now" is the same everywhere).
+Factory = Callable[["Settings", Callable[[], dt.datetime]], Provider]
+_REGISTRY: dict[str, Factory] = {}
 
 
-def register(name: str, factory: Callable[["Settings"], Provider]) -> None:
+def register(name: str, factory: Factory) -> None:
     """Make a provider available under `name` (tests register fakes this way)."""
     _REGISTRY[name] = factory
 
@@ -90,7 +92,7 @@ def provider_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create(name: str, settings: "Settings") -> Provider:
+def create(name: str, settings: "Settings", clock: Callable[[], dt.datetime] | None = None) -> Provider:
     """Build the provider called `name`.
 
     Raises:
@@ -102,7 +104,9 @@ def create(name: str, settings: "Settings") -> Provider:
     except KeyError:
         known = ", ".join(sorted(_REGISTRY))
         raise ConfigError(f"unknown provider {name!r}: choose one of {known} (--provider)") from None
-    return factory(settings)
+    from ..calendars import utcnow
+
+    return factory(settings, clock or utcnow)
 
 
 def _load_builtins() -> None:

@@ -23,7 +23,7 @@ import datetime as dt
 import io
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BadInputError, ConfigError, SymbolNotFoundError
 from .base import ACTION_COLUMNS, BAR_COLUMNS, ParsedDaily, Payload
@@ -61,7 +61,7 @@ class CsvProvider:
         self.path = Path(path)
 
     @classmethod
-    def from_settings(cls, settings: "Settings") -> "CsvProvider":
+    def from_settings(cls, settings: "Settings", clock: Any = None) -> "CsvProvider":
         """Build from `settings.csv_path`.
 
         Raises:

@@ -161,9 +161,9 @@ class DemoProvider:
         self._clock = clock
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "DemoProvider":
-        """The demo needs no settings."""
-        return cls()
+    def from_settings(cls, settings: Any, clock: Callable[[], dt.datetime] = calendars.utcnow) -> "DemoProvider":
+        """The demo needs no settings; `clock` is the pipeline's, so both agree on "now"."""
+        return cls(clock=clock)
 
     def symbols(self) -> None:
         """Any symbol works, so the configured universe decides."""

@@ -1,15 +1,13 @@
 """SMA, EMA and Wilder RSI for many symbols at once, equal to TA-Lib after its warm-up.
 
-TA-Lib is the reference users compare with (PERFORMANCE.md section 4), so every value
-follows its conventions: the same warm-up (NaN) bars, the same seeds, the same order of
-floating-point operations in the recursions.
+TA-Lib is the reference users compare with (PERFORMANCE.md section 4): same warm-up (NaN)
+bars, same seeds, same order of floating-point operations in the recursions.
 
-No loop runs per symbol. Rows are sorted by (symbol, date) and, for the recursive
-indicators, copied into a *time-major ragged* buffer: bar 0 of every symbol, then bar 1
-of every symbol that has one, and so on, with symbols ranked longest first. Bar t is then
-one contiguous slice whose first entries are the same symbols as bar t-1's, so EMA and RSI
-are one Python loop over the time axis (as many steps as the longest history), each step
-a few numpy operations over all symbols, and no padding is stored or computed.
+No loop runs per symbol. Rows are sorted by (symbol, date); SMA works on that order. EMA
+and RSI work on a *time-major ragged* copy: bar 0 of every symbol, then bar 1 of every
+symbol that has one, and so on, symbols ranked longest first. Bar t is then one slice whose
+first entries are bar t-1's symbols, so each recursion is one Python loop over the time
+axis, each step a few numpy operations over all symbols, with no padding stored.
 """
 
 from __future__ import annotations
@@ -30,8 +28,7 @@ _SUM_BLOCK = 64
 class _Layout:
     """Where each row sits, once sorted, and in the time-major buffer."""
 
-    order: np.ndarray  # input positions in (symbol, date) order
-    lengths: np.ndarray  # bars per symbol, in symbol order
+    order: np.ndarray | slice  # input positions in (symbol, date) order; a slice if sorted
     slot: np.ndarray  # index of each sorted row in the time-major buffer
     active: np.ndarray  # active[t]: how many symbols have a bar t
     start: np.ndarray  # start[t]: where bar t begins in the time-major buffer
@@ -59,10 +56,11 @@ def compute_indicators(
     _check_input(prices, (sma, ema, rsi))
     layout, symbols = _build_layout(prices)
     close = prices["close"].to_numpy(dtype=np.float64)[layout.order]
-    by_bar = _to_time_major(close, layout)
+    by_bar = np.empty_like(close)
+    by_bar[layout.slot] = close
     values = (_sma(close, layout, sma), _ema(by_bar, layout, ema), _rsi(by_bar, layout, rsi))
     # Taking symbols from the few uniques is ~5x faster than taking the string column.
-    columns = {"symbol": symbols, "date": prices["date"].array.take(layout.order)}
+    columns = {"symbol": symbols, "date": prices["date"].array[layout.order]}
     return pd.DataFrame({**columns, **dict(zip(INDICATOR_COLUMNS, values))}, copy=False)
 
 
@@ -76,46 +74,43 @@ def _check_input(prices: pd.DataFrame, periods: tuple[int, ...]) -> None:
 
 
 def _build_layout(prices: pd.DataFrame) -> tuple[_Layout, pd.Index]:
-    """Sort rows by (symbol, date) and place them in the time-major buffer.
-
-    Returns:
-        The layout, and the symbol of each sorted row.
-    """
+    """Sort rows by (symbol, date), place them in the time-major buffer; sorted symbols."""
     codes, symbols = pd.factorize(prices["symbol"], sort=True)
     order = _sort_order(codes, pd.DatetimeIndex(prices["date"]).asi8)
     codes = codes[order]
     counts = np.bincount(codes)
-    pos = np.arange(len(codes)) - np.repeat(np.cumsum(counts) - counts, counts)
     # Longest symbols first, so the symbols with a bar t are a prefix of those with t-1.
-    rank = np.empty(len(counts), dtype=np.int64)
-    rank[np.argsort(-counts, kind="stable")] = np.arange(len(counts))
+    rank = np.argsort(np.argsort(-counts, kind="stable"))
     ends = np.bincount(counts, minlength=counts.max(initial=0) + 1)
     active = len(counts) - np.cumsum(ends)[:-1]
     start = np.concatenate(([0], np.cumsum(active)))
-    return _Layout(order, counts, start[pos] + rank[codes], active, start), symbols.take(codes)
+    slot = _bar_numbers(counts)
+    slot = start[slot]  # the row's bar begins here...
+    slot += rank[codes]  # ...and the symbol's rank is its place within the bar
+    return _Layout(order, slot, active, start), symbols.take(codes)
 
 
-def _sort_order(codes: np.ndarray, dates: np.ndarray) -> np.ndarray:
-    """Positions in (symbol, date) order; duplicate (symbol, date) rows in no set order.
+def _bar_numbers(counts: np.ndarray) -> np.ndarray:
+    """0, 1, ... counts[i]-1 for each symbol in turn: the bar number of each sorted row."""
+    # In place: at 10M rows every fresh temporary costs as much in page faults as in math.
+    numbers = np.arange(counts.sum())
+    numbers -= np.repeat(np.cumsum(counts) - counts, counts)
+    return numbers
 
-    Args:
-        codes: symbol codes, numbered in symbol order.
-        dates: dates as int64.
+
+def _sort_order(codes: np.ndarray, dates: np.ndarray) -> np.ndarray | slice:
+    """Positions in (symbol, date) order, from symbol codes and int64 dates.
+
+    Rows already in order (the lake's own order) give slice(None): taking them is a view.
+    Duplicate (symbol, date) rows come out in no set order.
     """
     steps = np.diff(codes)
     if np.all((steps > 0) | ((steps == 0) & (dates[1:] >= dates[:-1]))):
-        return np.arange(len(codes))  # the lake's own order: no sort needed
+        return slice(None)
     # One int64 key sorts ~10x faster than np.lexsort. Dense date ranks keep it small:
     # codes and ranks are each below len(codes), so the product cannot overflow.
     ranks, _ = pd.factorize(dates, sort=True)
     return np.argsort(codes.astype(np.int64) * (ranks.max() + 1) + ranks)
-
-
-def _to_time_major(values: np.ndarray, layout: _Layout) -> np.ndarray:
-    """Copy the sorted rows into the time-major buffer."""
-    buffer = np.empty_like(values)
-    buffer[layout.slot] = values
-    return buffer
 
 
 def _bar(layout: _Layout, t: int, width: int) -> slice:
@@ -133,15 +128,15 @@ def _seed_mean(buffer: np.ndarray, layout: _Layout, first: int, last: int) -> np
 
 
 def _moving_sum(values: np.ndarray, n: int) -> np.ndarray:
-    """Sum of each value and the n-1 before it, restarting the running sum every block.
+    """Sum of each value and the n-1 before it, from running sums restarted every block.
 
-    Windows that cross a block edge add the previous block's suffix sum (its total minus
-    a prefix), so no running sum ever spans more than two blocks.
+    A window crossing a block edge adds the previous block's suffix (its total minus a
+    prefix), so no running sum spans more than one block: no drift on long histories.
     """
     block = max(_SUM_BLOCK, n)
-    padded = np.zeros(-(-len(values) // block) * block)
-    padded[: len(values)] = values
-    prefix = np.cumsum(padded.reshape(-1, block), axis=1)
+    prefix = np.zeros((-(-len(values) // block), block))
+    prefix.ravel()[: len(values)] = values
+    np.cumsum(prefix, axis=1, out=prefix)
     sums = np.empty_like(prefix)
     np.subtract(prefix[:, n:], prefix[:, :-n], out=sums[:, n:])
     sums[:1, :n] = prefix[:1, :n]
@@ -153,18 +148,11 @@ def _moving_sum(values: np.ndarray, n: int) -> np.ndarray:
 def _sma(close: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
     """TA-Lib SMA: first value at bar n-1."""
     # Sorted rows keep each symbol contiguous; windows reaching into the previous symbol
-    # are exactly the warm-up bars, masked here.
+    # are exactly the warm-up bars (bars before n-1: slots before bar n-1 starts).
     out = _moving_sum(close, n)
     out /= n
-    out[_first_bars(layout, n - 1)] = np.nan
+    out[layout.slot < layout.start[min(n - 1, len(layout.active))]] = np.nan
     return out
-
-
-def _first_bars(layout: _Layout, k: int) -> np.ndarray:
-    """Sorted-row indices of each symbol's first k bars (fewer if it has fewer)."""
-    offsets = np.cumsum(layout.lengths) - layout.lengths
-    bars = np.arange(k)
-    return (offsets[:, None] + bars)[bars < layout.lengths[:, None]]
 
 
 def _ema(by_bar: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
@@ -216,13 +204,12 @@ def _gains_losses(by_bar: np.ndarray, layout: _Layout) -> np.ndarray:
 def _rsi_from_averages(avg: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
     """100 * gain / (gain + loss), 0 where both are exactly 0 (TA-Lib on a flat series)."""
     first = layout.start[n]  # bars before n are warm-up
-    out = np.empty(len(avg))
-    out[:first] = np.nan
-    ratio = out[first:]
-    np.add(avg[first:, 0], avg[first:, 1], out=ratio)
+    gain, total = avg[first:, 0], avg[first:, 1]  # computed in place: no 10M temporaries
+    total += gain
     with np.errstate(invalid="ignore"):
-        np.divide(avg[first:, 0], ratio, out=ratio)
+        np.divide(gain, total, out=gain)
     # Gains and losses are >= 0, so 0/0 is the only NaN here; fmax turns it into 0.
-    np.fmax(ratio, 0.0, out=ratio)
-    ratio *= 100.0
-    return out[layout.slot]
+    np.fmax(gain, 0.0, out=gain)
+    gain *= 100.0
+    avg[:first, 0] = np.nan
+    return avg[:, 0][layout.slot]
