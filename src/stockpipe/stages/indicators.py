@@ -3,11 +3,11 @@
 TA-Lib is the reference users compare with (PERFORMANCE.md section 4): same warm-up (NaN)
 bars, same seeds, same order of floating-point operations in the recursions.
 
-No loop runs per symbol. Rows are sorted by (symbol, date); SMA works on that order. EMA
-and RSI work on a *time-major ragged* copy: bar 0 of every symbol, then bar 1 of every
-symbol that has one, and so on, symbols ranked longest first. Bar t is then one slice whose
-first entries are bar t-1's symbols, so each recursion is one Python loop over the time
-axis, each step a few numpy operations over all symbols, with no padding stored.
+No loop runs per symbol. Rows are sorted by (symbol, date), then copied into a *time-major
+ragged* buffer: bar 0 of every symbol, then bar 1 of every symbol that has one, and so on,
+symbols ranked longest first. Bar t is then one slice whose first entries are bar t-1's
+symbols, so each indicator is one Python loop over the time axis, each step a few numpy
+operations over all symbols, with no padding stored; results are gathered back.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import pandas as pd
 
 from stockpipe.models import INDICATOR_COLUMNS
 
-# Moving sums restart every this many rows so that rounding error stays that of a
-# 64-value sum, however long the history (a plain cumsum drifts with its length).
-_SUM_BLOCK = 64
+# SMA running sums are summed afresh every this many bars, so their rounding error stays
+# that of a few dozen steps however long the history (a plain cumsum drifts with length).
+_RESTART = 64
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,10 @@ class _Layout:
 
     order: np.ndarray | slice  # input positions in (symbol, date) order; a slice if sorted
     slot: np.ndarray  # index of each sorted row in the time-major buffer
-    active: np.ndarray  # active[t]: how many symbols have a bar t
-    start: np.ndarray  # start[t]: where bar t begins in the time-major buffer
+    # Python ints, not numpy arrays: the time loops index them every step, and with few
+    # long symbols that per-step overhead is the whole cost.
+    active: list[int]  # active[t]: how many symbols have a bar t
+    start: list[int]  # start[t]: where bar t begins in the time-major buffer
 
 
 def compute_indicators(
@@ -55,10 +57,12 @@ def compute_indicators(
     """
     _check_input(prices, (sma, ema, rsi))
     layout, symbols = _build_layout(prices)
-    close = prices["close"].to_numpy(dtype=np.float64)[layout.order]
-    by_bar = np.empty_like(close)
-    by_bar[layout.slot] = close
-    values = (_sma(close, layout, sma), _ema(by_bar, layout, ema), _rsi(by_bar, layout, rsi))
+    by_bar = np.empty(len(layout.slot))
+    by_bar[layout.slot] = prices["close"].to_numpy(dtype=np.float64)[layout.order]
+    # One time-major work buffer serves SMA, then EMA, then RSI's (gain, loss) pairs: at
+    # 10M rows each fresh 80 MB array costs as much in page faults as in arithmetic.
+    work = np.empty((len(by_bar), 2))
+    values = [f(by_bar, layout, n, work) for f, n in ((_sma, sma), (_ema, ema), (_rsi, rsi))]
     # Taking symbols from the few uniques is ~5x faster than taking the string column.
     columns = {"symbol": symbols, "date": prices["date"].array[layout.order]}
     return pd.DataFrame({**columns, **dict(zip(INDICATOR_COLUMNS, values))}, copy=False)
@@ -74,28 +78,24 @@ def _check_input(prices: pd.DataFrame, periods: tuple[int, ...]) -> None:
 
 
 def _build_layout(prices: pd.DataFrame) -> tuple[_Layout, pd.Index]:
-    """Sort rows by (symbol, date), place them in the time-major buffer; sorted symbols."""
+    """Where each row goes, and the symbol of each row in (symbol, date) order."""
     codes, symbols = pd.factorize(prices["symbol"], sort=True)
     order = _sort_order(codes, pd.DatetimeIndex(prices["date"]).asi8)
     codes = codes[order]
+    symbols = symbols.take(codes)
     counts = np.bincount(codes)
     # Longest symbols first, so the symbols with a bar t are a prefix of those with t-1.
     rank = np.argsort(np.argsort(-counts, kind="stable"))
     ends = np.bincount(counts, minlength=counts.max(initial=0) + 1)
     active = len(counts) - np.cumsum(ends)[:-1]
     start = np.concatenate(([0], np.cumsum(active)))
-    slot = _bar_numbers(counts)
-    slot = start[slot]  # the row's bar begins here...
-    slot += rank[codes]  # ...and the symbol's rank is its place within the bar
-    return _Layout(order, slot, active, start), symbols.take(codes)
-
-
-def _bar_numbers(counts: np.ndarray) -> np.ndarray:
-    """0, 1, ... counts[i]-1 for each symbol in turn: the bar number of each sorted row."""
-    # In place: at 10M rows every fresh temporary costs as much in page faults as in math.
-    numbers = np.arange(counts.sum())
-    numbers -= np.repeat(np.cumsum(counts) - counts, counts)
-    return numbers
+    # slot = start[bar number] + rank[symbol], in place: mode="clip" does not buffer, and
+    # each output element reads only its own index.
+    slot = np.arange(len(codes))
+    slot -= np.repeat(np.cumsum(counts) - counts, counts)
+    np.take(start, slot, out=slot, mode="clip")
+    slot += np.take(rank, codes, out=codes, mode="clip")
+    return _Layout(order, slot, active.tolist(), start.tolist()), symbols
 
 
 def _sort_order(codes: np.ndarray, dates: np.ndarray) -> np.ndarray | slice:
@@ -110,7 +110,9 @@ def _sort_order(codes: np.ndarray, dates: np.ndarray) -> np.ndarray | slice:
     # One int64 key sorts ~10x faster than np.lexsort. Dense date ranks keep it small:
     # codes and ranks are each below len(codes), so the product cannot overflow.
     ranks, _ = pd.factorize(dates, sort=True)
-    return np.argsort(codes.astype(np.int64) * (ranks.max() + 1) + ranks)
+    key = codes * (ranks.max() + 1)
+    key += ranks
+    return np.argsort(key)
 
 
 def _bar(layout: _Layout, t: int, width: int) -> slice:
@@ -118,49 +120,43 @@ def _bar(layout: _Layout, t: int, width: int) -> slice:
     return slice(layout.start[t], layout.start[t] + width)
 
 
-def _seed_mean(buffer: np.ndarray, layout: _Layout, first: int, last: int) -> np.ndarray:
-    """Mean of bars first..last for the symbols that reach `last`, summed in TA-Lib's order."""
+def _window_sum(buffer: np.ndarray, layout: _Layout, first: int, last: int) -> np.ndarray:
+    """Sum of bars first..last for the symbols that reach `last`, in TA-Lib's order."""
     width = layout.active[last]
     total = buffer[_bar(layout, first, width)].copy()
     for t in range(first + 1, last + 1):
         total += buffer[_bar(layout, t, width)]
-    return total / (last - first + 1)
+    return total
 
 
-def _moving_sum(values: np.ndarray, n: int) -> np.ndarray:
-    """Sum of each value and the n-1 before it, from running sums restarted every block.
+def _sma(by_bar: np.ndarray, layout: _Layout, n: int, work: np.ndarray) -> np.ndarray:
+    """TA-Lib SMA: first value at bar n-1, from running window sums.
 
-    A window crossing a block edge adds the previous block's suffix (its total minus a
-    prefix), so no running sum spans more than one block: no drift on long histories.
+    A running sum (add the new close, drop the oldest) gathers rounding error with every
+    step, so it is summed afresh every _RESTART bars: no drift on long histories.
     """
-    block = max(_SUM_BLOCK, n)
-    prefix = np.zeros((-(-len(values) // block), block))
-    prefix.ravel()[: len(values)] = values
-    np.cumsum(prefix, axis=1, out=prefix)
-    sums = np.empty_like(prefix)
-    np.subtract(prefix[:, n:], prefix[:, :-n], out=sums[:, n:])
-    sums[:1, :n] = prefix[:1, :n]
-    np.subtract(prefix[1:, :n], prefix[:-1, block - n :], out=sums[1:, :n])
-    sums[1:, :n] += prefix[:-1, -1:]
-    return sums.ravel()[: len(values)]
+    sums = work.reshape(-1)[: len(by_bar)]
+    first = layout.start[min(n - 1, len(layout.active))]
+    sums[:first] = np.nan
+    for t in range(n - 1, len(layout.active)):
+        width = layout.active[t]
+        cur = sums[_bar(layout, t, width)]
+        if (t - n + 1) % _RESTART == 0:
+            cur[:] = _window_sum(by_bar, layout, t - n + 1, t)
+        else:  # TA-Lib's order: (previous total - oldest close) + newest close
+            oldest = by_bar[_bar(layout, t - n, width)]
+            np.subtract(sums[_bar(layout, t - 1, width)], oldest, out=cur)
+            cur += by_bar[_bar(layout, t, width)]
+    sums[first:] /= n
+    return sums[layout.slot]
 
 
-def _sma(close: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
-    """TA-Lib SMA: first value at bar n-1."""
-    # Sorted rows keep each symbol contiguous; windows reaching into the previous symbol
-    # are exactly the warm-up bars (bars before n-1: slots before bar n-1 starts).
-    out = _moving_sum(close, n)
-    out /= n
-    out[layout.slot < layout.start[min(n - 1, len(layout.active))]] = np.nan
-    return out
-
-
-def _ema(by_bar: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
+def _ema(by_bar: np.ndarray, layout: _Layout, n: int, work: np.ndarray) -> np.ndarray:
     """TA-Lib EMA: SMA of the first n closes at bar n-1, then prev + k*(x - prev)."""
-    out = np.empty_like(by_bar)
+    out = work.reshape(-1)[: len(by_bar)]
     out[: layout.start[min(n - 1, len(layout.active))]] = np.nan  # later bars all get written
     if len(layout.active) >= n:
-        out[_bar(layout, n - 1, layout.active[n - 1])] = _seed_mean(by_bar, layout, 0, n - 1)
+        out[_bar(layout, n - 1, layout.active[n - 1])] = _window_sum(by_bar, layout, 0, n - 1) / n
     k = 2.0 / (n + 1)
     for t in range(n, len(layout.active)):
         width = layout.active[t]
@@ -171,12 +167,12 @@ def _ema(by_bar: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
     return out[layout.slot]
 
 
-def _rsi(by_bar: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
+def _rsi(by_bar: np.ndarray, layout: _Layout, n: int, work: np.ndarray) -> np.ndarray:
     """TA-Lib RSI: Wilder averages seeded with the mean of bars 1..n, first value at bar n."""
     if len(layout.active) <= n:
         return np.full(len(by_bar), np.nan)
-    avg = _gains_losses(by_bar, layout)
-    avg[_bar(layout, n, layout.active[n])] = _seed_mean(avg, layout, 1, n)
+    avg = _gains_losses(by_bar, layout, work)
+    avg[_bar(layout, n, layout.active[n])] = _window_sum(avg, layout, 1, n) / n
     scratch = np.empty((layout.active[0], 2))
     for t in range(n + 1, len(layout.active)):
         width = layout.active[t]
@@ -188,10 +184,9 @@ def _rsi(by_bar: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
     return _rsi_from_averages(avg, layout, n)
 
 
-def _gains_losses(by_bar: np.ndarray, layout: _Layout) -> np.ndarray:
-    """(gain, loss) of each bar against the bar before, time-major; zeros on bar 0."""
-    pairs = np.empty((len(by_bar), 2))
-    pairs[: layout.start[1]] = 0.0
+def _gains_losses(by_bar: np.ndarray, layout: _Layout, pairs: np.ndarray) -> np.ndarray:
+    """(gain, loss) of each bar against the bar before, time-major, into `pairs`."""
+    pairs[: layout.start[1]] = 0.0  # bar 0 has no previous close
     for t in range(1, len(layout.active)):
         width = layout.active[t]
         now = _bar(layout, t, width)
@@ -204,7 +199,7 @@ def _gains_losses(by_bar: np.ndarray, layout: _Layout) -> np.ndarray:
 def _rsi_from_averages(avg: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
     """100 * gain / (gain + loss), 0 where both are exactly 0 (TA-Lib on a flat series)."""
     first = layout.start[n]  # bars before n are warm-up
-    gain, total = avg[first:, 0], avg[first:, 1]  # computed in place: no 10M temporaries
+    gain, total = avg[first:, 0], avg[first:, 1]  # in place: no fresh 10M-row arrays
     total += gain
     with np.errstate(invalid="ignore"):
         np.divide(gain, total, out=gain)
