@@ -33,7 +33,7 @@ def validate(settings: Settings) -> StageResult:
     failed = [(c, code) for c, code in found if not c.ok]
     exit_code = failed[0][1] if failed else ExitCode.OK
     message = failed[0][0].detail if failed else ""
-    return StageResult("validate", exit_code, {"checks": len(found), "failed": len(failed)},
+    return StageResult("validate", exit_code, {"checks": len(found), "checks_failed": len(failed)},
                        checks=tuple(c for c, _ in found), message=message)
 
 

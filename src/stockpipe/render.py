@@ -54,8 +54,7 @@ def to_document(result: CommandResult) -> dict[str, Any]:
         "stages": [{"stage": s.stage, "exit_code": int(s.exit_code), "counts": dict(s.counts), "message": s.message}
                    for s in result.stages],
         "symbols": [asdict(o) for s in result.stages for o in s.outcomes],
-        "checks": [{"stage": s.stage, **asdict(c)} for s in result.stages for c in s.checks
-                   if s.stage != "quality-check" or not c.ok],
+        "checks": [{"stage": s.stage, **asdict(c)} for s in result.stages for c in _shown_checks(s)],
         **result.extra,
     }
 
@@ -87,15 +86,19 @@ def _plain(result: CommandResult) -> None:
         for outcome in stage.outcomes:
             if outcome.status not in ("ok",):
                 out.write(f"  {outcome.symbol}: {outcome.status} {outcome.message}".rstrip() + "\n")
-        for check in stage.checks:
-            if stage.stage != "quality-check" or not check.ok:
-                mark = "ok" if check.ok else ("FAIL" if check.severity == "error" else "WARN")
-                who = f" {check.symbol}" if check.symbol else ""
-                out.write(f"  [{mark}] {check.name}{who}: {check.detail}\n")
+        for check in _shown_checks(stage):
+            mark = "ok" if check.ok else ("FAIL" if check.severity == "error" else "WARN")
+            who = f" {check.symbol}" if check.symbol else ""
+            out.write(f"  [{mark}] {check.name}{who}: {check.detail}\n")
     if result.message:
         out.write(f"{result.message}\n")
     run = f" run {result.run_id}" if result.run_id else ""
     out.write(f"{result.command}{run}: {exit_name(result.command, result.exit_code)} (exit {result.exit_code})\n")
+
+
+def _shown_checks(stage) -> list:
+    """validate/health-check show every check; quality-check only its failures."""
+    return [c for c in stage.checks if stage.stage != "quality-check" or not c.ok]
 
 
 def _rich(result: CommandResult) -> None:
@@ -103,27 +106,32 @@ def _rich(result: CommandResult) -> None:
     from rich.table import Table
 
     console = Console()
+    stages = Table(title=f"stockpipe {result.command}", title_justify="left")
+    for column in ("stage", "result", "counts"):
+        stages.add_column(column)
     for stage in result.stages:
-        table = Table(title=f"{stage.stage}: {exit_name(result.command, stage.exit_code)}", title_justify="left")
-        if stage.checks:
-            for column in ("check", "symbol", "result", "detail"):
-                table.add_column(column)
-            for check in stage.checks:
-                if stage.stage != "quality-check" or not check.ok:
-                    style = "green" if check.ok else ("red" if check.severity == "error" else "yellow")
-                    verdict = "ok" if check.ok else ("fail" if check.severity == "error" else "warn")
-                    table.add_row(check.name, check.symbol, f"[{style}]{verdict}[/]", check.detail)
-        if stage.counts:
-            summary = Table.grid(padding=(0, 2))
-            for key, value in stage.counts.items():
-                summary.add_row(key, str(value))
-            console.print(table if stage.checks else f"[bold]{stage.stage}[/]: {exit_name(result.command, stage.exit_code)}")
-            console.print(summary)
-        elif stage.checks:
-            console.print(table)
-        failed = [o for o in stage.outcomes if o.status not in ("ok",)]
+        name = exit_name(result.command, stage.exit_code)
+        style = "green" if stage.exit_code in (0, 99) else "red"
+        stages.add_row(stage.stage, f"[{style}]{name}[/]", "  ".join(f"{k} {v}" for k, v in stage.counts.items()))
+    console.print(stages)
+    checks = [(s.stage, c) for s in result.stages for c in _shown_checks(s)]
+    if checks:
+        table = Table(title="checks", title_justify="left")
+        for column in ("stage", "check", "symbol", "result", "detail"):
+            table.add_column(column)
+        for stage_name, check in checks:
+            style = "green" if check.ok else ("red" if check.severity == "error" else "yellow")
+            verdict = "ok" if check.ok else ("fail" if check.severity == "error" else "warn")
+            table.add_row(stage_name, check.name, check.symbol, f"[{style}]{verdict}[/]", check.detail)
+        console.print(table)
+    failed = [o for s in result.stages for o in s.outcomes if o.status != "ok"]
+    if failed:
+        table = Table(title="symbols not ok", title_justify="left")
+        for column in ("stage", "symbol", "status", "message"):
+            table.add_column(column)
         for outcome in failed:
-            console.print(f"  [yellow]{outcome.symbol}[/]: {outcome.status} {outcome.message}")
+            table.add_row(outcome.stage, outcome.symbol, outcome.status, outcome.message)
+        console.print(table)
     if result.message:
         console.print(result.message)
     run = f" run {result.run_id}" if result.run_id else ""
