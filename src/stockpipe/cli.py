@@ -125,17 +125,7 @@ def fetch(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile =
           data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
           as_json: Json = False, debug: Debug = False) -> None:
     """Fetch the bars each symbol lacks into the lake (raw payloads archived, bad rows to rejects)."""
-    from . import pipeline
-
-    def action():
-        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, provider=provider,
-                             symbols=symbol, symbols_file=symbols_file, lists=list_, csv_path=path,
-                             log_format=log_format, debug=debug)
-        _need_selection(all_, symbol, symbols_file, list_, settings.provider)
-        with render.progress(not as_json) as progress:
-            return pipeline.fetch(settings, _date(start), _date(end), progress)
-
-    _call("fetch", as_json, debug, action)
+    _fetching("fetch", **locals())
 
 
 @app.command()
@@ -200,6 +190,12 @@ def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = N
         data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
         as_json: Json = False, debug: Debug = False) -> None:
     """validate -> fetch -> transform -> load -> quality-check; resumes from what is saved."""
+    _fetching("run", **locals())
+
+
+def _fetching(command: str, *, all_, symbol, symbols_file, list_, provider, path, start, end, config, data_dir,
+              database_url, log_format, as_json, debug) -> None:
+    """`fetch` and `run`: same options, same checks, a different pipeline function."""
     from . import pipeline
 
     def action():
@@ -208,9 +204,10 @@ def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = N
                              log_format=log_format, debug=debug)
         _need_selection(all_, symbol, symbols_file, list_, settings.provider)
         with render.progress(not as_json) as progress:
-            return pipeline.run(settings, _date(start), _date(end), progress)
+            call = pipeline.fetch if command == "fetch" else pipeline.run
+            return call(settings, _date(start), _date(end), progress)
 
-    _call("run", as_json, debug, action)
+    _call(command, as_json, debug, action)
 
 
 @db_app.command("upgrade")
