@@ -293,7 +293,7 @@ def test_db_upgrade_and_current(cli, tmp_path):
     code, out, _ = cli("db", "current", "--json")
     assert code == 0 and json.loads(out)["current"] is None
     code, out, _ = cli("db", "upgrade", "--json")
-    assert code == 0 and json.loads(out)["after"] == "0001"
+    assert code == 0 and json.loads(out)["after"] == "0002"
     code, out, _ = cli("db", "current", "--json")
     doc = json.loads(out)
-    assert doc["current"] == doc["head"] == "0001"
+    assert doc["current"] == doc["head"] == "0002"

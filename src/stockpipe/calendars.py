@@ -26,7 +26,16 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def is_session(day: dt.date) -> bool:
+def exchange_for(symbol: str, overrides: dict[str, str] | None = None) -> str:
+    """The exchange (MIC) whose calendar a symbol trades on (by suffix, then overrides)."""
+    overrides = overrides or {}
+    if symbol in overrides:
+        return overrides[symbol]
+    suffix = symbol.rsplit(".", 1)[1] if "." in symbol else ""
+    return overrides.get("." + suffix, DEFAULT_EXCHANGE) if suffix else DEFAULT_EXCHANGE
+
+
+def is_session(day: dt.date, exchange: str = DEFAULT_EXCHANGE) -> bool:
     return day.weekday() < 5
 
 
@@ -45,7 +54,7 @@ def latest_closed_session(now: dt.datetime, exchange: str = DEFAULT_EXCHANGE) ->
     return day
 
 
-def sessions_between(start: dt.date, end: dt.date) -> list[dt.date]:
+def sessions_between(start: dt.date, end: dt.date, exchange: str = DEFAULT_EXCHANGE) -> list[dt.date]:
     """Every session date in [start, end]."""
     days = (end - start).days + 1
     return [d for d in (start + dt.timedelta(days=i) for i in range(max(days, 0))) if is_session(d)]

@@ -63,6 +63,10 @@ class Settings:
     auto_migrate: bool = True
     batch_rows: int = 500_000
     config_file: Path | None = None
+    # symbol suffix or symbol -> exchange MIC, over calendars.DEFAULT_SUFFIXES ([exchanges] table)
+    exchanges: Mapping[str, str] = field(default_factory=dict)
+    # quality rule name -> threshold, over stages.quality's defaults ([quality] table)
+    quality: Mapping[str, float] = field(default_factory=dict)
     api_keys: Mapping[str, Secret] = field(default_factory=dict, repr=False)
 
     @property
@@ -182,6 +186,9 @@ def _flatten(values: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in values.items():
         if key == "universe":
+            continue
+        if key in ("exchanges", "quality"):  # tables that are settings themselves
+            out[key] = dict(value)
             continue
         if isinstance(value, dict):
             out.update({k: v for k, v in value.items() if k in _FIELDS})

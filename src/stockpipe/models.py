@@ -32,11 +32,58 @@ CORPORATE_ACTIONS = (
     ("provider", "str"),
     ("fetched_at", "ts"),
 )
-INDICATOR_COLUMNS = ("sma_20", "ema_12", "rsi_14")
+INDICATOR_COLUMNS = (
+    "sma_5", "sma_10", "sma_20", "sma_50", "sma_200", "ema_12", "ema_26", "ema_50",
+    "macd", "macd_signal", "macd_hist", "rsi_14", "bb_middle", "bb_upper", "bb_lower", "atr_14",
+    "stoch_k", "stoch_d", "adx_14", "plus_di_14", "minus_di_14", "cci_20", "willr_14", "mfi_14",
+    "obv", "roc_10", "mom_10", "return_1d", "log_return_1d", "volatility_30d", "high_52w", "low_52w",
+    "pct_from_high_52w", "drawdown",
+)
 INDICATORS_DAILY = (
     ("symbol", "str"),
     ("date", "date"),
     *((name, "float") for name in INDICATOR_COLUMNS),
+    ("computed_at", "ts"),
+)
+# Backward adjustment (CRSP/zipline): bars with valid_from <= date < valid_to are
+# multiplied by price_factor (prices) and volume_factor (volume); bars on or after a
+# symbol's newest ex-date have no row (factor 1).
+ADJUSTMENTS = (
+    ("symbol", "str"),
+    ("valid_to", "date"),  # the ex-date of the action that ends this span (exclusive)
+    ("valid_from", "date"),  # the previous ex-date, or the first bar (inclusive)
+    ("price_factor", "float"),
+    ("volume_factor", "float"),
+    ("computed_at", "ts"),
+)
+QUOTES = (
+    ("symbol", "str"),
+    ("ts", "ts"),
+    ("price", "float"),
+    ("open", "float"),
+    ("high", "float"),
+    ("low", "float"),
+    ("prev_close", "float"),
+    ("change", "float"),
+    ("change_pct", "float"),
+    ("volume", "int"),
+    ("provider", "str"),
+)
+QUOTES_DAILY = (
+    ("symbol", "str"),
+    ("date", "date"),  # the exchange's session date of the quotes
+    ("open", "float"),
+    ("high", "float"),
+    ("low", "float"),
+    ("close", "float"),
+    ("prev_close", "float"),
+    ("change", "float"),
+    ("change_pct", "float"),
+    ("volume", "int"),  # the day's last cumulative volume
+    ("quotes", "int"),  # how many quotes the day had
+    ("avg_volume_per_quote", "float"),
+    ("first_ts", "ts"),
+    ("last_ts", "ts"),
     ("computed_at", "ts"),
 )
 REJECTS = (
@@ -76,6 +123,9 @@ DATASETS: dict[str, Dataset] = {
         Dataset("corporate_actions", CORPORATE_ACTIONS, ("symbol", "date", "kind"), ("fetched_at",)),
         Dataset("indicators_daily", INDICATORS_DAILY, ("symbol", "date"), ("computed_at",)),
         Dataset("rejects", REJECTS, ("run_id", "symbol", "date", "reason"), ("rejected_at",)),
+        Dataset("adjustments", ADJUSTMENTS, ("symbol", "valid_to"), ("computed_at",)),
+        Dataset("quotes", QUOTES, ("symbol", "ts")),
+        Dataset("quotes_daily", QUOTES_DAILY, ("symbol", "date"), ("computed_at",)),
     )
 }
 

@@ -144,8 +144,10 @@ def _flush(ctx: Context, batch: _Batch) -> list[SymbolOutcome]:
         for name, symbols in changed.items():
             if symbols:
                 state.bump_versions(conn, name, symbols)
+        # New prices, or a new split/dividend (which changes the adjusted history), mean
+        # the symbol's indicators are recomputed from its whole history.
         state.save_states(conn, [{"symbol": s, "dataset": INDICATORS.name, "needs_reprocess": True}
-                                 for s in changed[PRICES.name]])
+                                 for s in sorted(set(changed[PRICES.name]) | set(changed[ACTIONS.name]))])
         state.record_events(conn, ctx.run_id, batch.outcomes, ctx.now)
     return batch.outcomes
 
@@ -198,6 +200,7 @@ def transform_stage(ctx: Context) -> StageResult:
         prices = lake.read_frame(PRICES, chunk)
         indicators = compute_indicators(prices)
         indicators["computed_at"] = pd.Timestamp(ctx.now)
+        indicators = indicators.reindex(columns=INDICATORS.column_names)
         changed = lake.merge(INDICATORS, indicators).changed
         written += sum(changed.values())
         with ctx.engine.begin() as conn:

@@ -64,7 +64,7 @@ def test_migrations_upgrade_downgrade_upgrade(database_url: str):
     try:
         assert warehouse.current_revision(eng) is None
         head = warehouse.head_revision()
-        assert head == "0001"
+        assert head == "0002"
 
         warehouse.upgrade(eng)
         assert warehouse.current_revision(eng) == head
@@ -249,3 +249,27 @@ def test_create_on_a_malformed_url_never_leaks_a_password():
     with pytest.raises(ConfigError) as info:
         warehouse.create("notadb://u:secretpw@host/db")
     assert "secretpw" not in str(info.value)
+
+
+def test_adjusted_view_applies_the_span_factor(database_url: str):
+    """prices_daily_adjusted multiplies each bar by the factor of the span it falls in."""
+    import datetime as dt
+
+    eng = warehouse.create(database_url)
+    try:
+        warehouse.upgrade(eng)
+        now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+        with eng.begin() as conn:
+            conn.execute(schema.prices_daily.insert(), [
+                {"symbol": "X", "date": dt.date(2024, 6, d), "open": 100.0, "high": 110.0, "low": 90.0,
+                 "close": 100.0, "adj_close": None, "volume": 1000, "provider": "t", "fetched_at": now}
+                for d in (3, 4, 5)])
+            conn.execute(schema.adjustments.insert(), [
+                {"symbol": "X", "valid_from": dt.date(1900, 1, 1), "valid_to": dt.date(2024, 6, 4),
+                 "price_factor": 0.1, "volume_factor": 10.0, "computed_at": now}])
+            got = conn.exec_driver_sql(
+                "SELECT date, close, volume, price_factor FROM prices_daily_adjusted ORDER BY date").fetchall()
+        assert [(str(d), c, v, f) for d, c, v, f in got] == [
+            ("2024-06-03", 10.0, 10000.0, 0.1), ("2024-06-04", 100.0, 1000.0, 1.0), ("2024-06-05", 100.0, 1000.0, 1.0)]
+    finally:
+        eng.dispose()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from ..models import INDICATOR_COLUMNS
+
 metadata = sa.MetaData()
 
 _SYMBOL = sa.String(32)
@@ -48,9 +50,54 @@ indicators_daily = sa.Table(
     "indicators_daily", metadata,
     sa.Column("symbol", _SYMBOL, primary_key=True),
     sa.Column("date", sa.Date, primary_key=True),
-    sa.Column("sma_20", sa.Double),
-    sa.Column("ema_12", sa.Double),
-    sa.Column("rsi_14", sa.Double),
+    *(sa.Column(name, sa.Double) for name in INDICATOR_COLUMNS),
+    _ts("computed_at", nullable=False),
+    **_NO_ROWID,
+)
+
+adjustments = sa.Table(
+    "adjustments", metadata,
+    sa.Column("symbol", _SYMBOL, primary_key=True),
+    sa.Column("valid_to", sa.Date, primary_key=True),
+    sa.Column("valid_from", sa.Date, nullable=False),
+    sa.Column("price_factor", sa.Double, nullable=False),
+    sa.Column("volume_factor", sa.Double, nullable=False),
+    _ts("computed_at", nullable=False),
+    **_NO_ROWID,
+)
+
+quotes = sa.Table(
+    "quotes", metadata,
+    sa.Column("symbol", _SYMBOL, primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("price", sa.Double, nullable=False),
+    sa.Column("open", sa.Double),
+    sa.Column("high", sa.Double),
+    sa.Column("low", sa.Double),
+    sa.Column("prev_close", sa.Double),
+    sa.Column("change", sa.Double),
+    sa.Column("change_pct", sa.Double),
+    sa.Column("volume", sa.BigInteger),
+    sa.Column("provider", sa.String(32), nullable=False),
+    **_NO_ROWID,
+)
+
+quotes_daily = sa.Table(
+    "quotes_daily", metadata,
+    sa.Column("symbol", _SYMBOL, primary_key=True),
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("open", sa.Double, nullable=False),
+    sa.Column("high", sa.Double, nullable=False),
+    sa.Column("low", sa.Double, nullable=False),
+    sa.Column("close", sa.Double, nullable=False),
+    sa.Column("prev_close", sa.Double),
+    sa.Column("change", sa.Double),
+    sa.Column("change_pct", sa.Double),
+    sa.Column("volume", sa.BigInteger),
+    sa.Column("quotes", sa.Integer, nullable=False),
+    sa.Column("avg_volume_per_quote", sa.Double),
+    _ts("first_ts", nullable=False),
+    _ts("last_ts", nullable=False),
     _ts("computed_at", nullable=False),
     **_NO_ROWID,
 )
@@ -105,6 +152,9 @@ symbol_state = sa.Table(
     sa.Column("lake_version", sa.Integer, nullable=False, server_default="0"),
     sa.Column("loaded_version", sa.Integer, nullable=False, server_default="0"),
     sa.Column("provider", sa.String(32)),
+    # The earliest session the calendar found missing inside the held history: the next
+    # plan refetches from there (one request), then clears it.
+    sa.Column("refetch_from", sa.Date),
 )
 
 run_events = sa.Table(
@@ -135,4 +185,5 @@ quality_results = sa.Table(
     _ts("checked_at", nullable=False),
 )
 
-DATA_TABLES = {t.name: t for t in (prices_daily, corporate_actions, indicators_daily, rejects)}
+DATA_TABLES = {t.name: t for t in (prices_daily, corporate_actions, indicators_daily, rejects, adjustments,
+                                   quotes, quotes_daily)}
