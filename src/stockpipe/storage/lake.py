@@ -28,7 +28,7 @@ from ..models import Dataset, arrow_schema
 
 FILE_NAME = "data.parquet"
 # The column that decides a row's month partition.
-_PARTITION_COLUMN = {"rejects": "rejected_at"}
+_PARTITION_COLUMN = {"rejects": "rejected_at", "quotes": "ts", "quotes_daily": "date"}
 
 
 @dataclass(frozen=True)
