@@ -31,7 +31,7 @@ def test_run_twice_on_both_warehouses(make_settings, database_url):
     assert first.exit_code == ExitCode.OK, first.message
     counts = {s.stage: s.counts for s in first.stages}
     fetched = counts["fetch"]["rows_fetched"]
-    assert fetched == 3 * 86  # weekdays from 2026-07-26 to 2026-11-23 (the clock's Monday)
+    assert fetched == 3 * 85  # NYSE sessions from 2026-07-26 to 2026-11-23 (the clock's Monday; not Labor Day)
     assert counts["load"]["prices_daily_written"] == fetched == counts["load"]["indicators_daily_written"]
     assert query(database_url, "SELECT COUNT(*), MAX(date) FROM prices_daily")[0][0] == fetched
     assert str(query(database_url, "SELECT MAX(date) FROM prices_daily")[0][0]) == "2026-11-23"

@@ -64,7 +64,7 @@ def test_migrations_upgrade_downgrade_upgrade(database_url: str):
     try:
         assert warehouse.current_revision(eng) is None
         head = warehouse.head_revision()
-        assert head == "0002"
+        assert head == max(p.name[:4] for p in warehouse.migrations_dir().joinpath("versions").glob("0*.py"))
 
         warehouse.upgrade(eng)
         assert warehouse.current_revision(eng) == head

@@ -19,7 +19,9 @@ How the series is built, per calendar day d (weekends are computed, then dropped
 * Volume: a symbol base (0.8M-16M shares) times log-normal noise, higher on big moves,
   and scaled by the split state (fewer shares trade at a higher price).
 
-Bars exist on weekdays only and never after the latest closed session of the clock.
+Bars exist on the sessions of the symbol's exchange only (exchange-calendars: weekends and
+holidays have none; a split or dividend scheduled on a holiday moves to the next session),
+and never after the latest closed session of the clock.
 """
 
 from __future__ import annotations
@@ -89,21 +91,22 @@ def _phase(u: float, period: int) -> int:
     return 7 * (slot // 5) + slot % 5
 
 
-def _series(symbol: str, start: dt.date, end: dt.date) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Bars and actions for the sessions in [start, end], as JSON-ready columns."""
+def _series(symbol: str, start: dt.date, end: dt.date, exchange: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Bars and actions for the exchange's sessions in [start, end], as JSON-ready columns."""
     seed = zlib.crc32(symbol.encode("utf-8"))
     p = _uniforms(seed, np.array([1000]), np.arange(16))[0]  # the symbol's shape
     lo, hi = start.toordinal(), end.toordinal()
-    # 3 extra days (Monday's previous session is Friday) plus the walk window.
-    ext = np.arange(lo - 3 - _WALK_DAYS + 1, hi + 1)
+    # Days before `lo`: the previous session (a long weekend is 4 days) plus the walk window.
+    ext = np.arange(lo - 6 - _WALK_DAYS + 1, hi + 1)
     z = _normals(seed, 6, ext)  # row 0: walk shocks; rows 1-5: per-day noise
     days = ext[_WALK_DAYS - 1 :]
     log_p = _log_price(p, days, z[0], z[1, _WALK_DAYS - 1 :])
     since_split = days - _MONDAY - _phase(p[10], _SPLIT_PERIOD)
     state = 1.0 + (since_split // _SPLIT_PERIOD) % 2  # x2 after a reverse split
-    weekday = (days - 1) % 7  # ordinal 1 was a Monday
-    idx = np.flatnonzero((days >= lo) & (weekday < 5))
-    prev = idx - 1 - 2 * (weekday[idx] == 0)
+    session = _session_mask(days, exchange)
+    last_session = np.maximum.accumulate(np.where(session, np.arange(len(days)), 0))
+    idx = np.flatnonzero((days >= lo) & session)
+    prev = last_session[idx - 1]  # the previous session, across weekends and holidays
     d, mult, noise = days[idx], state[idx], z[2:, _WALK_DAYS - 1 :][:, idx]
     open_, high, low, close = _ohlc(log_p[prev], log_p[idx], mult, noise[:3])
     # Share volume rises on big moves and falls when a reverse split doubles the price.
@@ -112,7 +115,14 @@ def _series(symbol: str, start: dt.date, end: dt.date) -> tuple[dict[str, Any], 
     dates = np.datetime_as_string((d - _EPOCH).astype("datetime64[D]")).tolist()
     bars = {"date": dates, "open": open_.tolist(), "high": high.tolist(), "low": low.tolist(),
             "close": close.tolist(), "volume": np.maximum(volume, 1).astype(np.int64).tolist()}
-    return bars, _actions(p, since_split[idx], d, close, dates)
+    return bars, _actions(p, since_split, days, idx, prev, close, dates)
+
+
+def _session_mask(days: np.ndarray, exchange: str) -> np.ndarray:
+    """Which day ordinals are sessions of the exchange (weekends and holidays are not)."""
+    sessions = calendars.sessions_between(dt.date.fromordinal(int(days[0])), dt.date.fromordinal(int(days[-1])),
+                                          exchange)
+    return np.isin(days, np.array([s.toordinal() for s in sessions], dtype=days.dtype))
 
 
 def _ohlc(prev_log: np.ndarray, log_p: np.ndarray, mult: np.ndarray, z: np.ndarray):
@@ -126,16 +136,24 @@ def _ohlc(prev_log: np.ndarray, log_p: np.ndarray, mult: np.ndarray, z: np.ndarr
     return open_, high, np.maximum(low, 0.01), close
 
 
-def _actions(p: np.ndarray, since_split: np.ndarray, d: np.ndarray, close: np.ndarray,
-             dates: list[str]) -> dict[str, list[Any]]:
-    """Splits and dividends that fall on the given sessions, sorted by date."""
+def _actions(p: np.ndarray, since_split: np.ndarray, days: np.ndarray, idx: np.ndarray, prev: np.ndarray,
+             close: np.ndarray, dates: list[str]) -> dict[str, list[Any]]:
+    """Splits and dividends, each on the first session on or after its scheduled day.
+
+    An event falls on session i when its period counter changes between the previous
+    session and i, so an event scheduled on a holiday moves to the next session, where
+    the prices change.
+    """
+    def crossings(counter: np.ndarray, period: int) -> np.ndarray:
+        return np.flatnonzero(counter[idx] // period != counter[prev] // period)
+
     # Even-numbered splits are 2:1 forward, odd ones 1:2 reverse (see `state` above).
-    rows = [(dates[i], "split", 2.0 if since_split[i] // _SPLIT_PERIOD % 2 == 0 else 0.5)
-            for i in np.flatnonzero(since_split % _SPLIT_PERIOD == 0)]
+    rows = [(dates[i], "split", 2.0 if since_split[idx[i]] // _SPLIT_PERIOD % 2 == 0 else 0.5)
+            for i in crossings(since_split, _SPLIT_PERIOD)]
     div_yield = 0.002 + 0.006 * p[12]
-    since_dividend = d - _MONDAY - _phase(p[13], _DIVIDEND_PERIOD)
+    since_dividend = days - _MONDAY - _phase(p[13], _DIVIDEND_PERIOD)
     rows += [(dates[i], "dividend", max(round(float(div_yield * close[i]), 4), 0.0001))
-             for i in np.flatnonzero(since_dividend % _DIVIDEND_PERIOD == 0)]
+             for i in crossings(since_dividend, _DIVIDEND_PERIOD)]
     rows.sort()
     return {"date": [r[0] for r in rows], "kind": [r[1] for r in rows],
             "value": [r[2] for r in rows]}
@@ -152,18 +170,22 @@ class DemoProvider:
     name = "demo"
     needs_key = False
 
-    def __init__(self, clock: Callable[[], dt.datetime] = calendars.utcnow) -> None:
+    def __init__(self, clock: Callable[[], dt.datetime] = calendars.utcnow,
+                 exchange_of: Callable[[str], str] = calendars.exchange_for) -> None:
         """Make a demo provider.
 
         Args:
             clock: returns an aware "now"; bars stop at its latest closed session.
+            exchange_of: symbol -> exchange MIC; bars fall on that exchange's sessions.
         """
         self._clock = clock
+        self._exchange_of = exchange_of
 
     @classmethod
     def from_settings(cls, settings: Any, clock: Callable[[], dt.datetime] = calendars.utcnow) -> "DemoProvider":
         """The demo needs no settings; `clock` is the pipeline's, so both agree on "now"."""
-        return cls(clock=clock)
+        overrides = getattr(settings, "exchanges", None) or {}
+        return cls(clock=clock, exchange_of=calendars.exchange_resolver(overrides))
 
     def symbols(self) -> None:
         """Any symbol works, so the configured universe decides."""
@@ -177,12 +199,13 @@ class DemoProvider:
         """
         if not symbol.strip():
             raise SymbolNotFoundError("demo: empty symbol; give a ticker such as AAPL")
-        end = min(end, calendars.latest_closed_session(self._clock()))
+        exchange = self._exchange_of(symbol)
+        end = min(end, calendars.latest_closed_session(self._clock(), exchange))
         if start > end:
             bars: dict[str, Any] = {c: [] for c in ("date", *_NUMBERS)}
             actions: dict[str, Any] = {c: [] for c in ACTION_COLUMNS}
         else:
-            bars, actions = _series(symbol, start, end)
+            bars, actions = _series(symbol, start, end, exchange)
         doc = {"symbol": symbol, "synthetic": True, "bars": bars, "actions": actions}
         content = json.dumps(doc, separators=(",", ":")).encode("utf-8")
         return Payload(provider=self.name, symbol=symbol, content=content,
