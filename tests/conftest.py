@@ -30,6 +30,7 @@ def make_settings(tmp_path: Path):
 
     def build(environ: dict[str, str] | None = None, **flags) -> Settings:
         flags.setdefault("data_dir", tmp_path / "data")
+        flags.setdefault("provider", "demo")  # offline: the default provider (yahoo) needs the internet
         return load_settings(flags, environ=environ or {}, cwd=tmp_path)
 
     return build
@@ -73,3 +74,14 @@ def table_counts(url: str) -> dict[str, int]:
             return {n: conn.exec_driver_sql(f'SELECT COUNT(*) FROM "{n}"').scalar() for n in names}
     finally:
         engine.dispose()
+
+
+def provider_fixtures() -> Path:
+    """shared/fixtures/providers: STOCKPIPE_PROVIDER_FIXTURES, else beside the repository (as in CI)."""
+    override = os.environ.get("STOCKPIPE_PROVIDER_FIXTURES")
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "providers"
+
+
+PROVIDER_FIXTURES = provider_fixtures()

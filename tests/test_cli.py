@@ -24,6 +24,7 @@ def clean_env(monkeypatch, tmp_path):
     for name in list(os.environ):
         if name.startswith("STOCKPIPE_") or name == "STATE_DIRECTORY":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("STOCKPIPE_PROVIDER", "demo")  # offline: the default provider (yahoo) needs the internet
     monkeypatch.chdir(tmp_path)
 
 
@@ -100,7 +101,7 @@ def test_json_contract(cli):
     assert set(doc) >= {"command", "run_id", "exit_code", "exit_name", "counts", "stages", "symbols", "checks",
                         "started_at", "finished_at", "message"}
     assert doc["command"] == "run" and doc["exit_name"] == "ok" and doc["run_id"]
-    assert [s["stage"] for s in doc["stages"]] == ["validate", "fetch", "transform", "load", "quality-check"]
+    assert [s["stage"] for s in doc["stages"]] == ["validate", "fetch", "transform", "quotes-daily", "load", "quality-check"]
     fetched = [s for s in doc["symbols"] if s["stage"] == "fetch"]
     assert sorted(s["symbol"] for s in fetched) == ["AAPL", "GOOGL", "IBM", "MSFT"]
     assert all(s["status"] == "ok" and s["rows"] > 400 for s in fetched)

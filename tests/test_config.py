@@ -19,7 +19,7 @@ def test_defaults(tmp_path):
     settings = load_settings({}, environ={}, cwd=tmp_path)
     assert settings.data_dir == tmp_path / "stockpipe-data"
     assert settings.database_url == f"sqlite:///{tmp_path / 'stockpipe-data' / 'stockpipe.db'}"
-    assert settings.provider == "demo"
+    assert settings.provider == "yahoo"  # real data, no key needed
     assert settings.symbols == DEFAULT_SYMBOLS
     assert settings.history_days == 730
     assert settings.log_format == "text"
@@ -32,6 +32,7 @@ def test_precedence_default_file_env_flag(tmp_path):
     env = {"STOCKPIPE_HISTORY_DAYS": "50", "STOCKPIPE_PROVIDER": "demo"}
     from_env = load_settings({}, environ=env, cwd=tmp_path)
     assert (from_env.provider, from_env.history_days, from_env.log_format) == ("demo", 50, "json")
+    assert load_settings({}, environ={}, cwd=tmp_path).provider == "csv"  # the file beats the default
     from_flag = load_settings({"provider": "csv"}, environ=env, cwd=tmp_path)
     assert (from_flag.provider, from_flag.history_days) == ("csv", 50)
 
@@ -125,3 +126,15 @@ def test_settings_are_frozen(tmp_path):
     settings = load_settings({}, environ={}, cwd=tmp_path)
     with pytest.raises(AttributeError):
         settings.provider = "csv"  # type: ignore[misc]  # frozen on purpose
+
+
+def test_provider_options_from_file_and_env(tmp_path):
+    write(tmp_path / "stockpipe.toml", '[providers.eodhd]\ncalls_per_day = 1000\nbase_url = "http://file"\n'
+          '[symbol_map.eodhd]\n"BRK.B" = "BRK-B.US"\n')
+    settings = load_settings({}, environ={"STOCKPIPE_EODHD_BASE_URL": "http://127.0.0.1:9/",
+                                          "STOCKPIPE_YAHOO_CALLS_PER_MINUTE": "30"}, cwd=tmp_path)
+    assert settings.provider_options["eodhd"] == {"calls_per_day": 1000, "base_url": "http://127.0.0.1:9/"}
+    assert settings.provider_options["yahoo"] == {"calls_per_minute": 30}
+    assert settings.symbol_map == {"eodhd": {"BRK.B": "BRK-B.US"}}
+    with pytest.raises(ConfigError, match="STOCKPIPE_YAHOO_CALLS_PER_DAY"):
+        load_settings({}, environ={"STOCKPIPE_YAHOO_CALLS_PER_DAY": "lots"}, cwd=tmp_path)

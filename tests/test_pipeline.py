@@ -104,3 +104,29 @@ def test_lake_partitions_by_month(make_settings):
     assert months == ["month=2026-09", "month=2026-10", "month=2026-11"]
     table = pd.read_parquet(files[-1])
     assert sorted(table["symbol"].unique()) == ["AAPL", "IBM"]
+
+
+def test_quotes_become_quotes_daily_in_the_warehouse(make_settings, database_url):
+    """A streaming user's minute quotes land in quotes; transform builds quotes_daily; load moves both."""
+    from stockpipe.storage import state
+
+    settings = make_settings(database_url=database_url, symbols=("AAPL",))
+    ts = pd.date_range("2026-11-23 14:30", periods=390, freq="min", tz="UTC")
+    price = 100 + (pd.Series(range(390)) % 7).to_numpy() * 0.1
+    quotes = pd.DataFrame({"symbol": "AAPL", "ts": ts, "price": price, "open": None, "high": None, "low": None,
+                           "prev_close": 99.5, "change": None, "change_pct": None,
+                           "volume": pd.Series(range(1, 391)) * 1000, "provider": "stream"})
+    lake = Lake(settings.lake_dir)
+    assert lake.merge(DATASETS["quotes"], quotes).changed == {"AAPL": 390}
+    engine = pipeline.open_warehouse(settings)
+    with engine.begin() as conn:
+        state.bump_versions(conn, "quotes", ["AAPL"])
+        state.save_states(conn, [{"symbol": "AAPL", "dataset": "quotes_daily", "needs_reprocess": True}])
+    assert pipeline.transform(settings, clock=clock).exit_code == ExitCode.OK
+    assert pipeline.load(settings, clock=clock).exit_code == ExitCode.OK
+    rows = query(database_url, "SELECT date, open, high, low, close, prev_close, volume, quotes FROM quotes_daily")
+    assert [(str(r[0]), *r[1:]) for r in rows] == [
+        ("2026-11-23", float(price[0]), float(price.max()), float(price.min()), float(price[-1]), 99.5, 390000, 390)]
+    assert query(database_url, "SELECT COUNT(*) FROM quotes") == [(390,)]
+    again = pipeline.transform(settings, clock=clock)
+    assert sum(s.counts.get("rows_written", 0) for s in again.stages) == 0

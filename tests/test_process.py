@@ -16,6 +16,7 @@ from stockpipe.errors import ExitCode
 
 def env_without_settings() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKPIPE_") and k != "STATE_DIRECTORY"}
+    env["STOCKPIPE_PROVIDER"] = "demo"  # offline
     env["STOCKPIPE_HISTORY_DAYS"] = "365"  # a year is enough to be interrupted mid-run, and quicker
     return env
 

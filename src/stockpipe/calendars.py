@@ -169,6 +169,12 @@ def sessions_between(start: dt.date, end: dt.date, exchange: str = DEFAULT_EXCHA
     return [dt.date.fromordinal(d) for d in table.days[lo:hi]]
 
 
+def timezone(exchange: str = DEFAULT_EXCHANGE) -> str:
+    """The exchange's IANA time zone (its trading dates are dates in this zone)."""
+    today = utcnow().date()
+    return _covering(exchange, today, today).tz
+
+
 def previous_session(day: dt.date, exchange: str = DEFAULT_EXCHANGE) -> dt.date | None:
     """The last session of `exchange` on or before `day` (None: none is known)."""
     table = _covering(exchange, day - dt.timedelta(days=31), day)
@@ -203,6 +209,7 @@ class _Table:
     ceiling: dt.date | None  # the latest, when the calendar has a limit
     days: list[int]
     closes: list[float]  # POSIX seconds
+    tz: str = "America/New_York"  # the exchange's IANA time zone
 
 
 _tables: dict[str, _Table] = {}
@@ -262,7 +269,7 @@ def _build(name: str, first: dt.date, last: dt.date) -> _Table:
     days = (calendar.sessions.to_numpy().astype("datetime64[D]").astype("int64") + _EPOCH_ORDINAL).tolist()
     closes = (calendar.closes.dt.tz_convert(None).to_numpy().astype("datetime64[ns]").astype("int64") / 1e9).tolist()
     log.debug("calendar %s: %d sessions %s..%s", name, len(days), first, last)
-    return _Table(name, first, last, floor, _date(calendar.bound_max()), days, closes)
+    return _Table(name, first, last, floor, _date(calendar.bound_max()), days, closes, str(calendar.tz))
 
 
 _EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()

@@ -29,6 +29,7 @@ def validate(settings: Settings) -> StageResult:
         _check_data_dir(settings.data_dir),
         *_check_database(settings),
         _check_symbols(settings),
+        _check_quality_thresholds(settings),
     ]
     failed = [(c, code) for c, code in found if not c.ok]
     exit_code = failed[0][1] if failed else ExitCode.OK
@@ -88,6 +89,17 @@ def _check_symbols(settings: Settings) -> tuple[Check, int]:
     except BadInputError as exc:
         return Check("symbols", False, str(exc)), ExitCode.BAD_INPUT
     return Check("symbols", True, f"{len(settings.symbols)} well formed ({settings.universe_source})"), ExitCode.OK
+
+
+def _check_quality_thresholds(settings: Settings) -> tuple[Check, int]:
+    """A typo in [quality] is caught before a run fetches anything."""
+    from .stages.quality import thresholds
+
+    try:
+        limits = thresholds(settings.quality, settings.stale_after_sessions)
+    except StockpipeError as exc:
+        return Check("quality thresholds", False, str(exc)), exc.exit_code
+    return Check("quality thresholds", True, f"{len(limits)} rules"), ExitCode.OK
 
 
 # --------------------------------------------------------------------- health-check

@@ -33,7 +33,7 @@ app.add_typer(db_app, name="db")
 Config = Annotated[Optional[Path], typer.Option("--config", help="stockpipe.toml to read (default: STOCKPIPE_CONFIG, else ./stockpipe.toml).")]
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory for the lake, raw payloads and the SQLite file.")]
 DatabaseUrl = Annotated[Optional[str], typer.Option("--database-url", help="Warehouse URL (default sqlite:///<data dir>/stockpipe.db).")]
-Provider = Annotated[Optional[str], typer.Option("--provider", help="Data source: demo, csv.")]
+Provider = Annotated[Optional[str], typer.Option("--provider", help="Data source: yahoo (default), alphavantage, eodhd, finnhub, polygon, tiingo, stooq, demo (synthetic, offline), csv (local files).")]
 Symbols = Annotated[Optional[list[str]], typer.Option("--symbol", "-s", help="A ticker; repeat for several.")]
 SymbolsFile = Annotated[Optional[Path], typer.Option("--symbols-file", help="File of tickers, one per line, # comments.")]
 Lists = Annotated[Optional[list[str]], typer.Option("--list", help="A named list from the config's [universe.lists]; repeatable.")]

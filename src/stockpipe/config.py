@@ -52,7 +52,7 @@ class Settings:
 
     data_dir: Path = Path("stockpipe-data")
     database_url: str = ""
-    provider: str = "demo"
+    provider: str = "yahoo"
     symbols: tuple[str, ...] = DEFAULT_SYMBOLS
     universe_source: str = "default"
     history_days: int = 730
@@ -67,6 +67,11 @@ class Settings:
     exchanges: Mapping[str, str] = field(default_factory=dict)
     # quality rule name -> threshold, over stages.quality's defaults ([quality] table)
     quality: Mapping[str, float] = field(default_factory=dict)
+    # provider -> {base_url, calls_per_second/minute/hour/day} ([providers.<name>] tables and
+    # STOCKPIPE_<PROVIDER>_BASE_URL / _CALLS_PER_SECOND / _MINUTE / _HOUR / _DAY)
+    provider_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # provider -> {canonical symbol: vendor spelling} ([symbol_map.<provider>] tables)
+    symbol_map: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     api_keys: Mapping[str, Secret] = field(default_factory=dict, repr=False)
 
     @property
@@ -144,6 +149,7 @@ def load_settings(
     values.update({k: v for k, v in flags.items() if k in _FIELDS})
     values["config_file"] = config_file
     values["api_keys"] = _api_keys(env)
+    values["provider_options"] = _provider_options(values.get("provider_options", {}), env)
     if "data_dir" not in values and env.get("STATE_DIRECTORY"):
         # systemd's StateDirectory= may list several, separated by ':'.
         values["data_dir"] = env["STATE_DIRECTORY"].split(":")[0]
@@ -187,8 +193,11 @@ def _flatten(values: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in values.items():
         if key == "universe":
             continue
-        if key in ("exchanges", "quality"):  # tables that are settings themselves
-            out[key] = dict(value)
+        if key in ("exchanges", "quality", "symbol_map"):  # tables that are settings themselves
+            out[key] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in value.items()}
+            continue
+        if key == "providers":
+            out["provider_options"] = {k: dict(v) for k, v in value.items()}
             continue
         if isinstance(value, dict):
             out.update({k: v for k, v in value.items() if k in _FIELDS})
@@ -216,6 +225,29 @@ def _api_keys(env: Mapping[str, str]) -> dict[str, Secret]:
             except OSError as exc:
                 raise ConfigError(f"cannot read {prefix}_FILE ({path}): {exc.strerror}: check the path") from None
     return keys
+
+
+_PROVIDER_ENV = {"BASE_URL": "base_url", "CALLS_PER_SECOND": "calls_per_second", "CALLS_PER_MINUTE": "calls_per_minute",
+                 "CALLS_PER_HOUR": "calls_per_hour", "CALLS_PER_DAY": "calls_per_day"}
+
+
+def _provider_options(from_file: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Per-provider base URL and limits: the file's [providers.<name>], then the environment."""
+    options = {name: dict(values) for name, values in from_file.items()}
+    for provider in PROVIDERS_WITH_KEYS:
+        for suffix, key in _PROVIDER_ENV.items():
+            value = env.get(f"STOCKPIPE_{provider.upper()}_{suffix}")
+            if value:
+                options.setdefault(provider, {})[key] = value
+    for provider, values in options.items():
+        for key, value in values.items():
+            if key.startswith("calls_per_"):
+                try:
+                    values[key] = int(value)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"{provider} {key} = {value!r} is not a whole number: fix "
+                                      f"STOCKPIPE_{provider.upper()}_{key.upper()} or [providers.{provider}]") from None
+    return options
 
 
 def _resolve(value: Any, cwd: Path) -> Path:

@@ -79,11 +79,11 @@ def fetch(settings: Settings, start: dt.date | None = None, end: dt.date | None 
 
 def transform(settings: Settings, progress: Progress = _no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
     """Compute indicators for every symbol whose prices changed."""
-    from .steps import transform_stage
+    from .steps import quotes_daily_stage, transform_stage
 
     with _recorded(settings, "transform", {}, progress, clock) as ctx:
-        stage = transform_stage(ctx)
-        return _finish(ctx, "transform", (stage,), stage.exit_code)
+        stages = (transform_stage(ctx), quotes_daily_stage(ctx))
+        return _finish(ctx, "transform", stages, ExitCode.OK)
 
 
 def load(settings: Settings, progress: Progress = _no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
@@ -113,7 +113,7 @@ def run(settings: Settings, start: dt.date | None = None, end: dt.date | None = 
     planned or written; else 0.
     """
     from . import checks
-    from .steps import fetch_stage, load_stage, quality_stage, transform_stage
+    from .steps import fetch_stage, load_stage, quality_stage, quotes_daily_stage, transform_stage
 
     started = clock()
     open_warehouse(settings)  # a fresh machine's database is migrated before it is checked
@@ -124,10 +124,10 @@ def run(settings: Settings, start: dt.date | None = None, end: dt.date | None = 
     args = {"start": start, "end": end, "symbols": len(settings.symbols)}
     with _recorded(settings, "run", args, progress, clock) as ctx:
         fetched = fetch_stage(ctx, start, end)
-        stages = (checked, fetched, transform_stage(ctx), load_stage(ctx))
+        middle = (transform_stage(ctx), quotes_daily_stage(ctx), load_stage(ctx))
         quality = quality_stage(ctx)
-        stages += (quality,)
-        return _finish(ctx, "run", stages, _run_exit_code(fetched, stages[2:4], quality))
+        stages = (checked, fetched, *middle, quality)
+        return _finish(ctx, "run", stages, _run_exit_code(fetched, middle, quality))
 
 
 def _run_exit_code(fetched: StageResult, middle: tuple[StageResult, ...], quality: StageResult) -> int:

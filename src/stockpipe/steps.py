@@ -9,11 +9,13 @@ import datetime as dt
 import gzip
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import pandas as pd
 
+from . import calendars
 from .errors import ExitCode, StockpipeError
 from .models import DATASETS, SymbolOutcome, StageResult
 from .pipeline import Context
@@ -28,7 +30,8 @@ from .storage.lake import Lake
 log = logging.getLogger("stockpipe")
 
 PRICES, ACTIONS, INDICATORS, REJECTS = (DATASETS[n] for n in ("prices_daily", "corporate_actions", "indicators_daily", "rejects"))
-LOAD_ORDER = (PRICES, ACTIONS, INDICATORS, REJECTS)
+QUOTES, QUOTES_DAILY = DATASETS["quotes"], DATASETS["quotes_daily"]
+LOAD_ORDER = (PRICES, ACTIONS, INDICATORS, REJECTS, QUOTES, QUOTES_DAILY)
 SYMBOLS_PER_CHUNK = 2000  # transform/load work on this many symbols' histories at a time
 EARLIEST = dt.date(1900, 1, 1)
 
@@ -51,13 +54,17 @@ class _Batch:
     rejects: list[pd.DataFrame] = field(default_factory=list)
     outcomes: list[SymbolOutcome] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    deferred: dict[str, str] = field(default_factory=dict)  # not asked: the provider stopped
     spans: dict[str, tuple[dt.date, dt.date]] = field(default_factory=dict)  # first/last accepted date
     rows: int = 0
 
 
 def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> StageResult:
     """Plan, call the provider, archive, parse, validate, and save to the lake."""
+    from .calendars import exchange_resolver  # each symbol is planned on its own exchange's calendar
+
     settings = ctx.settings
+    exchange_of = exchange_resolver(settings.exchanges)
     provider = providers.create(settings.provider, settings, ctx.clock)
     try:
         listed = provider.symbols()
@@ -65,11 +72,10 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
             symbols = list(settings.symbols)
             with ctx.engine.connect() as conn:
                 known = state.read_states(conn, PRICES.name, symbols)
-            last = {s: row["last_date"] for s, row in known.items()}
-            plan = plan_fetch(symbols, last, ctx.latest_session, settings.history_days, start, end)
+            plan = plan_fetch(symbols, known, ctx.now, settings.history_days, exchange_of, start, end)
         else:  # a file source: import all it holds; the lake's merge skips what is there
             symbols = list(settings.symbols) if settings.universe_source == "command line" else listed
-            plan = plan_fetch(symbols, {}, ctx.latest_session, settings.history_days, start or EARLIEST, end)
+            plan = plan_fetch(symbols, {}, ctx.now, settings.history_days, exchange_of, start or EARLIEST, end)
         outcomes = _fetch_all(ctx, provider, plan.tasks)
     finally:
         provider.close()
@@ -77,10 +83,16 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
 
 
 def _fetch_all(ctx: Context, provider, tasks: Sequence[FetchTask]) -> list[SymbolOutcome]:
+    """Fetch every task (concurrently when the provider allows), saving in batches.
+
+    A terminal answer for the provider (bad key, quota spent) stops all further calls at
+    once; the symbols not yet asked for are recorded as deferred and come first next run.
+    """
     outcomes: list[SymbolOutcome] = []
     batch = _Batch()
-    for done, task in enumerate(tasks, start=1):
-        _fetch_one(ctx, provider, task, batch)
+    stop = _Stop()
+    for done, (task, got) in enumerate(_responses(provider, tasks, stop), start=1):
+        _fetch_one(ctx, provider, task, got, batch, stop)
         ctx.progress("fetch", done, len(tasks))
         if batch.rows >= ctx.settings.batch_rows:
             outcomes += _flush(ctx, batch)
@@ -88,15 +100,63 @@ def _fetch_all(ctx: Context, provider, tasks: Sequence[FetchTask]) -> list[Symbo
     return outcomes + _flush(ctx, batch)
 
 
-def _fetch_one(ctx: Context, provider, task: FetchTask, batch: _Batch) -> None:
-    batch.tasks.append(task)
+class _Stop:
+    """Set once a provider answered something terminal; later calls are not made."""
+
+    def __init__(self) -> None:
+        self.error: StockpipeError | None = None
+
+    def check(self, exc: StockpipeError) -> None:
+        if getattr(exc, "stops_provider", False) and self.error is None:
+            self.error = exc
+
+
+def _responses(provider, tasks: Sequence[FetchTask], stop: _Stop) -> Iterator[tuple[FetchTask, object]]:
+    """(task, payload | error | None) in task order; None = not asked (provider stopped).
+
+    Calls run on a thread pool sized from the provider's rate limits (its client blocks
+    to keep them); parsing and saving stay in this thread.
+    """
+    def call(task: FetchTask):
+        if stop.error is not None:
+            return task, None
+        try:
+            return task, provider.fetch_daily(task.symbol, task.start, task.end)
+        except StockpipeError as exc:
+            stop.check(exc)
+            return task, exc
+
+    workers = max(1, int(getattr(provider, "concurrency", 1)))
+    if workers == 1 or len(tasks) < 2:
+        yield from map(call, tasks)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"fetch-{provider.name}")
     try:
-        payload = provider.fetch_daily(task.symbol, task.start, task.end)
+        yield from pool.map(call, tasks)
+    finally:  # Ctrl-C or a crash: make no calls that have not started
+        stop.error = stop.error or StockpipeError("the fetch was interrupted")
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _fetch_one(ctx: Context, provider, task: FetchTask, got: object, batch: _Batch, stop: _Stop) -> None:
+    batch.tasks.append(task)
+    if got is None:
+        reason = f"deferred: {provider.name} stopped ({stop.error})"
+        batch.deferred[task.symbol] = reason
+        batch.outcomes.append(SymbolOutcome(task.symbol, "fetch", "skipped", 0, 0, reason, provider.name,
+                                            int(ExitCode.PARTIAL)))
+        return
+    try:
+        if isinstance(got, StockpipeError):
+            raise got
+        payload = got
         _archive(ctx, payload)
         parsed = provider.parse_daily(payload, task.start, task.end)
         checked = validate_bars(task.symbol, parsed.bars, provider=provider.name, run_id=ctx.run_id, now=ctx.now,
-                                latest_session=ctx.latest_session, parser_rejects=parsed.rejected)
+                                latest_session=calendars.latest_closed_session(ctx.now, task.exchange),
+                                parser_rejects=parsed.rejected)
     except StockpipeError as exc:
+        stop.check(exc)
         log.warning("fetch %s failed: %s", task.symbol, exc)
         batch.errors[task.symbol] = str(exc)
         batch.outcomes.append(SymbolOutcome(task.symbol, "fetch", "failed", 0, 0, str(exc), provider.name,
@@ -160,31 +220,51 @@ def _concat(frames: list[pd.DataFrame], dataset) -> pd.DataFrame:
 def _state_row(ctx: Context, task: FetchTask, known: dict, batch: _Batch) -> dict:
     row = {"symbol": task.symbol, "dataset": PRICES.name, "last_attempt_at": ctx.now,
            "provider": ctx.settings.provider}
+    if task.symbol in batch.deferred:  # not this symbol's failure: no failure counted
+        return row | {"last_error": batch.deferred[task.symbol][:500], "first_date": known.get("first_date"),
+                      "last_date": known.get("last_date")}
     if task.symbol in batch.errors:
         return row | {"consecutive_failures": known.get("consecutive_failures", 0) + 1,
                       "last_error": batch.errors[task.symbol][:500],
                       "first_date": known.get("first_date"), "last_date": known.get("last_date")}
     seen = [d for d in (known.get("first_date"), known.get("last_date"), *batch.spans.get(task.symbol, ())) if d]
+    refetch = known.get("refetch_from")
+    if refetch is not None and task.start <= refetch <= task.end:  # the gap was asked for: done
+        row["refetch_from"] = None
     return row | {"consecutive_failures": 0, "last_error": None, "last_success_at": ctx.now,
                   "first_date": min(seen, default=None), "last_date": max(seen, default=None)}
 
 
 def _fetch_result(tasks, current, outcomes: list[SymbolOutcome]) -> StageResult:
+    """Counts and the exit code of a fetch.
+
+    0 when every planned symbol was fetched; 99 when nothing was planned; 4 when the
+    provider refused the key; the one cause's code when every symbol failed for the same
+    reason (e.g. 65 for one bad CSV file); 3 (partial) otherwise.
+    """
     failed = [o for o in outcomes if o.status == "failed"]
-    counts = {"planned": len(tasks), "ok": len(outcomes) - len(failed), "failed": len(failed),
-              "skipped": len(current), "rows_fetched": sum(o.rows for o in outcomes),
+    deferred = [o for o in outcomes if o.status == "skipped"]
+    counts = {"planned": len(tasks), "ok": len(outcomes) - len(failed) - len(deferred), "failed": len(failed),
+              "deferred": len(deferred), "skipped": len(current), "rows_fetched": sum(o.rows for o in outcomes),
               "rows_rejected": sum(int(o.message.split()[0]) for o in outcomes if o.message.endswith("rejected")),
               "api_calls": sum(o.api_calls for o in outcomes)}
     if not tasks:
         return StageResult("fetch", ExitCode.NOTHING_TO_DO, counts, (), message="every symbol is up to date")
-    if not failed:
+    if not failed and not deferred:
         return StageResult("fetch", ExitCode.OK, counts, tuple(outcomes))
-    if len(failed) == 1 == len(tasks):
-        return StageResult("fetch", failed[0].exit_code, counts, tuple(outcomes), message=failed[0].message)
-    message = f"{len(failed)} of {len(tasks)} symbol(s) failed; first: {failed[0].symbol}: {failed[0].message}"
+    if not failed:
+        return StageResult("fetch", ExitCode.PARTIAL, counts, tuple(outcomes), message=deferred[0].message)
     codes = {o.exit_code for o in failed}
-    # Nothing succeeded and every failure had the same cause: exit with that cause's code.
-    code = codes.pop() if len(failed) == len(tasks) and len(codes) == 1 else ExitCode.PARTIAL
+    message = failed[0].message if len(failed) == 1 else (
+        f"{len(failed)} of {len(tasks)} symbol(s) failed; first: {failed[0].symbol}: {failed[0].message}")
+    if deferred:
+        message += f"; {len(deferred)} deferred to the next run"
+    if ExitCode.CONFIG in codes:  # the provider refused the key: a person must act
+        code = ExitCode.CONFIG
+    elif len(failed) == len(tasks) and len(codes) == 1:  # nothing succeeded, one cause
+        code = codes.pop()
+    else:
+        code = ExitCode.PARTIAL
     return StageResult("fetch", code, counts, tuple(outcomes), message=message)
 
 
@@ -192,47 +272,146 @@ def _fetch_result(tasks, current, outcomes: list[SymbolOutcome]) -> StageResult:
 
 
 def transform_stage(ctx: Context) -> StageResult:
-    """Recompute indicators, from their whole history, for symbols whose prices changed."""
+    """Recompute adjustment spans and indicators, from the whole history, for symbols whose
+    prices or corporate actions changed (stages/adjust.py holds the conventions).
+
+    Per chunk of symbols:
+    - spans derived from prices + corporate_actions *replace* the symbols' spans in the lake
+      (`Lake.replace`): a new split changes every earlier span, so none may stay stale;
+      symbols whose spans changed get their `adjustments` lake_version bumped, and load
+      replaces them in the warehouse, where the view prices_daily_adjusted applies them
+      (full adjustment: splits and dividends);
+    - indicators are computed on split-adjusted prices (a 10:1 split is not a -90% day);
+    - the vendor's own adj_close, where sent, is kept as it is and compared with our full
+      adjustment: counts adj_close_symbols_compared and adj_close_max_rel_diff_ppm (the
+      worst symbol), and each symbol's outcome says how far it is; unusable actions are
+      counted (actions_ignored) and named in the outcome.
+    needs_reprocess is cleared only once the lake holds both, so a crash redoes the chunk.
+    """
+    from .stages.adjust import adjustment_spans, apply_adjustments, unusable_actions, vendor_divergence
+
+    adjustments = DATASETS["adjustments"]
     with ctx.engine.connect() as conn:
-        pending = state.symbols_where(conn, INDICATORS.name, "reprocess")
-    lake, outcomes, written = Lake(ctx.settings.lake_dir), [], 0
+        pending = sorted(set(state.symbols_where(conn, INDICATORS.name, "reprocess"))
+                         | set(state.symbols_where(conn, adjustments.name, "reprocess")))
+    lake, outcomes = Lake(ctx.settings.lake_dir), []
+    counts = dict.fromkeys(("indicators_written", "adjustments_written", "actions_ignored",
+                            "adj_close_symbols_compared", "adj_close_max_rel_diff_ppm"), 0)
+
+    def notes(spans: pd.DataFrame, divergence: pd.DataFrame, ignored: pd.DataFrame) -> dict[str, str]:
+        out: dict[str, list[str]] = {}
+        for symbol, n in spans["symbol"].value_counts().items():
+            out.setdefault(symbol, []).append(f"{n} adjustment span(s)")
+        for row in divergence.itertuples(index=False):  # one row per symbol, not per bar
+            out.setdefault(row.symbol, []).append(
+                f"vendor adj_close within {row.max_rel_diff * 1e6:.0f} ppm of ours over {row.compared} bar(s)"
+                f" (worst {row.max_at:%Y-%m-%d})")
+        for symbol, group in ignored.groupby("symbol"):
+            first = group.iloc[0]
+            out.setdefault(symbol, []).append(
+                f"{len(group)} corporate action(s) ignored, first {first['date']:%Y-%m-%d} {first['kind']} "
+                f"{first['value']:g}: {first['reason']}")
+        return {symbol: "; ".join(parts) for symbol, parts in out.items()}
+
     for done, chunk in enumerate(_chunks(pending), start=1):
-        prices = lake.read_frame(PRICES, chunk)
-        indicators = compute_indicators(prices)
+        prices, actions = lake.read_frame(PRICES, chunk), lake.read_frame(ACTIONS, chunk)
+        spans = adjustment_spans(prices, actions)
+        spans["computed_at"] = pd.Timestamp(ctx.now)
+        respanned = lake.replace(adjustments, chunk, spans).changed
+        indicators = compute_indicators(apply_adjustments(prices, spans, dividends=False))
         indicators["computed_at"] = pd.Timestamp(ctx.now)
         indicators = indicators.reindex(columns=INDICATORS.column_names)
         changed = lake.merge(INDICATORS, indicators).changed
-        written += sum(changed.values())
+        divergence, ignored = vendor_divergence(prices, spans), unusable_actions(prices, actions)
+        counts["indicators_written"] += sum(changed.values())
+        counts["adjustments_written"] += sum(respanned.values())
+        counts["actions_ignored"] += len(ignored)
+        counts["adj_close_symbols_compared"] += len(divergence)
+        if len(divergence):
+            counts["adj_close_max_rel_diff_ppm"] = max(counts["adj_close_max_rel_diff_ppm"],
+                                                       int(round(float(divergence["max_rel_diff"].max()) * 1e6)))
+        messages = notes(spans, divergence, ignored)
         with ctx.engine.begin() as conn:
             if changed:
                 state.bump_versions(conn, INDICATORS.name, changed)
-            state.save_states(conn, [{"symbol": s, "dataset": INDICATORS.name, "needs_reprocess": False} for s in chunk])
-            chunk_outcomes = [SymbolOutcome(s, "transform", "ok", changed.get(s, 0)) for s in chunk]
+            if respanned:
+                state.bump_versions(conn, adjustments.name, respanned)
+            state.save_states(conn, [{"symbol": s, "dataset": name, "needs_reprocess": False}
+                                     for name in (INDICATORS.name, adjustments.name) for s in chunk])
+            chunk_outcomes = [SymbolOutcome(s, "transform", "ok", changed.get(s, 0) + respanned.get(s, 0),
+                                            message=messages.get(s, "")) for s in chunk]
             state.record_events(conn, ctx.run_id, chunk_outcomes, ctx.now)
         outcomes += chunk_outcomes
         ctx.progress("transform", done * SYMBOLS_PER_CHUNK, len(pending))
-    return StageResult("transform", ExitCode.OK, {"symbols": len(pending), "rows_written": written}, tuple(outcomes))
+    counts = {"symbols": len(pending), "rows_written": counts["indicators_written"] + counts["adjustments_written"],
+              **counts}
+    return StageResult("transform", ExitCode.OK, counts, tuple(outcomes))
+
+
+def quotes_daily_stage(ctx: Context) -> StageResult:
+    """Rebuild quotes_daily (stages/quotes.py) for symbols whose quotes changed."""
+    from .stages.quotes import quotes_to_daily
+
+    with ctx.engine.connect() as conn:
+        pending = state.symbols_where(conn, QUOTES_DAILY.name, "reprocess")
+    exchange_of = calendars.exchange_resolver(ctx.settings.exchanges)
+    lake, written, outcomes = Lake(ctx.settings.lake_dir), 0, []
+    for chunk in _chunks(pending):
+        daily = quotes_to_daily(lake.read_frame(QUOTES, chunk), lambda s: calendars.timezone(exchange_of(s)))
+        daily["computed_at"] = pd.Timestamp(ctx.now)
+        changed = lake.merge(QUOTES_DAILY, daily).changed
+        written += sum(changed.values())
+        with ctx.engine.begin() as conn:
+            if changed:
+                state.bump_versions(conn, QUOTES_DAILY.name, changed)
+            state.save_states(conn, [{"symbol": s, "dataset": QUOTES_DAILY.name, "needs_reprocess": False}
+                                     for s in chunk])
+            chunk_outcomes = [SymbolOutcome(s, "quotes-daily", "ok", changed.get(s, 0)) for s in chunk]
+            state.record_events(conn, ctx.run_id, chunk_outcomes, ctx.now)
+        outcomes += chunk_outcomes
+    return StageResult("quotes-daily", ExitCode.OK, {"symbols": len(pending), "rows_written": written},
+                       tuple(outcomes))
 
 
 # ---------------------------------------------------------------------------- load
 
 
 def load_stage(ctx: Context) -> StageResult:
-    """Upsert each dataset's changed symbols from the lake into the warehouse."""
-    lake, counts = Lake(ctx.settings.lake_dir), {}
-    for dataset in LOAD_ORDER:
+    """Upsert each dataset's changed symbols from the lake into the warehouse.
+
+    `adjustments` is replaced rather than upserted: for each symbol loaded, its warehouse
+    spans are deleted and the lake's inserted in one transaction (with loaded_version), so
+    a span a new split made obsolete vanishes and the view never mixes old and new spans.
+    Only symbols whose lake_version changed are loaded, so a re-run writes nothing.
+    rows_loaded counts rows inserted or updated; rows_written adds the spans deleted.
+    """
+    from .storage import schema
+
+    adjustments = DATASETS["adjustments"]
+    order = list(LOAD_ORDER)
+    if adjustments.name not in {d.name for d in order}:  # after the actions it derives from
+        order.insert(order.index(ACTIONS) + 1, adjustments)
+    lake, counts, deleted = Lake(ctx.settings.lake_dir), {}, 0
+    for dataset in order:
         with ctx.engine.connect() as conn:
             pending = state.symbols_where(conn, dataset.name, "unloaded")
         written = 0
         for chunk in _chunks(pending):
             with ctx.engine.begin() as conn:
                 versions = state.read_states(conn, dataset.name, chunk)
+                if dataset.name == adjustments.name:
+                    table = schema.adjustments
+                    for start in range(0, len(chunk), 500):  # far below every driver's parameter limit
+                        part = list(chunk[start:start + 500])
+                        deleted += max(conn.execute(table.delete().where(table.c.symbol.in_(part))).rowcount, 0)
                 written += warehouse.upsert(conn, dataset, lake.read(dataset, chunk))
                 state.save_states(conn, [{"symbol": s, "dataset": dataset.name,
                                           "loaded_version": versions[s]["lake_version"]} for s in chunk])
         counts[f"{dataset.name}_written"] = written
         ctx.progress("load", 1, 1)
-    counts["rows_loaded"] = counts["rows_written"] = sum(counts.values())
+    loaded = sum(counts.values())
+    counts["adjustments_deleted"] = deleted
+    counts["rows_loaded"], counts["rows_written"] = loaded, loaded + deleted
     return StageResult("load", ExitCode.OK, counts)
 
 
@@ -240,15 +419,29 @@ def load_stage(ctx: Context) -> StageResult:
 
 
 def quality_stage(ctx: Context) -> StageResult:
-    """Judge every symbol the warehouse holds (and an explicitly given universe)."""
+    """Judge every symbol the warehouse holds (and an explicitly given universe).
+
+    Records one quality_results row per (rule, symbol) and sets each symbol's
+    symbol_state.refetch_from to its earliest missing session (NULL without gaps), which
+    the next fetch plan turns into a refetch.
+    """
+    from . import calendars
+    from .stages.quality import thresholds
+    from .storage import quality_data
+
     settings = ctx.settings
-    with ctx.engine.connect() as conn:
-        stats = state.quality_stats(conn, None)
-    symbols = sorted({row["symbol"] for row in stats}
-                     | (set(settings.symbols) if settings.universe_source != "default" else set()))
-    checks = evaluate(stats, symbols, ctx.latest_session, settings.stale_after_sessions)
+    limits = thresholds(settings.quality, settings.stale_after_sessions)
+    calendar = quality_data.Calendar(
+        exchange_of=lambda symbol: calendars.exchange_for(symbol, settings.exchanges),
+        sessions_between=calendars.sessions_between,
+        latest_session=lambda exchange: calendars.latest_closed_session(ctx.now, exchange))
+    with ctx.engine.begin() as conn:  # committed: SQLite keeps the TEMP tables' DROP only then
+        facts = quality_data.collect(conn, calendar, limits)
+    symbols = sorted(set(facts) | (set(settings.symbols) if settings.universe_source != "default" else set()))
+    checks = evaluate(facts, symbols, limits)
     with ctx.engine.begin() as conn:
         state.record_quality(conn, ctx.run_id, checks, ctx.now)
+        quality_data.save_refetch(conn, {s: facts[s]["first_missing"] if s in facts else None for s in symbols})
     errors = [c for c in checks if not c.ok and c.severity == "error"]
     warnings = [c for c in checks if not c.ok and c.severity != "error"]
     counts = {"checks": len(checks), "errors": len(errors), "warnings": len(warnings), "symbols_checked": len(symbols)}

@@ -1,4 +1,5 @@
-"""compute_indicators against TA-Lib itself, the reference users compare with."""
+"""compute_indicators against TA-Lib itself (the reference users compare with) and, for the
+columns TA-Lib lacks, against plain per-symbol numpy written out in this file."""
 
 from __future__ import annotations
 
@@ -8,128 +9,262 @@ import numpy as np
 import pandas as pd
 import pytest
 import talib
+from numpy.lib.stride_tricks import sliding_window_view
 
 from stockpipe.models import INDICATOR_COLUMNS
+from stockpipe.stages import indicators
 from stockpipe.stages.indicators import compute_indicators
 
 TOLERANCE = 1e-9
 OUTPUT_COLUMNS = ["symbol", "date", *INDICATOR_COLUMNS]
-# Edge lengths around every lookback (SMA 19, EMA 11, RSI 14), then long histories.
-EDGE_LENGTHS = [1, 2, 11, 12, 13, 14, 15, 16, 19, 20, 21, 1000, 1500, 2600]
+TALIB_COLUMNS = INDICATOR_COLUMNS[: INDICATOR_COLUMNS.index("mom_10") + 1]
+OTHER_COLUMNS = INDICATOR_COLUMNS[len(TALIB_COLUMNS) :]
+# First non-NaN bar of each column (0-based), as the module docstring documents and as
+# TA-Lib 0.8 aligns them; test_first_values_where_documented checks it on TA-Lib too.
+FIRST_BAR = {
+    "sma_5": 4, "sma_10": 9, "sma_20": 19, "sma_50": 49, "sma_200": 199, "ema_12": 11,
+    "ema_26": 25, "ema_50": 49, "macd": 33, "macd_signal": 33, "macd_hist": 33, "rsi_14": 14,
+    "bb_middle": 19, "bb_upper": 19, "bb_lower": 19, "atr_14": 14, "stoch_k": 17,
+    "stoch_d": 17, "adx_14": 27, "plus_di_14": 14, "minus_di_14": 14, "cci_20": 19,
+    "willr_14": 13, "mfi_14": 14, "obv": 0, "roc_10": 10, "mom_10": 10, "return_1d": 1,
+    "log_return_1d": 1, "volatility_30d": 30, "high_52w": 251, "low_52w": 251,
+    "pct_from_high_52w": 251, "drawdown": 0,
+}
+# Lengths on both sides of every lookback, then long histories.
+EDGE_LENGTHS = sorted(
+    {1, 2, 3, 600, 1000, 2600} | {bar + step for bar in FIRST_BAR.values() for step in (0, 1)}
+)
 
 
-def random_walk(
-    rng: np.random.Generator, length: int, start: float | None = None, vol: float = 0.02
-) -> np.ndarray:
-    """Closes with `vol` daily log returns from a realistic start price."""
+def random_bars(
+    rng: np.random.Generator, length: int, *, start: float | None = None, vol: float = 0.02
+) -> dict[str, np.ndarray]:
+    """Real-shaped daily OHLCV: a random walk with gaps, high >= max(open, close) and
+    low <= min(open, close), flat stretches (a halted stock: O = H = L = C) and days
+    without volume."""
     first = rng.uniform(2.0, 800.0) if start is None else start
-    return first * np.exp(np.cumsum(rng.normal(0.0, vol, length)))
+    close = first * np.exp(np.cumsum(rng.normal(0.0, vol, length)))
+    previous = np.r_[first, close[:-1]]
+    open_ = previous * np.exp(rng.normal(0.0, vol / 4, length))
+    high = np.maximum(open_, close) * (1 + rng.uniform(0.0, vol, length))
+    low = np.minimum(open_, close) * (1 - rng.uniform(0.0, vol, length))
+    volume = rng.integers(0, 5_000_000, length).astype(np.float64)
+    volume[rng.random(length) < 0.05] = 0.0
+    for _ in range(rng.integers(0, 4) if length > 40 else 0):  # flat stretches
+        begin = int(rng.integers(1, length - 1))
+        end = min(length, begin + int(rng.integers(2, 60)))
+        open_[begin:end] = high[begin:end] = low[begin:end] = close[begin:end] = close[begin - 1]
+        volume[begin:end] = np.where(rng.random(end - begin) < 0.5, 0.0, volume[begin:end])
+    return {"open": open_, "high": high, "low": low, "close": close, "volume": volume}
 
 
-def frame_of(histories: dict[str, np.ndarray]) -> pd.DataFrame:
-    """A prices frame (with the other OHLCV columns) from closes per symbol."""
+def frame_of(histories: dict[str, dict[str, np.ndarray]]) -> pd.DataFrame:
+    """A prices frame (symbol, date, OHLCV) from bars per symbol, business days from 2010."""
     frames = []
-    for symbol, close in histories.items():
-        dates = pd.bdate_range("2010-01-04", periods=len(close))
-        frames.append(pd.DataFrame({"symbol": symbol, "date": dates, "open": close,
-                                    "close": close, "volume": 1000}))
-    columns = ["symbol", "date", "open", "close", "volume"]
+    for symbol, bars in histories.items():
+        dates = pd.bdate_range("2010-01-04", periods=len(bars["close"]))
+        frames.append(pd.DataFrame({"symbol": symbol, "date": dates, **bars}))
+    columns = ["symbol", "date", "open", "high", "low", "close", "volume"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
-def reference(close: np.ndarray, sma: int = 20, ema: int = 12, rsi: int = 14) -> dict:
-    """TA-Lib's values for one symbol, by output column."""
-    values = (talib.SMA(close, sma), talib.EMA(close, ema), talib.RSI(close, rsi))
-    return dict(zip(INDICATOR_COLUMNS, values))
+def talib_reference(bars: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """TA-Lib's own values for one symbol (its public API), by output column."""
+    c, h, l, v = bars["close"], bars["high"], bars["low"], bars["volume"]
+    upper, middle, lower = talib.BBANDS(c, timeperiod=20, nbdevup=2, nbdevdn=2, matype=0)
+    values = (
+        talib.SMA(c, 5), talib.SMA(c, 10), talib.SMA(c, 20), talib.SMA(c, 50), talib.SMA(c, 200),
+        talib.EMA(c, 12), talib.EMA(c, 26), talib.EMA(c, 50),
+        *talib.MACD(c, fastperiod=12, slowperiod=26, signalperiod=9),
+        talib.RSI(c, 14), middle, upper, lower, talib.ATR(h, l, c, 14),
+        *talib.STOCH(h, l, c, fastk_period=14, slowk_period=3, slowk_matype=0,
+                     slowd_period=3, slowd_matype=0),
+        talib.ADX(h, l, c, 14), talib.PLUS_DI(h, l, c, 14), talib.MINUS_DI(h, l, c, 14),
+        talib.CCI(h, l, c, 20), talib.WILLR(h, l, c, 14), talib.MFI(h, l, c, v, 14),
+        talib.OBV(c, v), talib.ROC(c, 10), talib.MOM(c, 10),
+    )
+    return dict(zip(TALIB_COLUMNS, values))
 
 
-def assert_matches_talib(out: pd.DataFrame, histories: dict[str, np.ndarray], **periods) -> None:
-    """Every symbol's every column: NaN exactly where TA-Lib's is, else within TOLERANCE."""
-    assert list(out.columns) == OUTPUT_COLUMNS
-    assert len(out) == sum(len(close) for close in histories.values())
-    for symbol, rows in out.groupby("symbol", sort=False):
-        expected = reference(histories[symbol], **periods)
-        for name, values in expected.items():
-            got, where = rows[name].to_numpy(), f"{symbol} {name}"
-            np.testing.assert_array_equal(np.isnan(got), np.isnan(values), err_msg=where)
-            worst = np.max(np.abs(got - values), initial=0.0, where=~np.isnan(values))
-            assert worst <= TOLERANCE, f"{where}: off by {worst}"
+def numpy_reference(bars: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The columns TA-Lib lacks, the plain way: one symbol, whole windows, numpy."""
+    close, high, low = bars["close"], bars["high"], bars["low"]
+    length = len(close)
+    ratio = np.full(length, np.nan)
+    ratio[1:] = close[1:] / close[:-1]
+    log_return = np.log(ratio)
+    volatility = np.full(length, np.nan)
+    if length > 30:  # the 30 returns of bars t-29..t, from bar 30 (bar 0 has none)
+        windows = sliding_window_view(log_return[1:], 30)
+        volatility[30:] = np.std(windows, axis=1, ddof=1) * math.sqrt(252)
+    high_52w, low_52w = np.full(length, np.nan), np.full(length, np.nan)
+    if length >= 252:
+        high_52w[251:] = sliding_window_view(high, 252).max(axis=1)
+        low_52w[251:] = sliding_window_view(low, 252).min(axis=1)
+    return {
+        "return_1d": ratio - 1, "log_return_1d": log_return, "volatility_30d": volatility,
+        "high_52w": high_52w, "low_52w": low_52w, "pct_from_high_52w": close / high_52w - 1,
+        "drawdown": close / np.maximum.accumulate(close) - 1,
+    }
+
+
+def assert_close(got: np.ndarray, expected: np.ndarray, where: str) -> None:
+    """NaN exactly where expected is NaN, elsewhere within TOLERANCE."""
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=where)
+    worst = np.max(np.abs(got - expected), initial=0.0, where=~np.isnan(expected))
+    assert worst <= TOLERANCE, f"{where}: off by {worst}"
+
+
+def by_symbol(out: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    return {symbol: rows for symbol, rows in out.groupby("symbol", sort=False)}
 
 
 @pytest.fixture(scope="module")
-def universe() -> dict[str, np.ndarray]:
-    """520 symbols: every edge length, then random lengths up to 1,200 bars."""
+def universe() -> dict[str, dict[str, np.ndarray]]:
+    """540 symbols: every length around a lookback, then random lengths up to 1,200 bars."""
     rng = np.random.default_rng(20240614)
-    lengths = EDGE_LENGTHS + rng.integers(1, 1200, size=520 - len(EDGE_LENGTHS)).tolist()
-    return {f"S{i:03d}": random_walk(rng, length) for i, length in enumerate(lengths)}
+    lengths = EDGE_LENGTHS + rng.integers(1, 1200, size=540 - len(EDGE_LENGTHS)).tolist()
+    return {f"S{i:03d}": random_bars(rng, length) for i, length in enumerate(lengths)}
 
 
-def test_many_symbols_shuffled_equal_talib(universe):
+@pytest.fixture(scope="module")
+def universe_out(universe) -> pd.DataFrame:
+    prices = frame_of(universe).sample(frac=1.0, random_state=np.random.default_rng(3))
+    return compute_indicators(prices)
+
+
+def test_talib_columns_equal_talib_on_many_symbols_shuffled(universe, universe_out):
+    assert list(universe_out.columns) == OUTPUT_COLUMNS
+    assert len(universe_out) == sum(len(bars["close"]) for bars in universe.values())
+    for symbol, rows in by_symbol(universe_out).items():
+        for name, expected in talib_reference(universe[symbol]).items():
+            assert_close(rows[name].to_numpy(), expected, f"{symbol} {name}")
+
+
+def test_talib_columns_are_talib_bit_for_bit(universe, universe_out):
+    """The module calls TA-Lib itself, so not even the last bit differs."""
+    for symbol, rows in list(by_symbol(universe_out).items())[::7]:
+        for name, expected in talib_reference(universe[symbol]).items():
+            np.testing.assert_array_equal(rows[name].to_numpy(), expected, f"{symbol} {name}")
+
+
+def test_other_columns_equal_plain_numpy(universe, universe_out):
+    for symbol, rows in by_symbol(universe_out).items():
+        for name, expected in numpy_reference(universe[symbol]).items():
+            assert_close(rows[name].to_numpy(), expected, f"{symbol} {name}")
+
+
+def test_first_values_where_documented():
+    bars = random_bars(np.random.default_rng(1), 400)
+    out = compute_indicators(frame_of({"A": bars}))
+    expected = {**talib_reference(bars), **numpy_reference(bars)}
+    for name, bar in FIRST_BAR.items():
+        got = out[name].to_numpy()
+        assert np.isnan(got[:bar]).all() and not np.isnan(got[bar:]).any(), name
+        assert np.argmax(~np.isnan(expected[name])) == bar, f"{name}: TA-Lib moved"
+
+
+def test_every_column_nan_on_a_history_shorter_than_its_lookback():
+    for length in (1, 5, 14, 33):
+        out = compute_indicators(frame_of({"A": random_bars(np.random.default_rng(length), length)}))
+        for name, bar in FIRST_BAR.items():
+            assert out[name].isna().sum() == min(bar, length), (length, name)
+
+
+def test_zero_division_follows_talib():
+    """Flat prices and no volume: where TA-Lib would divide by zero it gives 0.0."""
+    flat = {name: np.full(300, 42.5) for name in ("open", "high", "low", "close")}
+    histories = {"FLAT": {**flat, "volume": np.zeros(300)},
+                 "FLAT_TRADED": {**flat, "volume": np.full(300, 1e6)},
+                 "ZERO_CLOSE": {**random_bars(np.random.default_rng(2), 40)}}
+    histories["ZERO_CLOSE"]["close"][5] = 0.0  # ROC's previous close of bar 15 is 0
+    out = by_symbol(compute_indicators(frame_of(histories)))
+    for symbol, bars in histories.items():
+        for name, expected in talib_reference(bars).items():
+            assert_close(out[symbol][name].to_numpy(), expected, f"{symbol} {name}")
+    flat_rows = out["FLAT"]
+    for name in ("rsi_14", "stoch_k", "stoch_d", "willr_14", "cci_20", "mfi_14", "adx_14",
+                 "plus_di_14", "minus_di_14", "return_1d", "volatility_30d", "drawdown",
+                 "pct_from_high_52w"):
+        values = flat_rows[name].to_numpy()
+        assert (values[FIRST_BAR[name]:] == 0.0).all(), name
+    bands = flat_rows[["bb_lower", "bb_middle", "bb_upper"]].iloc[FIRST_BAR["bb_middle"]:]
+    assert (bands.to_numpy() == 42.5).all()  # a zero-width band
+    assert out["ZERO_CLOSE"]["roc_10"].iloc[15] == 0.0
+
+
+def test_output_sorted_one_row_per_input_row(universe, universe_out):
     prices = frame_of(universe)
-    shuffled = prices.sample(frac=1.0, random_state=np.random.default_rng(3))
-    assert_matches_talib(compute_indicators(shuffled), universe)
-
-
-def test_output_sorted_one_row_per_input_row(universe):
-    prices = frame_of(universe).sample(frac=1.0, random_state=np.random.default_rng(4))
-    out = compute_indicators(prices)
     expected = prices[["symbol", "date"]].sort_values(["symbol", "date"], ignore_index=True)
-    pd.testing.assert_frame_equal(out[["symbol", "date"]], expected)
-    assert (out[list(INDICATOR_COLUMNS)].dtypes == np.float64).all()
+    pd.testing.assert_frame_equal(universe_out[["symbol", "date"]], expected)
+    assert (universe_out[list(INDICATOR_COLUMNS)].dtypes == np.float64).all()
 
 
-def test_sorted_input_takes_the_same_path_to_the_same_values(universe):
-    prices = frame_of(universe)
-    shuffled = prices.sample(frac=1.0, random_state=np.random.default_rng(5))
-    pd.testing.assert_frame_equal(compute_indicators(prices), compute_indicators(shuffled))
+def test_sorted_input_gives_the_same_frame_as_shuffled(universe, universe_out):
+    pd.testing.assert_frame_equal(compute_indicators(frame_of(universe)), universe_out)
 
 
-def test_symbols_shorter_than_a_lookback_get_nan():
-    histories = {"A": np.linspace(10.0, 12.0, 12), "B": np.linspace(5.0, 4.0, 14)}
-    out = compute_indicators(frame_of(histories)).set_index("symbol")
-    assert out.loc["A", "sma_20"].isna().all() and out.loc["A", "rsi_14"].isna().all()
-    assert out.loc["A", "ema_12"].notna().sum() == 1  # bar 11 is EMA(12)'s first value
-    assert out.loc["B", "rsi_14"].isna().all()  # RSI(14) needs 15 bars
+def same_bits(left: pd.DataFrame, right: pd.DataFrame) -> bool:
+    """Every indicator value identical to the last bit (NaN equal to NaN)."""
+    a = left[list(INDICATOR_COLUMNS)].to_numpy()
+    b = right[list(INDICATOR_COLUMNS)].to_numpy()
+    return a.shape == b.shape and np.array_equal(a.view(np.int64), b.view(np.int64))
 
 
-def test_flat_series_gives_talib_rsi_of_zero():
-    histories = {"FLAT": np.full(60, 42.5), "FLAT_THEN_UP": np.r_[np.full(30, 10.0), 10.5, 11.0]}
-    out = compute_indicators(frame_of(histories))
-    assert_matches_talib(out, histories)
-    flat = out[out["symbol"] == "FLAT"]
-    assert (flat["rsi_14"].iloc[14:] == 0.0).all()
+@pytest.mark.parametrize("chunk_rows", [None, 3_000])
+def test_a_new_bar_changes_no_earlier_value_of_any_symbol(universe, monkeypatch, chunk_rows):
+    """The pipeline rewrites only changed rows: one more bar for one symbol must leave
+    every other row identical to the bit, whatever chunks the rows fall into."""
+    if chunk_rows is not None:  # many chunks, whose boundaries move with the new bar
+        monkeypatch.setattr(indicators, "_CHUNK_ROWS", chunk_rows)
+    histories = dict(list(universe.items())[:200])
+    grown = dict(histories)
+    for symbol in ("S010", "S150"):  # a short and a long history each get a bar
+        longer = random_bars(np.random.default_rng(9), len(histories[symbol]["close"]) + 1)
+        grown[symbol] = {name: np.r_[bars, longer[name][-1]]
+                         for name, bars in histories[symbol].items()}
+    before = compute_indicators(frame_of(histories))
+    after = compute_indicators(frame_of(grown))
+    new_rows = after.groupby("symbol").cumcount().to_numpy() == [
+        len(grown[s]["close"]) - 1 if s in ("S010", "S150") else -1 for s in after["symbol"]
+    ]
+    assert new_rows.sum() == 2
+    assert same_bits(after[~new_rows].reset_index(drop=True), before)
 
 
-def test_single_symbol_long_history():
-    histories = {"ONLY": random_walk(np.random.default_rng(7), 10_000)}
-    assert_matches_talib(compute_indicators(frame_of(histories)), histories)
+def test_a_symbol_alone_gets_the_same_bits_as_among_others(universe, universe_out, monkeypatch):
+    monkeypatch.setattr(indicators, "_CHUNK_ROWS", 1_000)
+    for symbol in ("S005", "S100", "S400"):
+        alone = compute_indicators(frame_of({symbol: universe[symbol]}))
+        among = universe_out[universe_out["symbol"] == symbol].reset_index(drop=True)
+        assert same_bits(alone, among), symbol
 
 
-def test_custom_periods_keep_the_column_names(universe):
-    histories = dict(list(universe.items())[:60])
-    out = compute_indicators(frame_of(histories), sma=5, ema=3, rsi=2)
-    assert_matches_talib(out, histories, sma=5, ema=3, rsi=2)
+def test_single_long_expensive_history():
+    """20,000 bars of an index near 30,000: TA-Lib columns still TA-Lib's, and the 30-day
+    volatility of a long history does not drift (window sums, no running total)."""
+    bars = random_bars(np.random.default_rng(7), 20_000, start=30_000.0, vol=0.002)
+    out = compute_indicators(frame_of({"IDX": bars}))
+    for name, expected in talib_reference(bars).items():
+        assert_close(out[name].to_numpy(), expected, name)
+    log_return = np.diff(np.log(bars["close"]))  # exact-ish reference: fsum per window
+    exact = []
+    for t in range(30, 20_000):
+        window = log_return[t - 30 : t]
+        mean = math.fsum(window) / 30
+        exact.append(math.sqrt(math.fsum((window - mean) ** 2) / 29 * 252))
+    got = out["volatility_30d"].to_numpy()[30:]
+    assert np.max(np.abs(got - np.array(exact)) / np.array(exact)) <= 1e-10
 
 
-def test_sma_does_not_drift_on_long_expensive_histories():
-    """Running sums restart every 64 bars: error does not grow with history length.
-
-    An index near 30,000 over 50,000 bars: a plain cumulative sum reaches 1.5e9, where one
-    rounding step is 2.4e-7, so its windows are off by ~6e-8; the check on it below shows
-    this data catches drift. Exact windows come from math.fsum. (TA-Lib's own running sum,
-    never restarted, is off by 2.9e-10 here; this module by ~4e-11.)
-    """
-    close = random_walk(np.random.default_rng(11), 50_000, start=30_000.0, vol=0.002)
-    got = compute_indicators(frame_of({"IDX": close}))["sma_20"].to_numpy()
-    exact = np.array([math.fsum(close[i - 19 : i + 1]) / 20 for i in range(19, len(close))])
-    assert np.max(np.abs(got[19:] - exact)) <= 2e-10
-    running = np.cumsum(close)
-    naive = (running[19:] - np.r_[0.0, running[:-20]]) / 20
-    assert np.max(np.abs(naive - exact)) > TOLERANCE
+def test_int_volume_from_the_lake_is_accepted(universe):
+    prices = frame_of(dict(list(universe.items())[:30]))
+    as_int = prices.assign(volume=prices["volume"].astype(np.int64))
+    pd.testing.assert_frame_equal(compute_indicators(as_int), compute_indicators(prices))
 
 
 def test_extra_columns_ignored_and_input_untouched(universe):
-    prices = frame_of(dict(list(universe.items())[:20]))
+    prices = frame_of(dict(list(universe.items())[:20])).assign(provider="demo")
     before = prices.copy()
     compute_indicators(prices)
     pd.testing.assert_frame_equal(prices, before)
@@ -140,12 +275,8 @@ def test_empty_frame_gives_empty_frame_with_the_columns():
     assert list(out.columns) == OUTPUT_COLUMNS and out.empty
 
 
-@pytest.mark.parametrize("periods", [{"sma": 1}, {"ema": 0}, {"rsi": 1}])
-def test_period_below_talib_minimum_is_rejected(periods):
-    with pytest.raises(ValueError, match=">= 2"):
-        compute_indicators(frame_of({"A": np.ones(30)}), **periods)
-
-
-def test_missing_close_column_is_rejected():
-    with pytest.raises(ValueError, match="close"):
-        compute_indicators(frame_of({"A": np.ones(30)}).drop(columns="close"))
+@pytest.mark.parametrize("column", ["high", "low", "close", "volume", "symbol", "date"])
+def test_missing_column_is_rejected(column):
+    prices = frame_of({"A": random_bars(np.random.default_rng(0), 30)}).drop(columns=column)
+    with pytest.raises(ValueError, match=column):
+        compute_indicators(prices)

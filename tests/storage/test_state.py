@@ -1,4 +1,4 @@
-"""Run metadata (pipeline_runs, symbol_state, run_events) and quality_stats, on SQLite and PostgreSQL."""
+"""Run metadata (pipeline_runs, symbol_state, run_events, quality_results), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -212,44 +212,3 @@ def test_record_quality(engine):
         ("price_positive", "AAA", "error", False, 2.0, 0.0, "2 rows with a price <= 0"),
         ("stale", "*", "warn", True, None, 1.0, "ok"),
     ]
-
-
-def _bar(symbol: str, day: dt.date, **overrides) -> dict:
-    row = {"symbol": symbol, "date": day, "open": 10.0, "high": 11.0, "low": 9.0, "close": 10.5,
-           "adj_close": None, "volume": 1000, "provider": "demo", "fetched_at": NOW}
-    row.update(overrides)
-    return row
-
-
-def test_quality_stats_counts_bad_rows(engine):
-    d = [dt.date(2026, 11, 16) + dt.timedelta(days=i) for i in range(5)]
-    with engine.begin() as conn:
-        conn.execute(schema.prices_daily.insert(), [
-            _bar("AAA", d[0]), _bar("AAA", d[1]), _bar("AAA", d[2]),
-            _bar("BBB", d[0], close=-1.0, low=-2.0),  # price <= 0 (low encloses is still true)
-            _bar("BBB", d[1], volume=-5),
-            _bar("BBB", d[2], high=10.2),  # high < close
-            _bar("BBB", d[3], low=10.4),  # low > open
-            _bar("BBB", d[4], open=0.0, low=0.0),  # price <= 0
-        ])
-        stats = {row["symbol"]: row for row in state.quality_stats(conn, None)}
-        only_b = state.quality_stats(conn, ["BBB", "ZZZ"])
-
-    assert set(stats) == {"AAA", "BBB"}
-    good = {k: int(v) for k, v in stats["AAA"].items() if k not in ("symbol", "last_date")}
-    assert good == {"rows": 3, "price_positive": 0, "volume_non_negative": 0, "high_encloses": 0,
-                    "low_encloses": 0, "duplicate_keys": 0}
-    assert stats["AAA"]["last_date"] == d[2]
-    bad = {k: int(v) for k, v in stats["BBB"].items() if k not in ("symbol", "last_date")}
-    assert bad == {"rows": 5, "price_positive": 2, "volume_non_negative": 1, "high_encloses": 1,
-                   "low_encloses": 1, "duplicate_keys": 0}
-    assert stats["BBB"]["last_date"] == d[4]
-    assert isinstance(stats["BBB"]["last_date"], dt.date)
-    assert [row["symbol"] for row in only_b] == ["BBB"]
-    assert int(only_b[0]["price_positive"]) == 2
-
-
-def test_quality_stats_of_an_empty_warehouse(engine):
-    with engine.connect() as conn:
-        assert state.quality_stats(conn, None) == []
-        assert state.quality_stats(conn, ["AAA"]) == []

@@ -8,8 +8,8 @@ archives the payload before parsing, so what a vendor sent is never lost.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from ..errors import ConfigError
 
@@ -36,6 +36,8 @@ class Payload:
     media_type: str  # "application/json", "text/csv", ...
     api_calls: int = 1
     source: str = ""  # where it came from (a file path, an endpoint without secrets)
+    status: int = 200  # HTTP providers: the response status and headers, for the parser
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -116,3 +118,7 @@ def _load_builtins() -> None:
 
     _REGISTRY.setdefault("demo", demo.DemoProvider.from_settings)
     _REGISTRY.setdefault("csv", csvfile.CsvProvider.from_settings)
+    from .vendors import VENDORS, HttpProvider
+
+    for name in VENDORS:
+        _REGISTRY.setdefault(name, lambda settings, clock, name=name: HttpProvider.from_settings(name, settings, clock))

@@ -1,101 +1,160 @@
-"""SMA, EMA and Wilder RSI for many symbols at once, equal to TA-Lib after its warm-up.
+"""The 34 indicator columns for many symbols at once, equal to TA-Lib bit for bit.
 
-TA-Lib is the reference users compare with (PERFORMANCE.md section 4): same warm-up (NaN)
-bars, same seeds, same order of floating-point operations in the recursions.
+TA-Lib is the reference users compare with (PERFORMANCE.md section 4), so every column
+TA-Lib has comes from TA-Lib itself, called once per symbol on contiguous numpy slices
+of the rows sorted by (symbol, date); the columns TA-Lib lacks are numpy, vectorised over
+many symbols at a time.
 
-No loop runs per symbol. Rows are sorted by (symbol, date), then copied into a *time-major
-ragged* buffer: bar 0 of every symbol, then bar 1 of every symbol that has one, and so on,
-symbols ranked longest first. Bar t is then one slice whose first entries are bar t-1's
-symbols, so each indicator is one Python loop over the time axis, each step a few numpy
-operations over all symbols, with no padding stored; results are gathered back.
+Why not the time-major numpy design this module had for SMA/EMA/RSI (one Python loop
+over bars, each step a few numpy operations across all symbols)? bench/bench_indicators.py
+decided it, on the bench's random walks, 504 bars per symbol, measured side by side:
+
+- That design, as it was (git 1fcaa92, 3 columns), took 1.0-1.6x the time of TA-Lib
+  called per symbol for the same 3 columns (2,000 and 20,000 symbols).
+- Extended to all 34 columns (a sketch with the full operation count and the
+  time-major <-> (symbol, date) transposes, not even exact yet) it took 2.2-4x the time
+  of the 25 TA-Lib calls per symbol alone, at 2,000 and 20,000 symbols. Window operations
+  over a whole chunk are bound by memory bandwidth; TA-Lib's C loops run in cache.
+- It cannot be made exact: TA-Lib 0.8 computes EMA-type recursions with fused
+  multiply-add (numpy has none), and its zero tests (1e-14 bands, scaled by the operands)
+  decide between 0 and a finite value on near-flat windows, so the last bit of a
+  numpy reimplementation can flip CCI, BBANDS and the like far beyond 1e-9.
+- A symbol with far more bars than the rest (one IPO from the 1980s in a chunk of recent
+  ones) made every bar step run at width 1: seconds, where TA-Lib takes a millisecond.
+
+Calling TA-Lib per symbol costs ~25 C calls of a few microseconds each per symbol; that is
+the whole loop, and it is still the fastest measured way (see the bench for the ratios).
+
+Conventions (first non-NaN bar, 0-based, per symbol; NaN before it):
+    sma_5/10/20/50/200: n-1; ema_12/26/50: n-1, seeded with the SMA of the first n closes;
+    macd, macd_signal, macd_hist: 33 (MACD(12,26,9) as TA-Lib aligns it: both EMAs start
+    at bar 25, the signal is seeded with an SMA); rsi_14: 14 (Wilder); bb_*: 19
+    (BBANDS(20, 2, 2, SMA), population std); atr_14: 14 (Wilder, seeded with the SMA of
+    the true range); stoch_k, stoch_d: 17 (STOCH(14, 3 SMA, 3 SMA)); adx_14: 27;
+    plus_di_14, minus_di_14: 14; cci_20: 19; willr_14: 13; mfi_14: 14; obv: 0 (starts at
+    the first volume); roc_10, mom_10: 10.
+    Where TA-Lib would divide by zero (a flat window, no volume, a zero close) it outputs
+    0.0: rsi, stoch, willr, cci, mfi, adx/di, roc, and a 0 band width.
+Columns TA-Lib lacks:
+    return_1d = close / previous close - 1 and log_return_1d = ln(close / previous close),
+    from bar 1; volatility_30d = sample std (ddof=1) of the last 30 log returns * sqrt(252),
+    from bar 30; high_52w / low_52w = max(high) / min(low) of the last 252 sessions
+    including today (intraday extremes, not closes), from bar 251; pct_from_high_52w =
+    close / high_52w - 1, from bar 251; drawdown = close / running max(close) - 1, from bar 0.
+
+Every value depends only on its own symbol's history up to its bar, computed in the same
+order whatever else is in the frame: adding a bar to a symbol changes no earlier value of
+any symbol, bit for bit (the pipeline writes only changed rows). Memory: the output, one
+float64 array of 34 rows, plus one chunk (~256k rows) of inputs and scratch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
 import numpy as np
 import pandas as pd
+import talib
 
 from stockpipe.models import INDICATOR_COLUMNS
 
-# SMA running sums are summed afresh every this many bars, so their rounding error stays
-# that of a few dozen steps however long the history (a plain cumsum drifts with length).
-_RESTART = 64
+# Columns filled by the per-symbol TA-Lib calls, in the order _talib_values returns them.
+_TALIB_COLUMNS = (
+    "sma_5", "sma_10", "sma_20", "sma_50", "sma_200", "ema_12", "ema_26", "ema_50",
+    "macd", "macd_signal", "macd_hist", "rsi_14", "bb_middle", "bb_upper", "bb_lower",
+    "atr_14", "stoch_k", "stoch_d", "adx_14", "plus_di_14", "minus_di_14", "cci_20",
+    "willr_14", "mfi_14", "obv", "roc_10", "mom_10",
+)
+_REQUIRED = ("symbol", "date", "high", "low", "close", "volume")
+_CHUNK_ROWS = 1 << 18  # rows gathered at a time: inputs and scratch stay a few MB
+_VOLATILITY_BARS = 30
+_YEAR_BARS = 252  # sessions in a year: the 52-week window and the annualisation factor
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Where each row sits, once sorted, and in the time-major buffer."""
-
-    order: np.ndarray | slice  # input positions in (symbol, date) order; a slice if sorted
-    slot: np.ndarray  # index of each sorted row in the time-major buffer
-    # Python ints, not numpy arrays: the time loops index them every step, and with few
-    # long symbols that per-step overhead is the whole cost.
-    active: list[int]  # active[t]: how many symbols have a bar t
-    start: list[int]  # start[t]: where bar t begins in the time-major buffer
+def _unwrapped(function):
+    """The TA-Lib C function without talib's pandas/polars dispatch wrapper (~2 us a call)."""
+    return getattr(function, "__wrapped__", function)
 
 
-def compute_indicators(
-    prices: pd.DataFrame, *, sma: int = 20, ema: int = 12, rsi: int = 14
-) -> pd.DataFrame:
-    """Compute sma_20, ema_12 and rsi_14 on close for every symbol, as TA-Lib does.
+_SMA, _EMA, _MACD, _RSI, _BBANDS, _ATR, _STOCH, _ADX, _PLUS_DI, _MINUS_DI = map(
+    _unwrapped,
+    (talib.SMA, talib.EMA, talib.MACD, talib.RSI, talib.BBANDS, talib.ATR, talib.STOCH,
+     talib.ADX, talib.PLUS_DI, talib.MINUS_DI),
+)
+_CCI, _WILLR, _MFI, _OBV, _ROC, _MOM, _MAX, _MIN = map(
+    _unwrapped,
+    (talib.CCI, talib.WILLR, talib.MFI, talib.OBV, talib.ROC, talib.MOM, talib.MAX, talib.MIN),
+)
+_ROW = {name: row for row, name in enumerate(INDICATOR_COLUMNS)}
+
+
+def _rows(names: tuple[str, ...]) -> slice | list[int]:
+    """Output rows of `names`: a slice when they are consecutive (no fancy indexing)."""
+    rows = [_ROW[name] for name in names]
+    consecutive = rows == list(range(rows[0], rows[0] + len(rows)))
+    return slice(rows[0], rows[0] + len(rows)) if consecutive else rows
+
+
+_TALIB_ROWS = _rows(_TALIB_COLUMNS)
+
+
+def compute_indicators(prices: pd.DataFrame) -> pd.DataFrame:
+    """Compute models.INDICATOR_COLUMNS for every row, per symbol, as TA-Lib does.
 
     Args:
-        prices: columns symbol, date and close (finite floats) at least, any row order,
-            each symbol's whole history (a recursion starts at a symbol's first bar).
-        sma: SMA period; the output column keeps its name `sma_20` whatever the period.
-        ema: EMA period, seeded with the SMA of the first `ema` closes.
-        rsi: Wilder RSI period.
+        prices: columns symbol, date, high, low, close and volume (finite numbers; other
+            columns are ignored), any row order, each symbol's whole history (recursions
+            start at a symbol's first bar), already split-adjusted.
 
     Returns:
         One row per input row, sorted by (symbol, date): symbol, date, then
-        models.INDICATOR_COLUMNS as float64, NaN on TA-Lib's warm-up bars.
+        models.INDICATOR_COLUMNS as float64, NaN on each column's warm-up bars.
 
     Raises:
-        ValueError: a period below 2 (TA-Lib's minimum) or a missing column.
+        ValueError: a required column is missing.
     """
-    _check_input(prices, (sma, ema, rsi))
-    layout, symbols = _build_layout(prices)
-    by_bar = np.empty(len(layout.slot))
-    by_bar[layout.slot] = prices["close"].to_numpy(dtype=np.float64)[layout.order]
-    # One time-major work buffer serves SMA, then EMA, then RSI's (gain, loss) pairs: at
-    # 10M rows each fresh 80 MB array costs as much in page faults as in arithmetic.
-    work = np.empty((len(by_bar), 2))
-    values = [f(by_bar, layout, n, work) for f, n in ((_sma, sma), (_ema, ema), (_rsi, rsi))]
-    # Taking symbols from the few uniques is ~5x faster than taking the string column.
-    columns = {"symbol": symbols, "date": prices["date"].array[layout.order]}
-    return pd.DataFrame({**columns, **dict(zip(INDICATOR_COLUMNS, values))}, copy=False)
-
-
-def _check_input(prices: pd.DataFrame, periods: tuple[int, ...]) -> None:
-    """Reject what TA-Lib would reject, with the fix in the message."""
-    missing = {"symbol", "date", "close"} - set(prices.columns)
+    missing = [name for name in _REQUIRED if name not in prices.columns]
     if missing:
-        raise ValueError(f"compute_indicators needs columns {sorted(missing)}: add them")
-    if min(periods) < 2:
-        raise ValueError(f"indicator periods must be >= 2 (TA-Lib's minimum), got {periods}")
+        raise ValueError(f"compute_indicators needs columns {missing}: add them")
+    order, symbols, counts = _sort(prices)
+    bounds = np.concatenate(([0], np.cumsum(counts)))
+    inputs = [_numbers(prices[name]) for name in ("close", "high", "low", "volume")]
+    # One array for all outputs, a row per column: the frame below wraps it without a copy
+    # (at 10M rows it is 2.7 GB, so a second copy would not fit the 4 GB budget).
+    values = np.empty((len(INDICATOR_COLUMNS), len(prices)))
+    for first, last in _chunks(bounds):
+        lo, hi = int(bounds[first]), int(bounds[last])
+        rows = slice(lo, hi) if isinstance(order, slice) else order[lo:hi]
+        close, high, low, volume = (
+            np.ascontiguousarray(column[rows], dtype=np.float64) for column in inputs
+        )
+        edges = bounds[first : last + 1] - lo
+        out = values[:, lo:hi]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            _talib_columns(out, close, high, low, volume, edges)
+            _numpy_columns(out, close, edges)
+    frame = pd.DataFrame(values.T, columns=list(INDICATOR_COLUMNS), copy=False)
+    # A Series, not its array: sorted input shares the dates with `prices` (no 80 MB copy
+    # at 10M rows), and copy-on-write keeps a later write to either frame from the other.
+    frame.insert(0, "date", prices["date"].iloc[order].reset_index(drop=True))
+    del order  # freed before the symbol codes are made: the peak of the whole call is here
+    # Taking symbols from the few uniques is ~5x faster than taking the string column.
+    codes = np.repeat(np.arange(len(symbols), dtype=np.int32), counts)  # 40 MB at 10M rows
+    frame.insert(0, "symbol", symbols.take(codes))
+    return frame
 
 
-def _build_layout(prices: pd.DataFrame) -> tuple[_Layout, pd.Index]:
-    """Where each row goes, and the symbol of each row in (symbol, date) order."""
+def _numbers(column: pd.Series) -> np.ndarray:
+    """A numeric column as numpy without a copy when it is one (int volume is cast per chunk)."""
+    values = column.to_numpy()
+    return values if values.dtype.kind in "fiu" else column.to_numpy(dtype=np.float64)
+
+
+def _sort(prices: pd.DataFrame) -> tuple[np.ndarray | slice, pd.Index, np.ndarray]:
+    """Row order by (symbol, date), the distinct symbols sorted, and rows per symbol."""
     codes, symbols = pd.factorize(prices["symbol"], sort=True)
     order = _sort_order(codes, pd.DatetimeIndex(prices["date"]).asi8)
-    codes = codes[order]
-    symbols = symbols.take(codes)
-    counts = np.bincount(codes)
-    # Longest symbols first, so the symbols with a bar t are a prefix of those with t-1.
-    rank = np.argsort(np.argsort(-counts, kind="stable"))
-    ends = np.bincount(counts, minlength=counts.max(initial=0) + 1)
-    active = len(counts) - np.cumsum(ends)[:-1]
-    start = np.concatenate(([0], np.cumsum(active)))
-    # slot = start[bar number] + rank[symbol], in place: mode="clip" does not buffer, and
-    # each output element reads only its own index.
-    slot = np.arange(len(codes))
-    slot -= np.repeat(np.cumsum(counts) - counts, counts)
-    np.take(start, slot, out=slot, mode="clip")
-    slot += np.take(rank, codes, out=codes, mode="clip")
-    return _Layout(order, slot, active.tolist(), start.tolist()), symbols
+    return order, symbols, np.bincount(codes, minlength=len(symbols))
 
 
 def _sort_order(codes: np.ndarray, dates: np.ndarray) -> np.ndarray | slice:
@@ -112,99 +171,112 @@ def _sort_order(codes: np.ndarray, dates: np.ndarray) -> np.ndarray | slice:
     ranks, _ = pd.factorize(dates, sort=True)
     key = codes * (ranks.max() + 1)
     key += ranks
-    return np.argsort(key)
+    order = np.argsort(key)
+    # int32 positions halve what is kept for the whole run (40 MB at 10M rows).
+    return order.astype(np.int32) if len(order) < 2**31 else order
 
 
-def _bar(layout: _Layout, t: int, width: int) -> slice:
-    """The buffer slice of bar t restricted to the first `width` symbols."""
-    return slice(layout.start[t], layout.start[t] + width)
+def _chunks(bounds: np.ndarray):
+    """(first, last) symbol ranges of about _CHUNK_ROWS rows; a longer symbol is its own."""
+    first, symbols = 0, len(bounds) - 1
+    while first < symbols:
+        last = int(np.searchsorted(bounds, bounds[first] + _CHUNK_ROWS, side="right")) - 1
+        last = max(last, first + 1)
+        yield first, last
+        first = last
 
 
-def _window_sum(buffer: np.ndarray, layout: _Layout, first: int, last: int) -> np.ndarray:
-    """Sum of bars first..last for the symbols that reach `last`, in TA-Lib's order."""
-    width = layout.active[last]
-    total = buffer[_bar(layout, first, width)].copy()
-    for t in range(first + 1, last + 1):
-        total += buffer[_bar(layout, t, width)]
-    return total
+def _talib_columns(
+    out: np.ndarray, close: np.ndarray, high: np.ndarray, low: np.ndarray,
+    volume: np.ndarray, edges: np.ndarray,
+) -> None:
+    """The TA-Lib columns, high_52w, low_52w and the running max, one symbol at a time."""
+    high_52w, low_52w, running_max = _ROW["high_52w"], _ROW["low_52w"], _ROW["drawdown"]
+    for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist()):
+        c, h, l = close[lo:hi], high[lo:hi], low[lo:hi]
+        rows = out[:, lo:hi]
+        rows[_TALIB_ROWS] = _talib_values(c, h, l, volume[lo:hi])
+        rows[high_52w] = _MAX(h, _YEAR_BARS)  # max is exact: any method gives these bits
+        rows[low_52w] = _MIN(l, _YEAR_BARS)
+        np.maximum.accumulate(c, out=rows[running_max])  # drawdown's, divided out later
 
 
-def _sma(by_bar: np.ndarray, layout: _Layout, n: int, work: np.ndarray) -> np.ndarray:
-    """TA-Lib SMA: first value at bar n-1, from running window sums.
+def _talib_values(c: np.ndarray, h: np.ndarray, l: np.ndarray, v: np.ndarray) -> tuple:
+    """One symbol's TA-Lib outputs, in _TALIB_COLUMNS order."""
+    upper, middle, lower = _BBANDS(c, 20, 2.0, 2.0, 0)  # matype 0 = SMA
+    return (
+        _SMA(c, 5), _SMA(c, 10), _SMA(c, 20), _SMA(c, 50), _SMA(c, 200),
+        _EMA(c, 12), _EMA(c, 26), _EMA(c, 50),
+        *_MACD(c, 12, 26, 9),
+        _RSI(c, 14),
+        middle, upper, lower,
+        _ATR(h, l, c, 14),
+        *_STOCH(h, l, c, 14, 3, 0, 3, 0),  # slow %K, %D: SMA-smoothed
+        _ADX(h, l, c, 14), _PLUS_DI(h, l, c, 14), _MINUS_DI(h, l, c, 14),
+        _CCI(h, l, c, 20), _WILLR(h, l, c, 14), _MFI(h, l, c, v, 14), _OBV(c, v),
+        _ROC(c, 10), _MOM(c, 10),
+    )
 
-    A running sum (add the new close, drop the oldest) gathers rounding error with every
-    step, so it is summed afresh every _RESTART bars: no drift on long histories.
+
+def _numpy_columns(out: np.ndarray, close: np.ndarray, edges: np.ndarray) -> None:
+    """Returns, volatility, distance from the 52-week high and drawdown, for one chunk.
+
+    Expects high_52w and, in drawdown's row, the running max of close already filled.
     """
-    sums = work.reshape(-1)[: len(by_bar)]
-    first = layout.start[min(n - 1, len(layout.active))]
-    sums[:first] = np.nan
-    for t in range(n - 1, len(layout.active)):
-        width = layout.active[t]
-        cur = sums[_bar(layout, t, width)]
-        if (t - n + 1) % _RESTART == 0:
-            cur[:] = _window_sum(by_bar, layout, t - n + 1, t)
-        else:  # TA-Lib's order: (previous total - oldest close) + newest close
-            oldest = by_bar[_bar(layout, t - n, width)]
-            np.subtract(sums[_bar(layout, t - 1, width)], oldest, out=cur)
-            cur += by_bar[_bar(layout, t, width)]
-    sums[first:] /= n
-    return sums[layout.slot]
+    starts = edges[:-1]
+    ratio, log_return = out[_ROW["return_1d"]], out[_ROW["log_return_1d"]]
+    np.divide(close[1:], close[:-1], out=ratio[1:])
+    ratio[starts] = np.nan  # a symbol's first bar has no previous close
+    np.log(ratio, out=log_return)
+    ratio -= 1.0
+    volatility = out[_ROW["volatility_30d"]]
+    _rolling_sample_std(log_return, edges, _VOLATILITY_BARS, out=volatility)
+    volatility *= math.sqrt(_YEAR_BARS)
+    from_high = out[_ROW["pct_from_high_52w"]]
+    np.divide(close, out[_ROW["high_52w"]], out=from_high)
+    from_high -= 1.0
+    drawdown = out[_ROW["drawdown"]]
+    np.divide(close, drawdown, out=drawdown)
+    drawdown -= 1.0
 
 
-def _ema(by_bar: np.ndarray, layout: _Layout, n: int, work: np.ndarray) -> np.ndarray:
-    """TA-Lib EMA: SMA of the first n closes at bar n-1, then prev + k*(x - prev)."""
-    out = work.reshape(-1)[: len(by_bar)]
-    out[: layout.start[min(n - 1, len(layout.active))]] = np.nan  # later bars all get written
-    if len(layout.active) >= n:
-        out[_bar(layout, n - 1, layout.active[n - 1])] = _window_sum(by_bar, layout, 0, n - 1) / n
-    k = 2.0 / (n + 1)
-    for t in range(n, len(layout.active)):
-        width = layout.active[t]
-        prev, cur = out[_bar(layout, t - 1, width)], out[_bar(layout, t, width)]
-        np.subtract(by_bar[_bar(layout, t, width)], prev, out=cur)
-        cur *= k
-        cur += prev
-    return out[layout.slot]
+def _rolling_sample_std(x: np.ndarray, edges: np.ndarray, n: int, *, out: np.ndarray) -> None:
+    """Sample std of x over the n bars ending at each bar, per symbol, into `out`.
+
+    x's first bar of each symbol is NaN (no return), so the first value is at bar n.
+    """
+    lengths = np.diff(edges)
+    bar = np.arange(len(x)) - np.repeat(edges[:-1], lengths)
+    total, squares = _window_sums(x, n), _window_sums(np.square(x), n)
+    # (sum of squares - n * mean^2) / (n - 1): log returns have a mean far below their
+    # std, so this loses nothing measurable; windows of zero returns give exactly 0.
+    squares -= total * total / n
+    squares /= n - 1
+    np.maximum(squares, 0.0, out=squares)
+    np.sqrt(squares, out=out)
+    out[bar < n] = np.nan
 
 
-def _rsi(by_bar: np.ndarray, layout: _Layout, n: int, work: np.ndarray) -> np.ndarray:
-    """TA-Lib RSI: Wilder averages seeded with the mean of bars 1..n, first value at bar n."""
-    if len(layout.active) <= n:
-        return np.full(len(by_bar), np.nan)
-    avg = _gains_losses(by_bar, layout, work)
-    avg[_bar(layout, n, layout.active[n])] = _window_sum(avg, layout, 1, n) / n
-    scratch = np.empty((layout.active[0], 2))
-    for t in range(n + 1, len(layout.active)):
-        width = layout.active[t]
-        cur, part = avg[_bar(layout, t, width)], scratch[:width]
-        # TA-Lib's order: (prev * (n-1) + current) / n, gain and loss side by side.
-        np.multiply(avg[_bar(layout, t - 1, width)], n - 1, out=part)
-        np.add(part, cur, out=cur)
-        cur /= n
-    return _rsi_from_averages(avg, layout, n)
+def _window_sums(x: np.ndarray, n: int) -> np.ndarray:
+    """sums[i] = x[i-n+1] + ... + x[i] for i >= n-1; entries before are meaningless.
 
-
-def _gains_losses(by_bar: np.ndarray, layout: _Layout, pairs: np.ndarray) -> np.ndarray:
-    """(gain, loss) of each bar against the bar before, time-major, into `pairs`."""
-    pairs[: layout.start[1]] = 0.0  # bar 0 has no previous close
-    for t in range(1, len(layout.active)):
-        width = layout.active[t]
-        now = _bar(layout, t, width)
-        np.subtract(by_bar[now], by_bar[_bar(layout, t - 1, width)], out=pairs[now, 0])
-    np.negative(pairs[:, 0], out=pairs[:, 1])
-    np.maximum(pairs, 0.0, out=pairs)
-    return pairs
-
-
-def _rsi_from_averages(avg: np.ndarray, layout: _Layout, n: int) -> np.ndarray:
-    """100 * gain / (gain + loss), 0 where both are exactly 0 (TA-Lib on a flat series)."""
-    first = layout.start[n]  # bars before n are warm-up
-    gain, total = avg[first:, 0], avg[first:, 1]  # in place: no fresh 10M-row arrays
-    total += gain
-    with np.errstate(invalid="ignore"):
-        np.divide(gain, total, out=gain)
-    # Gains and losses are >= 0, so 0/0 is the only NaN here; fmax turns it into 0.
-    np.fmax(gain, 0.0, out=gain)
-    gain *= 100.0
-    avg[:first, 0] = np.nan
-    return avg[:, 0][layout.slot]
+    Built from sums over 1, 2, 4, ... bars (n = 30 takes 7 vectorised additions instead
+    of 29), always added in the same tree whatever i is: a window's bits depend only on
+    its own n values, never on its position in the array or on other symbols' rows.
+    A sum of at most n terms has no running total that drifts over long histories.
+    """
+    sums, covered, power, width = None, 0, x, 1  # power[i]: sum of `width` bars ending at i
+    while width <= n:
+        if n & width:  # add the `width` bars that end `covered` bars before i
+            if sums is None:
+                sums = power.copy()
+            elif covered < len(x):
+                sums[covered:] += power[: len(x) - covered]
+            covered += width
+        if 2 * width <= n:
+            doubled = np.empty_like(power)
+            doubled[:width] = np.nan
+            np.add(power[:-width], power[width:], out=doubled[width:])
+            power = doubled
+        width *= 2
+    return sums

@@ -1,56 +1,270 @@
-"""Quality rules on the warehouse's per-symbol statistics. Pure.
+"""Quality rules: judge the per-symbol facts gathered from the warehouse. Pure.
 
-Each rule has a name, a severity and a threshold; the result is one `Check` per
-(rule, symbol) with the observed value, so `quality_results` says exactly what was seen.
+Each rule has a stable snake_case name (the `check_name` of `quality_results`, the `name`
+in `--json`), a severity, a default threshold and a description. `evaluate` returns one
+`Check` per (rule, symbol) with the observed value and the threshold, so `quality_results`
+says exactly what was seen. A check fails when its observed value is above its threshold:
+every threshold is the largest value that still passes.
+
+| rule | severity | default | observed |
+|---|---|---|---|
+| price_positive | error | 0 | rows with open, high, low or close <= 0 |
+| volume_non_negative | error | 0 | rows with volume < 0 |
+| high_encloses | error | 0 | rows with high < max(open, close) |
+| low_encloses | error | 0 | rows with low > min(open, close) |
+| duplicate_keys | error | 0 | duplicate (symbol, date) keys |
+| hundred_x | error | 50 | the largest factor between a close and both its neighbours' closes |
+| spike | warn | 0.20 | the largest close-to-close move (a fraction) that no split explains |
+| gaps | warn | 0 | sessions the calendar expects between the first and last bar that have none |
+| unexpected_bars | warn | 0 | bars on days the exchange was closed |
+| stale | warn | stale_after_sessions | sessions the last bar lags the latest closed session |
+| zero_volume_run | warn | 5 | the longest run of consecutive zero-volume bars |
+| provider_divergence | warn | 0.005 | the largest relative difference between prices_daily's and quotes_daily's close |
+
+Decisions:
+    * hundred_x (the vendor bug that sends pence for pounds, cents for dollars) flags a close
+      that is at least `threshold` times, or at most 1/`threshold` of, BOTH neighbours, in
+      the same direction: an isolated bad bar, not a level shift (which `spike` reports).
+      The first and last bar have one neighbour and are judged on it, unless that
+      neighbour is itself flagged or a split lies between them: a bad newest bar must fail
+      tonight, not when the next bar arrives. The default 50 catches 100x with room for
+      the day's move and anything larger (1000x).
+    * A spike is explained by a split dated from the previous bar to the bar itself (on
+      that date or the day before, a weekend included), whatever its ratio: vendors
+      disagree on new/old against old/new. Dividends explain nothing (a few percent).
+    * unexpected_bars is a warning: vendors fill holidays with a copy of the last bar, and
+      that harms nothing; a bar shifted by a time-zone bug also shows as gaps and stale.
+    * A threshold of `spike`, `hundred_x` or `provider_divergence` is passed when nothing
+      reaches it: observed is then None (the facts hold only bars beyond the threshold).
+    * stale's threshold is `stale_after_sessions`, unless the [quality] table names `stale`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
 
-from ..calendars import sessions_between
+from ..errors import ConfigError
 from ..models import Check
 
-# (name, severity, what a failure means). Threshold: at most 0 offending rows.
-COUNT_RULES = (
-    ("price_positive", "error", "rows with a price <= 0"),
-    ("volume_non_negative", "error", "rows with volume < 0"),
-    ("high_encloses", "error", "rows with high < max(open, close)"),
-    ("low_encloses", "error", "rows with low > min(open, close)"),
-    ("duplicate_keys", "error", "duplicate (symbol, date) keys"),
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    severity: str  # error | warn
+    threshold: float  # default; the largest observed value that passes
+    description: str
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("price_positive", "error", 0, "rows with a price <= 0"),
+    Rule("volume_non_negative", "error", 0, "rows with volume < 0"),
+    Rule("high_encloses", "error", 0, "rows with high < max(open, close)"),
+    Rule("low_encloses", "error", 0, "rows with low > min(open, close)"),
+    Rule("duplicate_keys", "error", 0, "duplicate (symbol, date) keys"),
+    Rule("hundred_x", "error", 50.0, "a close this many times (or this fraction of) both neighbours' closes"),
+    Rule("spike", "warn", 0.20, "a close-to-close move (fraction) that no split explains"),
+    Rule("gaps", "warn", 0, "sessions the calendar expects between the first and last bar without a bar"),
+    Rule("unexpected_bars", "warn", 0, "bars on days the exchange was closed"),
+    Rule("stale", "warn", 1, "sessions the last bar lags the latest closed session"),
+    Rule("zero_volume_run", "warn", 5, "consecutive zero-volume bars"),
+    Rule("provider_divergence", "warn", 0.005, "relative difference of prices_daily's and quotes_daily's close"),
 )
+RULES_BY_NAME = {rule.name: rule for rule in RULES}
+COUNT_RULES = RULES[:5]  # judged on counts of offending rows
 
 
-def evaluate(
-    stats: Sequence[Mapping[str, Any]],
-    symbols: Sequence[str],
-    latest_session: dt.date,
-    stale_after_sessions: int,
-) -> list[Check]:
-    """Judge every rule for every symbol of the universe.
+def thresholds(overrides: Mapping[str, Any] | None = None, stale_after_sessions: int | None = None) -> dict[str, float]:
+    """Every rule's threshold: the defaults, `stale_after_sessions`, then the [quality] table.
 
-    A symbol with no rows at all fails only `stale` (a warning: the next fetch fills it).
+    Raises:
+        ConfigError: an unknown rule name, or a value that is not a number >= 0.
     """
-    by_symbol = {row["symbol"]: row for row in stats}
+    out = {rule.name: float(rule.threshold) for rule in RULES}
+    if stale_after_sessions is not None:
+        out["stale"] = float(stale_after_sessions)
+    for name, value in (overrides or {}).items():
+        if name not in RULES_BY_NAME:
+            raise ConfigError(f"unknown quality rule {name!r} in the config's [quality] table: "
+                              f"known rules are {', '.join(RULES_BY_NAME)}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = -1.0
+        if isinstance(value, bool) or not number >= 0:  # `not >=` also refuses NaN
+            raise ConfigError(f"[quality] {name} = {value!r} is not a number >= 0: fix the config file")
+        out[name] = number
+    return out
+
+
+def evaluate(facts: Mapping[str, Mapping[str, Any]], symbols: Sequence[str],
+             limits: Mapping[str, float] | None = None) -> list[Check]:
+    """Judge every rule for every symbol of `symbols`, in RULES order.
+
+    Args:
+        facts: symbol -> its facts (see storage.quality_data.collect); a symbol without
+            facts has no rows and fails only `stale` (a warning: the next fetch fills it).
+        symbols: the symbols judged.
+        limits: rule name -> threshold (default: `thresholds()`).
+    """
+    limits = limits or thresholds()
     checks: list[Check] = []
     for symbol in symbols:
-        row = by_symbol.get(symbol)
-        if row is not None:
-            checks += [_count_check(name, severity, what, symbol, row[name]) for name, severity, what in COUNT_RULES]
-        checks.append(_stale_check(symbol, row and row["last_date"], latest_session, stale_after_sessions))
+        fact = facts.get(symbol)
+        if fact is None:
+            checks.append(Check("stale", False, "no bars in the warehouse", "warn", symbol, None, limits["stale"]))
+            continue
+        checks += [_count_check(rule, symbol, fact[rule.name], limits[rule.name]) for rule in COUNT_RULES]
+        checks += [_hundred_x(symbol, fact, limits), _spike(symbol, fact, limits), _gaps(symbol, fact, limits),
+                   _unexpected(symbol, fact, limits), _stale(symbol, fact, limits), _zero_volume(symbol, fact, limits),
+                   _divergence(symbol, fact, limits)]
     return checks
 
 
-def _count_check(name: str, severity: str, what: str, symbol: str, observed: Any) -> Check:
+def _check(name: str, symbol: str, observed: float | None, threshold: float, detail: str,
+           ok: bool | None = None) -> Check:
+    ok = observed is None or observed <= threshold if ok is None else ok
+    return Check(name, ok, detail, RULES_BY_NAME[name].severity, symbol,
+                 None if observed is None else float(observed), float(threshold))
+
+
+def _count_check(rule: Rule, symbol: str, observed: Any, threshold: float) -> Check:
     observed = int(observed or 0)
-    detail = f"{observed} {what}" if observed else "ok"
-    return Check(name, observed == 0, detail, severity, symbol, float(observed), 0.0)
+    return _check(rule.name, symbol, observed, threshold, f"{observed} {rule.description}" if observed else "ok")
 
 
-def _stale_check(symbol: str, last: dt.date | None, latest: dt.date, allowed: int) -> Check:
-    if last is None:
-        return Check("stale", False, "no bars in the warehouse", "warn", symbol, None, float(allowed))
-    missing = len(sessions_between(last + dt.timedelta(days=1), latest))
-    detail = f"last bar {last.isoformat()}, {missing} session(s) behind {latest.isoformat()}"
-    return Check("stale", missing <= allowed, detail, "warn", symbol, float(missing), float(allowed))
+def _pct(x: float) -> str:
+    return f"{x:+.1%}"
+
+
+def _share(x: float) -> str:
+    """A threshold fraction as a percentage without noise: 0.2 -> 20%, 0.005 -> 0.5%."""
+    return f"{x * 100:.4g}%"
+
+
+# --------------------------------------------------------------------- moves
+
+
+def _fold(a: float | None, b: float | None) -> float | None:
+    """How many times a is b (or b is a), when both are positive."""
+    if a is None or b is None or a <= 0 or b <= 0:
+        return None
+    return max(a / b, b / a)
+
+
+def _split_between(splits: Iterable[dt.date], start: dt.date | None, end: dt.date) -> bool:
+    return any((start or end) <= day <= end for day in splits)
+
+
+def hundred_x_bars(fact: Mapping[str, Any], factor: float) -> list[tuple[dt.date, float]]:
+    """(date, factor) of the closes more than `factor` away from their neighbours (see Decisions)."""
+    def far(move, side):
+        fold = _fold(move["close"], move[f"{side}_close"])
+        return fold if fold is not None and fold > factor else None
+
+    both, edges = {}, []
+    for move in fact["moves"]:
+        prev, nxt = far(move, "prev"), far(move, "next")
+        if prev and nxt and (move["close"] > move["prev_close"]) == (move["close"] > move["next_close"]):
+            both[move["date"]] = min(prev, nxt)
+        elif move["prev_close"] is None and nxt:
+            edges.append((move["date"], nxt, move["next_date"], move["date"], move["next_date"]))
+        elif move["next_close"] is None and prev:
+            edges.append((move["date"], prev, move["prev_date"], move["prev_date"], move["date"]))
+    out = list(both.items())
+    out += [(day, fold) for day, fold, neighbour, start, end in edges
+            if neighbour not in both and not _split_between(fact["splits"], start, end)]
+    return sorted(out)
+
+
+def _hundred_x(symbol: str, fact: Mapping[str, Any], limits: Mapping[str, float]) -> Check:
+    factor = limits["hundred_x"]
+    bad = hundred_x_bars(fact, factor)
+    if not bad:
+        return _check("hundred_x", symbol, None, factor, f"no close more than {factor:g}x away from its neighbours")
+    day, fold = max(bad, key=lambda b: b[1])
+    move = next(m for m in fact["moves"] if m["date"] == day)
+    detail = (f"{len(bad)} close(s) more than {factor:g}x away from the neighbouring closes (a unit error?); "
+              f"worst {fold:.1f}x on {day.isoformat()}: {_neighbours(move)}")
+    return _check("hundred_x", symbol, fold, factor, detail)
+
+
+def _neighbours(move: Mapping[str, Any]) -> str:
+    parts = [f"{move[k]:g}" if move[k] is not None else "-" for k in ("prev_close", "close", "next_close")]
+    return " -> ".join(parts)
+
+
+def spike_moves(fact: Mapping[str, Any], threshold: float) -> list[tuple[dt.date, float]]:
+    """(date, move) of the close-to-close moves above `threshold` that no split explains."""
+    out = []
+    for move in fact["moves"]:
+        prev = move["prev_close"]
+        if prev is None or prev <= 0:
+            continue
+        change = move["close"] / prev - 1.0
+        if abs(change) > threshold and not _split_between(fact["splits"], move["prev_date"], move["date"]):
+            out.append((move["date"], change))
+    return out
+
+
+def _spike(symbol: str, fact: Mapping[str, Any], limits: Mapping[str, float]) -> Check:
+    threshold = limits["spike"]
+    moves = spike_moves(fact, threshold)
+    if not moves:
+        return _check("spike", symbol, None, threshold, f"no unexplained move above {_share(threshold)}")
+    day, change = max(moves, key=lambda m: abs(m[1]))
+    detail = (f"{len(moves)} close-to-close move(s) above {_share(threshold)} without a split; "
+              f"largest {_pct(change)} on {day.isoformat()}")
+    return _check("spike", symbol, abs(change), threshold, detail)
+
+
+# ------------------------------------------------------------------ calendar
+
+
+def _gaps(symbol: str, fact: Mapping[str, Any], limits: Mapping[str, float]) -> Check:
+    missing = int(fact["missing_sessions"])
+    if not missing:
+        return _check("gaps", symbol, 0, limits["gaps"], "ok")
+    detail = (f"{missing} {fact['exchange']} session(s) without a bar between {fact['first_date'].isoformat()} and "
+              f"{fact['last_date'].isoformat()}; first {fact['first_missing'].isoformat()} (refetched by the next fetch)")
+    return _check("gaps", symbol, missing, limits["gaps"], detail)
+
+
+def _unexpected(symbol: str, fact: Mapping[str, Any], limits: Mapping[str, float]) -> Check:
+    count = int(fact["unexpected_bars"])
+    if not count:
+        return _check("unexpected_bars", symbol, 0, limits["unexpected_bars"], "ok")
+    detail = f"{count} bar(s) on days {fact['exchange']} was closed; first {fact['first_unexpected'].isoformat()}"
+    return _check("unexpected_bars", symbol, count, limits["unexpected_bars"], detail)
+
+
+def _stale(symbol: str, fact: Mapping[str, Any], limits: Mapping[str, float]) -> Check:
+    behind, latest = int(fact["sessions_behind"]), fact["latest_session"]
+    detail = f"last bar {fact['last_date'].isoformat()}, {behind} session(s) behind {latest.isoformat()}"
+    return _check("stale", symbol, behind, limits["stale"], detail)
+
+
+# --------------------------------------------------------------- volume, source
+
+
+def _zero_volume(symbol: str, fact: Mapping[str, Any], limits: Mapping[str, float]) -> Check:
+    run = int(fact["zero_volume_run"])
+    detail = f"{run} consecutive zero-volume bar(s) from {fact['zero_volume_from'].isoformat()}" if run else "ok"
+    return _check("zero_volume_run", symbol, run, limits["zero_volume_run"], detail)
+
+
+def _divergence(symbol: str, fact: Mapping[str, Any], limits: Mapping[str, float]) -> Check:
+    threshold, days = limits["provider_divergence"], int(fact["quote_days"])
+    if not days:
+        return _check("provider_divergence", symbol, None, threshold, "no quotes_daily day to compare")
+    worst = fact["max_divergence"]
+    bad = [d for d in fact["divergences"] if abs(d["quote_close"] - d["close"]) > threshold * d["close"]]
+    if not bad:
+        return _check("provider_divergence", symbol, worst, threshold,
+                      f"{days} day(s) compared with quotes_daily, all within {_share(threshold)}", ok=True)
+    top = max(bad, key=lambda d: abs(d["quote_close"] / d["close"] - 1))
+    detail = (f"{len(bad)} of {days} day(s) where quotes_daily's close differs from prices_daily's by more than "
+              f"{_share(threshold)}; largest on {top['date'].isoformat()}: {top['close']:g} vs {top['quote_close']:g}")
+    return _check("provider_divergence", symbol, max(worst or 0.0, abs(top["quote_close"] / top["close"] - 1)),
+                  threshold, detail)

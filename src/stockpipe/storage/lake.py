@@ -9,6 +9,10 @@ rename), so a crash leaves either the old file or the new one, never half of one
 `merge` is idempotent: rows identical (on the key and value columns) to what a partition
 already holds are not rewritten and keep their original `fetched_at`, so fetching the
 same data twice changes nothing.
+
+`replace` is for derived datasets whose rows for a symbol form one whole (adjustment
+spans: a new split changes every earlier span and may remove some): it makes the given
+rows the symbol's only rows, deleting the ones that are gone, with the same idempotence.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -27,8 +32,9 @@ from ..errors import UnavailableError
 from ..models import Dataset, arrow_schema
 
 FILE_NAME = "data.parquet"
-# The column that decides a row's month partition.
-_PARTITION_COLUMN = {"rejects": "rejected_at", "quotes": "ts", "quotes_daily": "date"}
+# The column that decides a row's month partition. Adjustment spans go by the month of
+# their ex-date (valid_to); a symbol's spans are replaced as a whole (`Lake.replace`).
+_PARTITION_COLUMN = {"rejects": "rejected_at", "quotes": "ts", "quotes_daily": "date", "adjustments": "valid_to"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,61 @@ class Lake:
                 changed[symbol] = changed.get(symbol, 0) + count
         return MergeResult(changed)
 
+    def replace(self, dataset: Dataset, symbols: Iterable[str], rows: pd.DataFrame) -> MergeResult:
+        """Make `rows` all of `dataset`'s rows for `symbols`; rows of other symbols stay.
+
+        A symbol's stored rows that `rows` lacks are deleted (a symbol absent from `rows`
+        loses them all); rows identical on the key and value columns keep their stored
+        version (volatile columns included), so replacing with the same rows writes nothing.
+
+        Every partition that holds or will hold one of the symbols is rebuilt in memory,
+        then all are written to temp files, and only then renamed into place one by one:
+        each partition is replaced atomically; a crash between two renames leaves a mix
+        that the caller's next run repairs, as long as the caller records its work as
+        done only after `replace` returns (transform does).
+
+        Returns:
+            Rows added, changed or deleted per symbol; symbols absent changed nothing.
+
+        Raises:
+            ValueError: `rows` holds a symbol not in `symbols`.
+        """
+        symbols = sorted(set(symbols))
+        if not symbols:
+            return MergeResult({})
+        stray = set(rows["symbol"]) - set(symbols) if len(rows) else set()
+        if stray:
+            raise ValueError(f"replace got rows of {sorted(stray)[:5]} outside the symbols it replaces")
+        rows = rows.drop_duplicates(list(dataset.key), keep="last")
+        months = pd.to_datetime(rows[_PARTITION_COLUMN.get(dataset.name, "date")]).dt.strftime("%Y-%m").to_numpy()
+        paths = {path.parent.name.removeprefix("month="): path for path in self._files_holding(dataset, symbols)}
+        paths.update({m: self.root / dataset.name / f"month={m}" / FILE_NAME for m in set(months)})
+        changed: dict[str, int] = {}
+        writes: list[tuple[Path, pa.Table | None]] = []
+        for month in sorted(paths):
+            path = paths[month]
+            existing = _to_frame(pq.read_table(path, schema=arrow_schema(dataset))) if path.exists() else None
+            rebuilt = _replaced_month(dataset, symbols, rows[months == month], existing)
+            if rebuilt is not None:
+                writes.append((path, rebuilt[0]))
+                for symbol, count in rebuilt[1].items():
+                    changed[symbol] = changed.get(symbol, 0) + count
+        _write_all_atomic(writes)
+        return MergeResult(changed)
+
+    def _files_holding(self, dataset: Dataset, symbols: Sequence[str]) -> list[Path]:
+        """The partition files that hold a row of one of `symbols`."""
+        files = self.files(dataset)
+        if not files:
+            return []
+        source = pads.dataset([str(f) for f in files], schema=arrow_schema(dataset), format="parquet")
+        try:
+            names = source.to_table(columns=["__filename"], filter=pads.field("symbol").isin(list(symbols)))
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise UnavailableError(f"cannot read the lake's {dataset.name} under {self.root}: {exc}: "
+                                   "restore the file from a backup or delete it and recompute") from None
+        return sorted({Path(name) for name in names.column("__filename").to_pylist()})
+
     def _merge_month(self, dataset: Dataset, month: str, incoming: pd.DataFrame) -> dict[str, int]:
         path = self.root / dataset.name / f"month={month}" / FILE_NAME
         existing = _to_frame(pq.read_table(path, schema=arrow_schema(dataset))) if path.exists() else None
@@ -115,6 +176,68 @@ def _changed_rows(dataset: Dataset, incoming: pd.DataFrame, existing: pd.DataFra
         new, old = joined[column], joined[f"{column}__old"]
         differs = differs | ~((new == old) | (new.isna() & old.isna())).to_numpy()
     return incoming[differs].reset_index(drop=True)
+
+
+def _replaced_month(dataset: Dataset, symbols: Sequence[str], incoming: pd.DataFrame,
+                    existing: pd.DataFrame | None) -> tuple[pa.Table | None, dict[str, int]] | None:
+    """One partition with `symbols`' rows replaced by `incoming`: (table, rows changed per
+    symbol), the table None when the partition ends up empty; None when nothing changes."""
+    key = list(dataset.key)
+    schema = arrow_schema(dataset)
+    incoming = _to_frame(pa.Table.from_pandas(incoming[dataset.column_names], schema=schema, preserve_index=False))
+    if existing is None:
+        existing = _to_frame(schema.empty_table())
+    mine = existing["symbol"].isin(symbols).to_numpy()
+    old, others = existing[mine], existing[~mine]
+    fresh = _changed_rows(dataset, incoming, old)  # new rows, and new versions of changed ones
+
+    def among(rows: pd.DataFrame) -> np.ndarray:  # which rows of `old` have a key in `rows`
+        marks = rows[key].assign(_hit=True)
+        return old[key].merge(marks, on=key, how="left")["_hit"].eq(True).to_numpy()
+
+    removed = old[~among(incoming)]
+    if fresh.empty and removed.empty:
+        return None
+    merged = pd.concat([others, old[among(incoming) & ~among(fresh)], fresh], ignore_index=True)
+    merged = merged.sort_values(key, kind="stable")
+    counts = pd.concat([fresh["symbol"], removed["symbol"]]).value_counts()
+    table = pa.Table.from_pandas(merged, schema=schema, preserve_index=False) if len(merged) else None
+    return table, {str(symbol): int(count) for symbol, count in counts.items()}
+
+
+def _write_all_atomic(writes: list[tuple[Path, pa.Table | None]]) -> None:
+    """Write every table to a temp file, then rename each into place (None: remove the file)."""
+    staged: list[tuple[Path, Path | None]] = []
+    try:
+        for path, table in writes:
+            staged.append((path, None if table is None else _write_temp(path, table)))
+    except BaseException:
+        for _, tmp in staged:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        raise
+    for path, tmp in staged:
+        try:
+            if tmp is None:
+                path.unlink(missing_ok=True)
+            else:
+                os.replace(tmp, path)
+        except OSError as exc:
+            raise UnavailableError(f"cannot replace {path}: {exc.strerror}: "
+                                   "free disk space or fix permissions") from None
+
+
+def _write_temp(path: Path, table: pa.Table) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=128 * 1024)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UnavailableError(f"cannot write {path}: {exc.strerror}: free disk space or fix permissions") from None
+    return tmp
 
 
 def _write_atomic(path: Path, table: pa.Table) -> None:

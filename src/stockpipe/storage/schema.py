@@ -187,3 +187,16 @@ quality_results = sa.Table(
 
 DATA_TABLES = {t.name: t for t in (prices_daily, corporate_actions, indicators_daily, rejects, adjustments,
                                    quotes, quotes_daily)}
+
+# Calls spent per provider per quota day (providers/ledger.py). window_start is the start
+# of the vendor's quota day (midnight in its reset zone) as a UTC instant; call_limit is
+# the daily limit in force for that window (NULL: none known).
+quota_ledger = sa.Table(
+    "quota_ledger", metadata,
+    sa.Column("provider", sa.String(32), primary_key=True),
+    sa.Column("window_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("calls", sa.Integer, nullable=False),
+    sa.Column("call_limit", sa.Integer),
+    _ts("resets_at", nullable=False),
+    _ts("updated_at", nullable=False),
+)

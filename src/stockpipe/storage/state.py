@@ -132,28 +132,3 @@ def record_quality(conn: Connection, run_id: str, checks: Sequence[Check], now: 
          "passed": c.ok, "observed": c.observed, "threshold": c.threshold, "detail": c.detail, "checked_at": now}
         for c in checks
     ])
-
-
-def quality_stats(conn: Connection, symbols: Sequence[str] | None) -> list[dict[str, Any]]:
-    """Per-symbol counts the quality rules judge, computed in the database (None = every symbol)."""
-    p = schema.prices_daily
-    bad = lambda cond: sa.func.sum(sa.case((cond, 1), else_=0))  # noqa: E731 - a local SQL shorthand
-    query = sa.select(
-        p.c.symbol,
-        sa.func.count().label("rows"),
-        bad((p.c.open <= 0) | (p.c.high <= 0) | (p.c.low <= 0) | (p.c.close <= 0)).label("price_positive"),
-        bad(p.c.volume < 0).label("volume_non_negative"),
-        bad((p.c.high < p.c.open) | (p.c.high < p.c.close)).label("high_encloses"),
-        bad((p.c.low > p.c.open) | (p.c.low > p.c.close)).label("low_encloses"),
-        (sa.func.count() - sa.func.count(sa.distinct(p.c.date))).label("duplicate_keys"),
-        sa.func.max(p.c.date).label("last_date"),
-    ).group_by(p.c.symbol)
-    if symbols is None:
-        out = [dict(r._mapping) for r in conn.execute(query)]
-    else:
-        out = [dict(r._mapping) for chunk in _chunks(list(symbols))
-               for r in conn.execute(query.where(p.c.symbol.in_(chunk)))]
-    for row in out:
-        if isinstance(row["last_date"], str):
-            row["last_date"] = dt.date.fromisoformat(row["last_date"])
-    return out

@@ -1,0 +1,279 @@
+"""Finnhub (https://finnhub.io): daily and intraday candles, real-time quote. Pure.
+
+Builds `wire.Request`s and reads `wire.Response`s; never sees the key (the HTTP layer adds
+it as the `token` parameter). Wire format and outcomes: PROVIDERS.md, section finnhub/.
+
+Decisions:
+    * Symbols: Finnhub's US symbol list spells class shares with a dot (BRK.B) and other
+      markets with Yahoo-style suffixes (VOD.L, 7203.T), like stockpipe's canonical form,
+      so `vendor_symbol` only normalizes case. (A 2020 maintainer reply suggested BRK-B.)
+    * Daily candles: `t` is 00:00 America/New_York, so the trading date is `t` converted
+      to New York, never the UTC date. Request windows (`from`/`to`) cover whole New York
+      days. adj_close stays NaN. Finnhub has described daily candles as split-adjusted
+      (intraday not): if so, daily bars before a split are not prices as traded.
+    * An `error` text decides before the status code: "access" -> NOT_ENTITLED (also the
+      older 401 form), "API key" -> AUTH_FAILED, "limit" -> RATE_LIMITED.
+    * A quote with no price (c=0 or null) is never stored: all zeros with d/dp null is
+      SYMBOL_NOT_FOUND, anything else without a price or time is PROTOCOL_ERROR.
+    * Prices are rounded to 4 dp (float noise); a zero price stands for "unknown" and
+      rejects the row ("zero_price"); an all-null row is "all_null".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from email.utils import parsedate_to_datetime
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from .base import ACTION_COLUMNS, BAR_COLUMNS
+from .wire import Outcome, Parsed, Request, Response
+
+NAME = "finnhub"
+BASE_URL = "https://finnhub.io"
+KEY_PARAM = "token"
+DEFAULT_LIMITS: dict[str, int | None] = {
+    "calls_per_second": 30,  # all plans
+    "calls_per_minute": 60,  # free plan
+    "calls_per_hour": None,
+    "calls_per_day": None,  # no daily quota (maintainer statement)
+}
+QUOTA_RESETS = None  # no daily quota
+
+NEW_YORK = ZoneInfo("America/New_York")
+RESOLUTIONS = (1, 5, 15, 30, 60)  # intraday, minutes
+PRICES = ("open", "high", "low", "close")
+_QUOTE = ("c", "d", "dp", "h", "l", "o", "pc", "t")
+_ARRAYS = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
+_SECRET = re.compile(r"(?i)(token|api_?key)=[^&\s]+")
+
+
+def vendor_symbol(symbol: str) -> str:
+    """Finnhub's spelling of a canonical symbol: the same (BRK.B, VOD.L), upper-cased."""
+    return symbol.strip().upper()
+
+
+def daily_request(symbol: str, start: dt.date, end: dt.date) -> Request:
+    """Daily candles for the New York trading days `start`..`end` inclusive."""
+    return _candle_request(symbol, "D", start, end, "daily")
+
+
+def intraday_request(symbol: str, interval: int | str, start: dt.date, end: dt.date) -> Request:
+    """Intraday candles of `interval` minutes (1, 5, 15, 30, 60) for New York days start..end.
+
+    Raises:
+        ValueError: an interval Finnhub does not offer.
+    """
+    return _candle_request(symbol, str(_minutes(interval)), start, end, "intraday")
+
+
+def quote_request(symbol: str) -> Request:
+    """The real-time quote of `symbol`."""
+    return Request("/api/v1/quote", {"symbol": vendor_symbol(symbol)}, endpoint="quote")
+
+
+def _minutes(interval: int | str) -> int:
+    """Minutes of an interval given as 5, "5", "5m", "5min" or "1h"; ValueError if not offered."""
+    text = str(interval).strip().lower()
+    hours = text.endswith("h")
+    digits = text.removesuffix("h").removesuffix("min").removesuffix("m")
+    minutes = int(digits) * (60 if hours else 1) if digits.isdigit() else None
+    if minutes not in RESOLUTIONS:
+        raise ValueError(f"finnhub intraday interval {interval!r}: choose one of {RESOLUTIONS} minutes")
+    return minutes
+
+
+def _candle_request(symbol: str, resolution: str, start: dt.date, end: dt.date, endpoint: str) -> Request:
+    if start > end:
+        raise ValueError(f"start {start} is after end {end}")
+    lo = dt.datetime.combine(start, dt.time(), NEW_YORK)
+    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), NEW_YORK)
+    params = {"symbol": vendor_symbol(symbol), "resolution": resolution,
+              "from": str(int(lo.timestamp())), "to": str(int(hi.timestamp()) - 1)}
+    return Request("/api/v1/stock/candle", params, endpoint=endpoint)
+
+
+# ------------------------------------------------------------------------ parsing
+
+
+def parse_daily(response: Response, start: dt.date, end: dt.date) -> Parsed:
+    """Daily bars within [start, end] (New York trading dates) from a candle response."""
+    got = _candles(response)
+    if isinstance(got, Parsed):
+        return got
+    frame, shown = _within(*got, start, end)
+    bars = frame.rename(columns={"day": "date"}).assign(adj_close=float("nan"))[list(BAR_COLUMNS)]
+    outcome = Outcome.OK if len(bars) or shown else Outcome.EMPTY
+    return Parsed(outcome, bars=bars, actions=_no_actions(), rejected=shown)
+
+
+def parse_intraday(response: Response, start: dt.date | None = None, end: dt.date | None = None) -> Parsed:
+    """Intraday bars (ts UTC, session_date = New York date) for sessions start..end (if given)."""
+    got = _candles(response)
+    if isinstance(got, Parsed):
+        return got
+    frame, shown = _within(*got, start or dt.date.min, end or dt.date.max)
+    bars = frame.rename(columns={"day": "session_date"})
+    outcome = Outcome.OK if len(bars) or shown else Outcome.EMPTY
+    return Parsed(outcome, intraday=bars, rejected=shown)
+
+
+def parse_quote(response: Response) -> Parsed:
+    """One quote: ts (UTC), price, open, high, low, prev_close, change, change_pct, volume."""
+    body = _read(response)
+    if isinstance(body, Parsed):
+        return body
+    if not set(_QUOTE) <= body.keys():
+        return Parsed(Outcome.PROTOCOL_ERROR, message=f"not a quote: {_short(response.text)}")
+    values = {k: _number(body[k]) for k in _QUOTE}
+    if any(v is _BAD for v in values.values()):
+        return Parsed(Outcome.PROTOCOL_ERROR, message="quote: a field is not a number")
+    if not values["c"]:  # 0 or null: never a price
+        if not any(values.values()):
+            return Parsed(Outcome.SYMBOL_NOT_FOUND, message="quote is all zeros: unknown symbol")
+        return Parsed(Outcome.PROTOCOL_ERROR, message="quote without a price")
+    if _epoch(body.get("t")) is None:
+        return Parsed(Outcome.PROTOCOL_ERROR, message="quote without a time")
+    names = (("price", "c"), ("open", "o"), ("high", "h"), ("low", "l"), ("prev_close", "pc"))
+    row = {"ts": pd.Timestamp(_epoch(body["t"]), unit="s", tz="UTC"),
+           **{name: _round(values[key], zero_is_unknown=True) for name, key in names},
+           "change": _round(values["d"]), "change_pct": _round(values["dp"]), "volume": float("nan")}
+    return Parsed(Outcome.OK, quotes=pd.DataFrame([row]).astype({"ts": "datetime64[us, UTC]"}))
+
+
+def _read(response: Response) -> dict[str, Any] | Parsed:
+    """The JSON object of a 200 body, or the Parsed that says why there is none."""
+    try:
+        body = json.loads(response.body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if error is not None or response.status != 200:
+        return _refusal(response, "" if error is None else str(error))
+    if not isinstance(body, dict):
+        return Parsed(Outcome.PROTOCOL_ERROR, message=f"not a JSON object: {_short(response.text)}")
+    return body
+
+
+def _refusal(response: Response, error: str) -> Parsed:
+    """The outcome of an error status or of an `error` text (which decides first)."""
+    text, status = error.lower(), response.status
+    if "access" in text or status == 403:
+        outcome = Outcome.NOT_ENTITLED
+    elif "api key" in text or status == 401:
+        outcome = Outcome.AUTH_FAILED
+    elif "limit" in text or status == 429:
+        outcome = Outcome.RATE_LIMITED
+    else:
+        outcome = Outcome.PROTOCOL_ERROR
+    retry = _retry_after(response.headers) if outcome is Outcome.RATE_LIMITED else None
+    message = _short(error or response.text) or f"HTTP {status}"
+    return Parsed(outcome, message=message, retry_after=retry)
+
+
+def _candles(response: Response) -> tuple[pd.DataFrame, tuple[dict[str, Any], ...]] | Parsed:
+    """(frame: ts UTC + open..volume, rejected rows), or the Parsed of a body with no candles."""
+    body = _read(response)
+    if isinstance(body, Parsed):
+        return body
+    status = body.get("s")
+    if status == "no_data":
+        return Parsed(Outcome.EMPTY, message="no_data")
+    arrays = [body.get(k) for k in ("t", *_ARRAYS)]
+    if status != "ok" or not all(isinstance(a, list) for a in arrays) or len({len(a) for a in arrays}) != 1:
+        return Parsed(Outcome.PROTOCOL_ERROR, message=f"unreadable candles (s={status!r})")
+    rows, rejected = [], []
+    for i in range(len(arrays[0])):
+        raw = {k: body[k][i] for k in ("t", *_ARRAYS)}
+        t, values = _epoch(raw["t"]), {name: _number(raw[k]) for k, name in _ARRAYS.items()}
+        reason = "bad_date" if t is None else _flaw(values)
+        if reason:
+            day = "" if t is None else dt.datetime.fromtimestamp(t, NEW_YORK).date().isoformat()
+            rejected.append({"date": day, "reason": reason, "raw": raw})
+        else:
+            rows.append({"ts": t, **{n: round(v, 4) if n in PRICES else v for n, v in values.items()}})
+    frame = pd.DataFrame(rows, columns=["ts", *_ARRAYS.values()])
+    instants = pd.to_datetime(frame["ts"].astype("int64"), unit="s", utc=True)
+    frame["ts"] = instants.astype("datetime64[us, UTC]")
+    return frame.astype({c: "float64" for c in _ARRAYS.values()}), tuple(rejected)
+
+
+def _flaw(values: Mapping[str, Any]) -> str | None:
+    """Why a row's open..volume cannot be a bar; None when they can (null volume is NaN)."""
+    if all(v is None for v in values.values()):
+        return "all_null"
+    for name, value in values.items():
+        if value is _BAD:
+            return f"bad_value:{name}"
+        if value is None and name in PRICES:
+            return f"missing_value:{name}"
+    if any(values[p] == 0 for p in PRICES):
+        return "zero_price"
+    if any(values[p] < 0 for p in PRICES) or (values["volume"] or 0) < 0:
+        return "negative_value"
+    return None
+
+
+_BAD = object()  # a value that is present but not a number
+_MAX_EPOCH = 1e10  # seconds (year 2286): anything later is garbage
+
+
+def _number(value: Any) -> Any:
+    """A float, None for null, or _BAD (strings, booleans, NaN, huge or nested values)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return _BAD
+    number = float(value) if abs(value) < 1e300 else math.inf
+    return number if math.isfinite(number) else _BAD
+
+
+def _epoch(value: Any) -> int | None:
+    """Whole epoch seconds, or None when missing, not a whole number or out of range."""
+    t = _number(value)
+    return int(t) if isinstance(t, float) and t == int(t) and 0 < t < _MAX_EPOCH else None
+
+
+def _round(value: float | None, zero_is_unknown: bool = False) -> float:
+    """4 dp (the vendor's precision); NaN for null, and for 0 where 0 means "unknown"."""
+    return float("nan") if value is None or (zero_is_unknown and not value) else round(value, 4)
+
+
+def _within(frame: pd.DataFrame, rejected: tuple[dict[str, Any], ...], start: dt.date,
+            end: dt.date) -> tuple[pd.DataFrame, tuple[dict[str, Any], ...]]:
+    """Rows (with `day`, their New York date; sorted by time) and rejects dated start..end.
+
+    Rejects with no readable date are always kept, so nothing unreadable goes unseen.
+    """
+    day = frame["ts"].dt.tz_convert(NEW_YORK).dt.tz_localize(None).dt.normalize().astype("datetime64[us]")
+    keep = (day >= pd.Timestamp(start)) & (day <= pd.Timestamp(end))
+    frame = frame.assign(day=day)[keep].sort_values("ts", kind="stable").reset_index(drop=True)
+    lo, hi = start.isoformat(), end.isoformat()
+    return frame, tuple(r for r in rejected if r["date"] == "" or lo <= r["date"] <= hi)
+
+
+def _no_actions() -> pd.DataFrame:
+    """An empty actions frame: candles carry no splits or dividends."""
+    types = ("datetime64[us]", "str", "float64")
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(ACTION_COLUMNS, types)})
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from Retry-After (delta seconds, or an HTTP date relative to Date), if sent."""
+    value = (headers.get("retry-after") or "").strip()
+    try:
+        seconds = float(value) if value[:1].isdigit() else (
+            parsedate_to_datetime(value) - parsedate_to_datetime(headers["date"])).total_seconds()
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """A vendor text for logs: one line, at most `limit` characters, no key=value secret."""
+    return " ".join(_SECRET.sub(r"\1=***", text).split())[:limit]

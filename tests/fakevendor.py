@@ -1,0 +1,301 @@
+"""A fake market-data vendor: a real HTTP server on 127.0.0.1 with failure knobs.
+
+Every provider test can point a real client (STOCKPIPE_<PROVIDER>_BASE_URL or the
+client's base_url) at it and replay the vendors' own bodies from
+shared/fixtures/providers/<vendor>/ (PROVIDERS.md), plus the failures no fixture file
+can hold: latency, Retry-After, a sequence of answers per path (429, 429, 200), a daily
+quota (402 after N calls), a connection reset mid-response, a truncated body, a body
+that never ends, and a required key. The request log says what the client sent.
+
+    from fakevendor import FakeVendor, Reply, fixture, fake_vendor  # noqa: F401 (fixture)
+
+    def test_x(fake_vendor):
+        fake_vendor.route("/query", Reply(429, "slow down", headers={"Retry-After": "2"}),
+                          fixture("alphavantage", "time_series_daily_success.json"))
+        ...  # call fake_vendor.url + "/query"
+        assert fake_vendor.calls("/query")[0].param("apikey") == "KEY"
+
+The fixtures folder is shared/fixtures/providers beside the repository (as in CI's clone),
+or STOCKPIPE_PROVIDER_FIXTURES.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import socket
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable, Mapping, Union
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+FIXTURES = Path(os.environ.get("STOCKPIPE_PROVIDER_FIXTURES")
+                or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "providers")
+CONTENT_TYPES = {".json": "application/json", ".csv": "text/csv", ".txt": "text/plain", ".html": "text/html"}
+MAX_STREAM_SECONDS = 70.0  # an endless body stops by itself after this long
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One answer. mode: "normal", "reset" (RST mid-body), "truncate" (Content-Length
+    larger than the body, then close), "endless" (chunked bytes every `interval` s)."""
+
+    status: int = 200
+    body: Union[bytes, str] = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content_type: str | None = "application/json"
+    latency: float = 0.0
+    mode: str = "normal"
+    interval: float = 0.05
+
+    @property
+    def data(self) -> bytes:
+        return self.body.encode() if isinstance(self.body, str) else self.body
+
+
+def fixture_path(vendor: str, name: str) -> Path:
+    path = FIXTURES / vendor / name
+    if not path.is_file():
+        raise FileNotFoundError(f"no fixture {path}: is shared/ beside the repository, or "
+                                "STOCKPIPE_PROVIDER_FIXTURES set?")
+    return path
+
+
+def fixture(vendor: str, name: str, status: int = 200, **knobs) -> Reply:
+    """A reply whose body is a fixture file, content type from its extension unless given."""
+    path = fixture_path(vendor, name)
+    knobs.setdefault("content_type", CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
+    return Reply(status=status, body=path.read_bytes(), **knobs)
+
+
+def reset(body: Union[bytes, str] = b'{"partial": "', **knobs) -> Reply:
+    """Headers and part of the body, then a TCP reset."""
+    return Reply(body=body, mode="reset", **knobs)
+
+
+def truncated(body: Union[bytes, str] = b'{"Time Series (Daily)": {', **knobs) -> Reply:
+    """Content-Length promises more than is sent, then the server closes."""
+    return Reply(body=body, mode="truncate", **knobs)
+
+
+def endless(interval: float = 0.05, body: Union[bytes, str] = b'{"data": [', **knobs) -> Reply:
+    """A chunked 200 that trickles a byte every `interval` s until the client gives up."""
+    return Reply(body=body, mode="endless", interval=interval, **knobs)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as the server saw it (header names lower-cased)."""
+
+    method: str
+    path: str
+    raw_query: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    at: float  # time.monotonic() when it arrived
+    peer: tuple[str, int]  # the client's address: one per connection (keep-alive)
+
+    def param(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+Handler = Union[Reply, Callable[[Call], Reply]]
+
+
+class FakeVendor:
+    """The server. Use as a context manager (or the `fake_vendor` fixture)."""
+
+    def __init__(self, default: Reply = Reply(404, "no route", content_type="text/plain")) -> None:
+        self.default = default
+        self._routes: list[tuple[str, list[Handler]]] = []
+        self._calls: list[Call] = []
+        self._lock = threading.Lock()
+        self._served = 0
+        self._quota: tuple[int, Reply] | None = None
+        self._key: tuple[str, str | None, str | None, Reply] | None = None
+        self.stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- configuration
+
+    def route(self, pattern: str, *answers: Handler) -> "FakeVendor":
+        """Answer requests whose path matches `pattern` (fnmatch: "/api/eod/*") with `answers`
+        in turn; the last one repeats. An answer is a Reply or a function Call -> Reply."""
+        if not answers:
+            raise ValueError("route() needs at least one answer")
+        with self._lock:
+            self._routes = [(p, a) for p, a in self._routes if p != pattern] + [(pattern, list(answers))]
+        return self
+
+    def quota(self, limit: int, reply: Reply | None = None) -> "FakeVendor":
+        """After `limit` served calls (any path), answer `reply` (default: EODHD's 402)."""
+        self._quota = (limit, reply or Reply(402, "You exceeded your daily API requests limit.",
+                                             content_type="text/plain"))
+        return self
+
+    def require_key(self, value: str, param: str | None = None, header: str | None = None,
+                    reply: Reply | None = None) -> "FakeVendor":
+        """Answer `reply` (default 401) unless the key is in query `param` or `header`
+        (a header value may carry a prefix, e.g. "Token KEY")."""
+        self._key = (value, param, header and header.lower(), reply or Reply(401, '{"error":"Invalid API key."}'))
+        return self
+
+    # -- inspection
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def requests(self) -> list[Call]:
+        with self._lock:
+            return list(self._calls)
+
+    def calls(self, path: str | None = None) -> list[Call]:
+        """Requests seen, optionally only those to `path` (fnmatch)."""
+        return [c for c in self.requests if path is None or fnmatch.fnmatchcase(c.path, path)]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._calls.clear()
+
+    # -- lifecycle
+
+    def start(self) -> "FakeVendor":
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        self._server.vendor = self  # type: ignore[attr-defined] - the handler finds its vendor here
+        self._server.handle_error = lambda request, address: None  # clients hang up on purpose
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                         name="fakevendor", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> "FakeVendor":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- serving
+
+    def _answer(self, call: Call) -> Reply:
+        with self._lock:
+            self._calls.append(call)
+            if self._key is not None and not self._has_key(call):
+                return self._key[3]
+            if self._quota is not None:
+                self._served += 1
+                if self._served > self._quota[0]:
+                    return self._quota[1]
+            for pattern, answers in reversed(self._routes):
+                if fnmatch.fnmatchcase(call.path, pattern):
+                    answer = answers.pop(0) if len(answers) > 1 else answers[0]
+                    break
+            else:
+                return self.default
+        return answer(call) if callable(answer) else answer
+
+    def _has_key(self, call: Call) -> bool:
+        value, param, header, _ = self._key
+        if param and call.param(param) == value:
+            return True
+        sent = call.headers.get(header or "", "")
+        return bool(header) and (sent == value or sent.endswith(" " + value))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive and chunked bodies
+    timeout = 30  # idle keep-alive connections end
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+        pass
+
+    def do_GET(self) -> None:
+        vendor: FakeVendor = self.server.vendor
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        parts = urlsplit(self.path)
+        call = Call(self.command, parts.path, parts.query, parse_qs(parts.query, keep_blank_values=True),
+                    {k.lower(): v for k, v in self.headers.items()}, time.monotonic(),
+                    self.client_address[:2])
+        reply = vendor._answer(call)
+        if reply.latency and vendor.stopping.wait(reply.latency):
+            self.close_connection = True
+            return
+        getattr(self, f"_send_{reply.mode}")(reply)
+
+    do_POST = do_HEAD = do_GET
+
+    def _head(self, reply: Reply, length: int | None) -> None:
+        self.send_response(reply.status)
+        if reply.content_type:
+            self.send_header("Content-Type", reply.content_type)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        if length is None:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(length))
+        self.end_headers()
+
+    def _send_normal(self, reply: Reply) -> None:
+        self._head(reply, len(reply.data))
+        if self.command != "HEAD":
+            self.wfile.write(reply.data)
+
+    def _send_truncate(self, reply: Reply) -> None:
+        self._head(reply, len(reply.data) + 1000)
+        self.wfile.write(reply.data)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def _send_reset(self, reply: Reply) -> None:
+        self._head(reply, len(reply.data) * 2 + 10)
+        self.wfile.write(reply.data)
+        self.wfile.flush()
+        time.sleep(0.05)  # let the client start reading the body
+        # SO_LINGER 0: close() sends RST instead of FIN. The socket closes only once its
+        # file objects are closed too.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.wfile.close()
+        self.rfile.close()
+        self.connection.close()
+        self.close_connection = True
+
+    def _send_endless(self, reply: Reply) -> None:
+        vendor: FakeVendor = self.server.vendor
+        self._head(reply, None)
+        started = time.monotonic()
+        try:
+            self._chunk(reply.data or b" ")
+            while not vendor.stopping.wait(reply.interval) and time.monotonic() - started < MAX_STREAM_SECONDS:
+                self._chunk(b" ")
+        except OSError:  # the client gave up: that is the point
+            pass
+        self.close_connection = True
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+
+@pytest.fixture
+def fake_vendor():
+    """A started FakeVendor, stopped after the test."""
+    with FakeVendor() as server:
+        yield server
