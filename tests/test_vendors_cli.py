@@ -131,3 +131,22 @@ def test_missing_key_is_a_config_error_before_any_call(cli, vendor, monkeypatch)
     code, _, err = cli("fetch", "-s", "AAPL", "--provider", "eodhd", *WINDOW)
     assert code == ExitCode.CONFIG and "STOCKPIPE_EODHD_API_KEY" in err
     assert vendor.calls() == []
+
+
+def test_failover_to_the_next_provider_when_the_first_refuses(cli, vendor, tmp_path):
+    vendor.route("/api/eod/*", fixture("eodhd", "bad_key.txt", status=401))
+    vendor.route("/v8/finance/chart/AAPL", fixture("yahoo", "success.json"))
+    code, out, err = cli("fetch", "-s", "AAPL", "--provider", "eodhd,yahoo", *WINDOW, "--json")
+    assert code == ExitCode.OK, err
+    assert [(s["symbol"], s["status"], s["provider"]) for s in json.loads(out)["symbols"]] == [("AAPL", "ok", "yahoo")]
+    assert db(tmp_path, "SELECT provider, status FROM run_events ORDER BY id") == [("eodhd", "failed"), ("yahoo", "ok")]
+    assert db(tmp_path, "SELECT provider, currency FROM symbol_state WHERE dataset = 'prices_daily'") == [("yahoo", "USD")]
+
+
+def test_failover_order_from_the_universe(cli, vendor, tmp_path):
+    (tmp_path / "stockpipe.toml").write_text('[universe]\nsymbols = ["AAPL"]\nproviders = ["eodhd", "yahoo"]\n')
+    vendor.route("/api/eod/*", fixture("eodhd", "quota_exhausted.txt", status=402))
+    vendor.route("/v8/finance/chart/AAPL", fixture("yahoo", "success.json"))
+    code, out, err = cli("run", "--all", *WINDOW, "--json")
+    assert code == ExitCode.OK, err
+    assert db(tmp_path, "SELECT MIN(provider), COUNT(*) FROM prices_daily") == [("yahoo", 5)]

@@ -53,6 +53,9 @@ class Settings:
     data_dir: Path = Path("stockpipe-data")
     database_url: str = ""
     provider: str = "yahoo"
+    # Failover order: the first provider, then the next for what it could not serve
+    # (`--provider eodhd,yahoo`, STOCKPIPE_PROVIDER, or [universe] providers = [...]).
+    providers: tuple[str, ...] = ()
     symbols: tuple[str, ...] = DEFAULT_SYMBOLS
     universe_source: str = "default"
     history_days: int = 730
@@ -160,6 +163,8 @@ def load_settings(
         values["database_url"] = f"sqlite:///{values['data_dir'] / 'stockpipe.db'}"
     symbols, source = _universe(flags, env, file_values, config_file.parent if config_file else cwd, cwd)
     values["symbols"], values["universe_source"] = tuple(symbols), source
+    values["providers"] = _provider_chain(flags, env, values, file_values)
+    values["provider"] = values["providers"][0]
     return _build(values)
 
 
@@ -225,6 +230,20 @@ def _api_keys(env: Mapping[str, str]) -> dict[str, Secret]:
             except OSError as exc:
                 raise ConfigError(f"cannot read {prefix}_FILE ({path}): {exc.strerror}: check the path") from None
     return keys
+
+
+def _provider_chain(flags, env, values, file_values) -> tuple[str, ...]:
+    """The providers in failover order; a flag or the environment beat the universe's list."""
+    chosen = flags.get("provider") or env.get("STOCKPIPE_PROVIDER")
+    listed = (file_values.get("universe") or {}).get("providers")
+    if not chosen and isinstance(listed, list) and listed:
+        names = [str(n) for n in listed]
+    else:
+        names = str(chosen or values.get("provider", "yahoo")).split(",")
+    names = [n.strip().lower() for n in names if n.strip()]
+    if not names:
+        raise ConfigError("no provider named: set --provider, STOCKPIPE_PROVIDER or [universe] providers")
+    return tuple(dict.fromkeys(names))
 
 
 _PROVIDER_ENV = {"BASE_URL": "base_url", "CALLS_PER_SECOND": "calls_per_second", "CALLS_PER_MINUTE": "calls_per_minute",

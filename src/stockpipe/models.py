@@ -86,6 +86,19 @@ QUOTES_DAILY = (
     ("last_ts", "ts"),
     ("computed_at", "ts"),
 )
+PRICES_INTRADAY = (
+    ("symbol", "str"),
+    ("interval", "str"),  # 1m 5m 15m 30m 60m
+    ("ts", "ts"),  # the bar's start, UTC
+    ("open", "float"),
+    ("high", "float"),
+    ("low", "float"),
+    ("close", "float"),
+    ("volume", "int"),
+    ("session_date", "date"),  # the exchange's trading date of the bar
+    ("provider", "str"),
+    ("fetched_at", "ts"),
+)
 REJECTS = (
     ("run_id", "str"),
     ("symbol", "str"),
@@ -125,6 +138,7 @@ DATASETS: dict[str, Dataset] = {
         Dataset("rejects", REJECTS, ("run_id", "symbol", "date", "reason"), ("rejected_at",)),
         Dataset("adjustments", ADJUSTMENTS, ("symbol", "valid_to"), ("computed_at",)),
         Dataset("quotes", QUOTES, ("symbol", "ts")),
+        Dataset("prices_intraday", PRICES_INTRADAY, ("symbol", "interval", "ts"), ("fetched_at",)),
         Dataset("quotes_daily", QUOTES_DAILY, ("symbol", "date"), ("computed_at",)),
     )
 }

@@ -55,17 +55,27 @@ class _Batch:
     outcomes: list[SymbolOutcome] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
     deferred: dict[str, str] = field(default_factory=dict)  # not asked: the provider stopped
+    handover: set[str] = field(default_factory=set)  # another provider may serve these
+    currency: dict[str, str] = field(default_factory=dict)  # as the vendor states it (GBp = pence)
+    provider: str = ""
     spans: dict[str, tuple[dt.date, dt.date]] = field(default_factory=dict)  # first/last accepted date
     rows: int = 0
 
 
 def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> StageResult:
-    """Plan, call the provider, archive, parse, validate, and save to the lake."""
+    """Plan, call the provider(s), archive, parse, validate, and save to the lake.
+
+    Failover: with several providers (`[universe] providers = ["eodhd", "yahoo"]` or
+    `--provider eodhd,yahoo`), the symbols the first could not serve because it stopped
+    (refused key, quota spent) or is not entitled go to the next, and so on; run_events
+    records each attempt with its provider.
+    """
     from .calendars import exchange_resolver  # each symbol is planned on its own exchange's calendar
 
     settings = ctx.settings
     exchange_of = exchange_resolver(settings.exchanges)
-    provider = providers.create(settings.provider, settings, ctx.clock)
+    chain = list(settings.providers or (settings.provider,))
+    provider = providers.create(chain[0], settings, ctx.clock)
     try:
         listed = provider.symbols()
         if listed is None:  # an API: ask only for what symbol_state says is missing
@@ -76,28 +86,44 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
         else:  # a file source: import all it holds; the lake's merge skips what is there
             symbols = list(settings.symbols) if settings.universe_source == "command line" else listed
             plan = plan_fetch(symbols, {}, ctx.now, settings.history_days, exchange_of, start or EARLIEST, end)
-        outcomes = _fetch_all(ctx, provider, plan.tasks)
+            chain = chain[:1]
+        last: dict[str, SymbolOutcome] = {}
+        tasks: Sequence[FetchTask] = plan.tasks
+        for position, name in enumerate(chain):
+            if position:
+                provider.close()
+                provider = providers.create(name, settings, ctx.clock)
+            outcomes, handover = _fetch_all(ctx, provider, tasks)
+            last.update((o.symbol, o) for o in outcomes)
+            tasks = [t for t in tasks if t.symbol in handover]
+            if not tasks:
+                break
     finally:
         provider.close()
-    return _fetch_result(plan.tasks, plan.current, outcomes)
+    return _fetch_result(plan.tasks, plan.current, [last[t.symbol] for t in plan.tasks if t.symbol in last])
 
 
-def _fetch_all(ctx: Context, provider, tasks: Sequence[FetchTask]) -> list[SymbolOutcome]:
+def _fetch_all(ctx: Context, provider, tasks: Sequence[FetchTask]) -> tuple[list[SymbolOutcome], set[str]]:
     """Fetch every task (concurrently when the provider allows), saving in batches.
 
     A terminal answer for the provider (bad key, quota spent) stops all further calls at
     once; the symbols not yet asked for are recorded as deferred and come first next run.
+    Returns the outcomes and the symbols another provider may serve (deferred, or failed
+    because this provider stopped or is not entitled).
     """
     outcomes: list[SymbolOutcome] = []
-    batch = _Batch()
+    handover: set[str] = set()
+    batch = _Batch(provider=provider.name)
     stop = _Stop()
     for done, (task, got) in enumerate(_responses(provider, tasks, stop), start=1):
         _fetch_one(ctx, provider, task, got, batch, stop)
         ctx.progress("fetch", done, len(tasks))
         if batch.rows >= ctx.settings.batch_rows:
             outcomes += _flush(ctx, batch)
-            batch = _Batch()
-    return outcomes + _flush(ctx, batch)
+            handover |= batch.handover
+            batch = _Batch(provider=provider.name)
+    outcomes += _flush(ctx, batch)
+    return outcomes, handover | batch.handover
 
 
 class _Stop:
@@ -143,6 +169,7 @@ def _fetch_one(ctx: Context, provider, task: FetchTask, got: object, batch: _Bat
     if got is None:
         reason = f"deferred: {provider.name} stopped ({stop.error})"
         batch.deferred[task.symbol] = reason
+        batch.handover.add(task.symbol)
         batch.outcomes.append(SymbolOutcome(task.symbol, "fetch", "skipped", 0, 0, reason, provider.name,
                                             int(ExitCode.PARTIAL)))
         return
@@ -157,6 +184,8 @@ def _fetch_one(ctx: Context, provider, task: FetchTask, got: object, batch: _Bat
                                 parser_rejects=parsed.rejected)
     except StockpipeError as exc:
         stop.check(exc)
+        if getattr(exc, "stops_provider", False) or type(exc).__name__ == "NotEntitledError":
+            batch.handover.add(task.symbol)
         log.warning("fetch %s failed: %s", task.symbol, exc)
         batch.errors[task.symbol] = str(exc)
         batch.outcomes.append(SymbolOutcome(task.symbol, "fetch", "failed", 0, 0, str(exc), provider.name,
@@ -166,6 +195,8 @@ def _fetch_one(ctx: Context, provider, task: FetchTask, got: object, batch: _Bat
     batch.rejects.append(checked.rejected)
     batch.actions.append(_actions(task.symbol, parsed.actions, provider.name, ctx.now))
     batch.rows += len(checked.accepted)
+    if parsed.currency:
+        batch.currency[task.symbol] = parsed.currency
     if len(checked.accepted):
         dates = checked.accepted["date"]
         batch.spans[task.symbol] = (dates.min().date(), dates.max().date())
@@ -219,7 +250,8 @@ def _concat(frames: list[pd.DataFrame], dataset) -> pd.DataFrame:
 
 def _state_row(ctx: Context, task: FetchTask, known: dict, batch: _Batch) -> dict:
     row = {"symbol": task.symbol, "dataset": PRICES.name, "last_attempt_at": ctx.now,
-           "provider": ctx.settings.provider}
+           "provider": batch.provider or ctx.settings.provider,
+           "currency": batch.currency.get(task.symbol, known.get("currency"))}
     if task.symbol in batch.deferred:  # not this symbol's failure: no failure counted
         return row | {"last_error": batch.deferred[task.symbol][:500], "first_date": known.get("first_date"),
                       "last_date": known.get("last_date")}

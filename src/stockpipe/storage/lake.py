@@ -34,7 +34,7 @@ from ..models import Dataset, arrow_schema
 FILE_NAME = "data.parquet"
 # The column that decides a row's month partition. Adjustment spans go by the month of
 # their ex-date (valid_to); a symbol's spans are replaced as a whole (`Lake.replace`).
-_PARTITION_COLUMN = {"rejects": "rejected_at", "quotes": "ts", "quotes_daily": "date", "adjustments": "valid_to"}
+_PARTITION_COLUMN = {"rejects": "rejected_at", "quotes": "ts", "quotes_daily": "date", "prices_intraday": "ts", "adjustments": "valid_to"}
 
 
 @dataclass(frozen=True)

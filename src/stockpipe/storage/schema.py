@@ -155,6 +155,8 @@ symbol_state = sa.Table(
     # The earliest session the calendar found missing inside the held history: the next
     # plan refetches from there (one request), then clears it.
     sa.Column("refetch_from", sa.Date),
+    # The currency the vendor states for the series (Yahoo's GBp is pence), never converted.
+    sa.Column("currency", sa.String(8)),
 )
 
 run_events = sa.Table(
@@ -185,8 +187,24 @@ quality_results = sa.Table(
     _ts("checked_at", nullable=False),
 )
 
+prices_intraday = sa.Table(
+    "prices_intraday", metadata,
+    sa.Column("symbol", _SYMBOL, primary_key=True),
+    sa.Column("interval", sa.String(8), primary_key=True),
+    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),  # the bar's start, UTC
+    sa.Column("open", sa.Double, nullable=False),
+    sa.Column("high", sa.Double, nullable=False),
+    sa.Column("low", sa.Double, nullable=False),
+    sa.Column("close", sa.Double, nullable=False),
+    sa.Column("volume", sa.BigInteger),
+    sa.Column("session_date", sa.Date, nullable=False),  # the exchange's trading date
+    sa.Column("provider", sa.String(32), nullable=False),
+    _ts("fetched_at", nullable=False),
+    **_NO_ROWID,
+)
+
 DATA_TABLES = {t.name: t for t in (prices_daily, corporate_actions, indicators_daily, rejects, adjustments,
-                                   quotes, quotes_daily)}
+                                   quotes, quotes_daily, prices_intraday)}
 
 # Calls spent per provider per quota day (providers/ledger.py). window_start is the start
 # of the vendor's quota day (midnight in its reset zone) as a UTC instant; call_limit is
