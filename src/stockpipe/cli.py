@@ -7,6 +7,7 @@ imported only by the commands that need them, so `--help` and `health-check` sta
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import logging
 import signal
 import sys
@@ -44,6 +45,19 @@ CsvPath = Annotated[Optional[Path], typer.Option("--path", help="CSV file or fol
 LogFormat = Annotated[Optional[str], typer.Option("--log-format", help="Log lines on stderr: text or json.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")]
+
+
+class Interval(str, enum.Enum):
+    """Intraday bar sizes (providers.vendors.INTERVALS, spelled out so --help stays light)."""
+
+    m1, m5, m15, m30, m60 = "1m", "5m", "15m", "30m", "60m"
+
+
+Quotes = Annotated[bool, typer.Option("--quotes", help="Fetch one quote per symbol into `quotes` instead of daily bars "
+                                      "(yahoo, finnhub, alphavantage, eodhd).")]
+IntervalOption = Annotated[Optional[Interval], typer.Option(
+    "--interval", help="Fetch intraday bars of this size into `prices_intraday` instead of daily bars, for the "
+    "sessions --start..--end within what the vendor keeps (default: all it keeps).")]
 
 log = logging.getLogger("stockpipe")
 
@@ -121,10 +135,12 @@ def validate(config: Config = None, data_dir: DataDir = None, database_url: Data
 
 @app.command()
 def fetch(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None,
-          provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None, config: Config = None,
+          provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None,
+          quotes: Quotes = False, interval: IntervalOption = None, config: Config = None,
           data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
           as_json: Json = False, debug: Debug = False) -> None:
-    """Fetch the bars each symbol lacks into the lake (raw payloads archived, bad rows to rejects)."""
+    """Fetch the bars each symbol lacks into the lake (raw payloads archived, bad rows to rejects);
+    with --quotes, quotes; with --interval, intraday bars."""
     _fetching("fetch", **locals())
 
 
@@ -194,16 +210,25 @@ def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = N
 
 
 def _fetching(command: str, *, all_, symbol, symbols_file, list_, provider, path, start, end, config, data_dir,
-              database_url, log_format, as_json, debug) -> None:
-    """`fetch` and `run`: same options, same checks, a different pipeline function."""
+              database_url, log_format, as_json, debug, quotes: bool = False, interval: Interval | None = None) -> None:
+    """`fetch` and `run`: same options, same checks, a different pipeline function
+    (`fetch --quotes` and `fetch --interval` each have their own)."""
     from . import pipeline
 
     def action():
+        if quotes and interval is not None:
+            raise UsageError("--quotes and --interval exclude each other: fetch one kind at a time")
+        if quotes and (start or end):
+            raise UsageError("--start/--end do not apply to --quotes (a quote is the latest price)")
         settings = _settings(config=config, data_dir=data_dir, database_url=database_url, provider=provider,
                              symbols=symbol, symbols_file=symbols_file, lists=list_, csv_path=path,
                              log_format=log_format, debug=debug)
         _need_selection(all_, symbol, symbols_file, list_, settings.provider)
         with render.progress(not as_json) as progress:
+            if quotes:
+                return pipeline.fetch_quotes(settings, progress)
+            if interval is not None:
+                return pipeline.fetch_intraday(settings, interval.value, _date(start), _date(end), progress)
             call = pipeline.fetch if command == "fetch" else pipeline.run
             return call(settings, _date(start), _date(end), progress)
 
@@ -228,6 +253,58 @@ def db_current(config: Config = None, data_dir: DataDir = None, database_url: Da
 
     _call("db current", as_json, debug, lambda: pipeline.db_current(_settings(
         config=config, data_dir=data_dir, database_url=database_url, debug=debug)))
+
+
+schedule_app = typer.Typer(help="Scheduling files for this installation: systemd units or a crontab (plain text).",
+                           no_args_is_help=True)
+app.add_typer(schedule_app, name="schedule")
+SchedulePrefix = Annotated[str, typer.Option("--prefix", help="Virtualenv stockpipe is installed in (runs PREFIX/bin/stockpipe).")]
+ScheduleOutput = Annotated[Optional[Path], typer.Option("--output", help="Write the files into this directory instead of printing them.")]
+
+
+@schedule_app.command("systemd")
+def schedule_systemd(
+        prefix: SchedulePrefix = "/opt/stockpipe/venv",
+        user: Annotated[str, typer.Option("--user", help="User= of the services (DynamicUser=yes allocates it when it does not exist).")] = "stockpipe",
+        credential: Annotated[Optional[list[str]], typer.Option("--credential", help="A secret loaded with LoadCredential= from /etc/stockpipe/credentials/: a provider name (its API key) or pgpass; repeatable.")] = None,
+        output: ScheduleOutput = None) -> None:
+    """Print the systemd units (daily run, hourly quotes, shards) and the environment file example."""
+    from . import schedule
+
+    _schedule_files("schedule systemd", lambda: schedule.systemd_units(prefix, user, tuple(credential or ())), output)
+
+
+@schedule_app.command("cron")
+def schedule_cron(
+        prefix: SchedulePrefix = "/opt/stockpipe/venv",
+        data_dir: Annotated[str, typer.Option("--data-dir", help="STOCKPIPE_DATA_DIR of the cron job (also holds its flock file).")] = "/var/lib/stockpipe",
+        output: ScheduleOutput = None) -> None:
+    """Print the crontab of the daily run (22:30 New York on weekdays) for a host whose cron runs in UTC."""
+    from . import schedule
+
+    _schedule_files("schedule cron", lambda: {"stockpipe.crontab": schedule.crontab(prefix, data_dir)}, output)
+
+
+def _schedule_files(command: str, render_files: Callable[[], dict[str, str]], output: Path | None) -> None:
+    """Plain text on stdout (files separated by `# ==> NAME <==`), or the files written into --output."""
+    from . import schedule
+
+    try:
+        files = render_files()
+        if output is not None:
+            for path in schedule.write(files, output):
+                sys.stdout.write(f"{path}\n")
+            return
+    except StockpipeError as exc:
+        render.emit_error(command, str(exc), exc.exit_code, False)
+        raise typer.Exit(int(exc.exit_code)) from None
+    except OSError as exc:
+        render.emit_error(command, f"cannot write into {output}: {exc.strerror}", ExitCode.UNAVAILABLE, False)
+        raise typer.Exit(int(ExitCode.UNAVAILABLE)) from None
+    if len(files) == 1:
+        sys.stdout.write(next(iter(files.values())))
+        return
+    sys.stdout.write("\n".join(f"# ==> {name} <==\n{text}" for name, text in files.items()))
 
 
 def _terminate(signum, frame) -> None:

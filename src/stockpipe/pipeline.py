@@ -77,6 +77,32 @@ def fetch(settings: Settings, start: dt.date | None = None, end: dt.date | None 
         return _finish(ctx, "fetch", (stage,), stage.exit_code)
 
 
+def fetch_quotes(settings: Settings, progress: Progress = _no_progress,
+                 clock: Clock = calendars.utcnow) -> CommandResult:
+    """Fetch one quote per symbol into the lake's `quotes` (`fetch --quotes`).
+
+    Recorded in pipeline_runs as "fetch-quotes", so a quotes-only run never passes for a
+    daily fetch in health-check.
+    """
+    from .marketdata import quotes_stage
+
+    with _recorded(settings, "fetch-quotes", {"symbols": len(settings.symbols)}, progress, clock) as ctx:
+        stage = quotes_stage(ctx)
+        return _finish(ctx, "fetch", (stage,), stage.exit_code)
+
+
+def fetch_intraday(settings: Settings, interval: str, start: dt.date | None = None, end: dt.date | None = None,
+                   progress: Progress = _no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Fetch `interval` bars (1m 5m 15m 30m 60m) into the lake's `prices_intraday`
+    (`fetch --interval`), for sessions start..end within the vendor's retention."""
+    from .marketdata import intraday_stage
+
+    args = {"interval": interval, "start": start, "end": end, "symbols": len(settings.symbols)}
+    with _recorded(settings, "fetch-intraday", args, progress, clock) as ctx:
+        stage = intraday_stage(ctx, interval, start, end)
+        return _finish(ctx, "fetch", (stage,), stage.exit_code)
+
+
 def transform(settings: Settings, progress: Progress = _no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
     """Compute indicators for every symbol whose prices changed."""
     from .steps import quotes_daily_stage, transform_stage

@@ -31,7 +31,7 @@ log = logging.getLogger("stockpipe")
 
 PRICES, ACTIONS, INDICATORS, REJECTS = (DATASETS[n] for n in ("prices_daily", "corporate_actions", "indicators_daily", "rejects"))
 QUOTES, QUOTES_DAILY = DATASETS["quotes"], DATASETS["quotes_daily"]
-LOAD_ORDER = (PRICES, ACTIONS, INDICATORS, REJECTS, QUOTES, QUOTES_DAILY)
+LOAD_ORDER = (PRICES, ACTIONS, INDICATORS, REJECTS, QUOTES, QUOTES_DAILY, DATASETS["prices_intraday"])
 SYMBOLS_PER_CHUNK = 2000  # transform/load work on this many symbols' histories at a time
 EARLIEST = dt.date(1900, 1, 1)
 

@@ -1,0 +1,414 @@
+"""Quotes and intraday bars: `fetch --quotes` and `fetch --interval 1m|5m|15m|30m|60m`.
+
+Each stage is the daily fetch's shape (steps.fetch_stage) for another dataset: call the
+provider for every symbol (concurrently, within its rate limits; a refused key or a spent
+quota stops further calls at once), archive each raw payload under raw/<provider>/<day>/
+before parsing it, merge the rows into the lake, then record symbol_state, lake versions
+and one run_events row per symbol. The lake's merge is idempotent, so fetching the same
+answer twice writes nothing and `load` has nothing new to load.
+
+- quotes: one call per symbol into `quotes`, keyed (symbol, ts), ts in UTC. A quote
+  without a price is never stored (finnhub's all-zero answer fails the symbol as unknown;
+  eodhd's "NA" fields are a reject). Symbols whose quotes changed get
+  symbol_state(symbol, "quotes_daily").needs_reprocess, so `transform` rebuilds quotes_daily.
+- intraday: bars of one interval into `prices_intraday`, keyed (symbol, interval, ts), ts
+  the bar's start in UTC and session_date the exchange's trading date. The window is the
+  vendor's retention for the interval ending now (less a day, so a long run never asks
+  for bars the vendor has just dropped); --start/--end (session dates) narrow it. A start
+  older than the vendor keeps is clipped, and the outcome says so.
+
+Counts and exit codes are fetch's: 0 all fetched, 3 some failed or were deferred, 4 the
+provider refused the key, the one cause's code when every symbol failed alike.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import pandas as pd
+
+from .errors import ExitCode, StockpipeError, UsageError
+from .models import DATASETS, StageResult, SymbolOutcome
+from .pipeline import Context
+from .providers import base as providers
+from .providers import vendors
+from .providers.base import Payload
+from .steps import _Stop
+from .storage import state
+from .storage.lake import Lake
+
+log = logging.getLogger("stockpipe")
+
+QUOTES, INTRADAY = DATASETS["quotes"], DATASETS["prices_intraday"]
+QUOTES_DAILY, REJECTS = DATASETS["quotes_daily"], DATASETS["rejects"]
+INTERVALS = vendors.INTERVALS
+SYMBOLS_PER_BATCH = 2000  # saved to the lake and state this often, so a crash loses little
+_OFFLINE = ("demo", "csv")  # built-in providers without quotes or intraday bars
+_MARGIN = dt.timedelta(days=1)  # kept inside the retention limit (the vendor's clock runs on)
+_PRICES = ("open", "high", "low", "close")
+_QUOTE_NUMBERS = ("price", "open", "high", "low", "prev_close", "change", "change_pct")
+
+
+# -------------------------------------------------------------------------- stages
+
+
+def quotes_stage(ctx: Context) -> StageResult:
+    """Fetch one quote per symbol into the lake's `quotes`.
+
+    Raises:
+        ConfigError: the provider has no quotes endpoint (demo, csv, polygon, ...).
+    """
+    provider = _open(ctx, "quotes")
+    try:
+        symbols = list(ctx.settings.symbols)
+        fetched = _fetch_all(ctx, provider, symbols, "fetch-quotes", QUOTES,
+                              lambda symbol: [provider.fetch_quote(symbol)],
+                              lambda symbol, payloads: _quote_rows(ctx, provider, symbol, payloads[0]))
+    finally:
+        provider.close()
+    return _result("fetch-quotes", symbols, fetched)
+
+
+def intraday_stage(ctx: Context, interval: str, start: dt.date | None = None,
+                   end: dt.date | None = None) -> StageResult:
+    """Fetch `interval` bars for every symbol into the lake's `prices_intraday`.
+
+    Args:
+        start, end: session dates to keep (inclusive); default: all the vendor keeps.
+
+    Raises:
+        UsageError: an unknown interval, start after end, or a window entirely older
+            than the vendor keeps.
+        ConfigError: the provider has no intraday endpoint.
+    """
+    if interval not in INTERVALS:
+        raise UsageError(f"--interval {interval!r}: use one of {', '.join(INTERVALS)}")
+    if start and end and start > end:
+        raise UsageError(f"--start {start} is after --end {end}")
+    provider = _open(ctx, "intraday")
+    try:
+        limits = provider.intraday_limits(interval)
+        window = plan_window(ctx.now, limits.retention, start, end)
+        what = f"{provider.name} keeps {interval} bars for {limits.retention.days} days"
+        if window.lo >= window.hi:
+            raise UsageError(f"{what}: {start}..{end} is entirely older: nothing to fetch "
+                             "(choose a later --start/--end)")
+        note = f"{what}: clipped to sessions from {window.lo:%Y-%m-%d} (asked from {start})" if window.clipped else ""
+        if note:
+            log.warning("%s", note)
+        symbols = list(ctx.settings.symbols)
+        fetched = _fetch_all(
+            ctx, provider, symbols, "fetch-intraday", INTRADAY,
+            lambda symbol: provider.fetch_intraday(symbol, interval, window.lo, window.hi, ctx.now),
+            lambda symbol, payloads: _intraday_rows(ctx, provider, symbol, payloads, interval, start, end, note))
+    finally:
+        provider.close()
+    result = _result("fetch-intraday", symbols, fetched)
+    if note and result.exit_code == ExitCode.OK:
+        return StageResult(result.stage, result.exit_code, result.counts, result.outcomes, message=note)
+    return result
+
+
+@dataclass(frozen=True)
+class Window:
+    """The instants [lo, hi) to ask for; `clipped` when the asked start was too old."""
+
+    lo: dt.datetime
+    hi: dt.datetime
+    clipped: bool = False
+
+
+def plan_window(now: dt.datetime, retention: dt.timedelta, start: dt.date | None,
+                end: dt.date | None) -> Window:
+    """Pure: the UTC window covering the sessions start..end, within the vendor's retention.
+
+    A session date's bars lie between the UTC midnight before it and two after it in every
+    time zone (Tokyo's session D starts on D-1 UTC; New York's after-hours end on D+1), so
+    the window is padded by those days; the stage keeps only the sessions asked for.
+    """
+    floor = now - retention + _MARGIN
+    lo = _midnight(start - dt.timedelta(days=1)) if start else floor
+    hi = min(_midnight(end + dt.timedelta(days=2)), now) if end else now
+    return Window(max(lo, floor), hi, clipped=start is not None and _midnight(start) < floor)
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), dt.timezone.utc)
+
+
+# ------------------------------------------------------------------------ the loop
+
+
+def _open(ctx: Context, kind: str):
+    """The configured provider, if it serves `kind`; asked before its key is checked."""
+    name = ctx.settings.provider
+    if name in _OFFLINE or (name in vendors.VENDORS and not vendors.supports(name, kind)):
+        raise vendors.unsupported(name, kind)
+    provider = providers.create(name, ctx.settings, ctx.clock)
+    if not (callable(getattr(provider, "supports", None)) and provider.supports(kind)):
+        provider.close()
+        raise vendors.unsupported(name, kind)
+    return provider
+
+
+@dataclass
+class _Got:
+    """What one symbol's payloads gave: rows for the dataset, rejects, a note."""
+
+    rows: pd.DataFrame
+    rejects: pd.DataFrame
+    note: str = ""
+
+
+@dataclass
+class _Batch:
+    symbols: list[str] = field(default_factory=list)
+    rows: list[pd.DataFrame] = field(default_factory=list)
+    rejects: list[pd.DataFrame] = field(default_factory=list)
+    outcomes: list[SymbolOutcome] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+    deferred: dict[str, str] = field(default_factory=dict)
+    size: int = 0
+
+
+def _fetch_all(ctx: Context, provider, symbols: Sequence[str], stage: str, dataset,
+               call: Callable[[str], list[Payload]],
+               read: Callable[[str, list[Payload]], _Got]) -> tuple[list[SymbolOutcome], int]:
+    """Call, archive, read and save every symbol, in batches; stop the provider on a
+    terminal answer (the symbols not yet asked are deferred to the next run).
+
+    Returns:
+        The outcomes, and the rows the lake took as new or changed.
+    """
+    outcomes: list[SymbolOutcome] = []
+    written = 0
+    batch, stop = _Batch(), _Stop()
+    for done, (symbol, got) in enumerate(_responses(provider, symbols, call, stop), start=1):
+        _one(ctx, provider, stage, symbol, got, read, batch, stop)
+        ctx.progress(stage, done, len(symbols))
+        if batch.size >= ctx.settings.batch_rows or len(batch.symbols) >= SYMBOLS_PER_BATCH:
+            written += _flush(ctx, provider.name, dataset, batch)
+            outcomes += batch.outcomes
+            batch = _Batch()
+    written += _flush(ctx, provider.name, dataset, batch)
+    return outcomes + batch.outcomes, written
+
+
+def _responses(provider, symbols: Sequence[str], call: Callable[[str], list[Payload]],
+               stop: _Stop) -> Iterator[tuple[str, object]]:
+    """(symbol, payloads | error | None) in order; None = not asked (the provider stopped)."""
+    def ask(symbol: str):
+        if stop.error is not None:
+            return symbol, None
+        try:
+            return symbol, call(symbol)
+        except StockpipeError as exc:
+            stop.check(exc)
+            return symbol, exc
+
+    workers = max(1, int(getattr(provider, "concurrency", 1)))
+    if workers == 1 or len(symbols) < 2:
+        yield from map(ask, symbols)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"fetch-{provider.name}")
+    try:
+        yield from pool.map(ask, symbols)
+    finally:  # Ctrl-C or a crash: make no calls that have not started
+        stop.error = stop.error or StockpipeError("the fetch was interrupted")
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _one(ctx: Context, provider, stage: str, symbol: str, got: object, read, batch: _Batch, stop: _Stop) -> None:
+    batch.symbols.append(symbol)
+    if got is None:
+        reason = f"deferred: {provider.name} stopped ({stop.error})"
+        batch.deferred[symbol] = reason
+        batch.outcomes.append(SymbolOutcome(symbol, stage, "skipped", 0, 0, reason, provider.name,
+                                            int(ExitCode.PARTIAL)))
+        return
+    calls = 0
+    try:
+        if isinstance(got, StockpipeError):
+            raise got
+        calls = sum(p.api_calls for p in got)
+        for number, payload in enumerate(got):
+            _archive(ctx, payload, stage.removeprefix("fetch-"), number if len(got) > 1 else None)
+        found = read(symbol, got)
+    except StockpipeError as exc:
+        stop.check(exc)
+        log.warning("%s %s failed: %s", stage, symbol, exc)
+        batch.errors[symbol] = str(exc)
+        batch.outcomes.append(SymbolOutcome(symbol, stage, "failed", 0, calls, str(exc), provider.name,
+                                            int(exc.exit_code)))
+        return
+    batch.rows.append(found.rows)
+    batch.rejects.append(found.rejects)
+    batch.size += len(found.rows)
+    notes = [f"{len(found.rejects)} row(s) rejected"] if len(found.rejects) else []
+    notes += [found.note] if found.note else []
+    status = "ok" if len(found.rows) else "no_data"
+    batch.outcomes.append(SymbolOutcome(symbol, stage, status, len(found.rows), calls, "; ".join(notes),
+                                        provider.name))
+
+
+def _archive(ctx: Context, payload: Payload, kind: str, number: int | None) -> None:
+    """Keep the payload exactly as received, gzipped, before anything parses it."""
+    suffix = {"application/json": "json", "text/csv": "csv"}.get(payload.media_type.split(";")[0].strip(), "bin")
+    folder = ctx.settings.raw_dir / payload.provider / ctx.now.strftime("%Y-%m-%d")
+    folder.mkdir(parents=True, exist_ok=True)
+    part = "" if number is None else f".{number}"
+    path = folder / f"{payload.symbol}.{kind}.{ctx.run_id}{part}.{suffix}.gz"  # symbols are validated
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_bytes(gzip.compress(payload.content, compresslevel=5))
+    os.replace(tmp, path)
+
+
+def _flush(ctx: Context, provider: str, dataset, batch: _Batch) -> int:
+    """Save a batch (lake first, then state, so a crash in between only refetches);
+    return the rows the lake took as new or changed."""
+    if not batch.symbols:
+        return 0
+    lake = Lake(ctx.settings.lake_dir)
+    changed = lake.merge(dataset, _concat(batch.rows, dataset)).changed
+    rejected = lake.merge(REJECTS, _concat(batch.rejects, REJECTS)).changed
+    with ctx.engine.begin() as conn:
+        known = state.read_states(conn, dataset.name, batch.symbols)
+        state.save_states(conn, [_state_row(ctx, provider, dataset.name, s, known.get(s, {}), batch)
+                                 for s in batch.symbols])
+        if changed:
+            state.bump_versions(conn, dataset.name, changed)
+        if rejected:
+            state.bump_versions(conn, REJECTS.name, rejected)
+        if dataset is QUOTES and changed:  # transform rebuilds these symbols' daily bars
+            state.save_states(conn, [{"symbol": s, "dataset": QUOTES_DAILY.name, "needs_reprocess": True}
+                                     for s in sorted(changed)])
+        state.record_events(conn, ctx.run_id, batch.outcomes, ctx.now)
+    return sum(changed.values())
+
+
+def _state_row(ctx: Context, provider: str, dataset: str, symbol: str, known: dict, batch: _Batch) -> dict:
+    row = {"symbol": symbol, "dataset": dataset, "last_attempt_at": ctx.now, "provider": provider}
+    if symbol in batch.deferred:  # not this symbol's failure: none counted
+        return row | {"last_error": batch.deferred[symbol][:500]}
+    if symbol in batch.errors:
+        return row | {"consecutive_failures": (known.get("consecutive_failures") or 0) + 1,
+                      "last_error": batch.errors[symbol][:500]}
+    return row | {"consecutive_failures": 0, "last_error": None, "last_success_at": ctx.now}
+
+
+def _concat(frames: list[pd.DataFrame], dataset) -> pd.DataFrame:
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=dataset.column_names)
+
+
+def _result(stage: str, symbols: Sequence[str], fetched: tuple[list[SymbolOutcome], int]) -> StageResult:
+    """Counts and exit code, as fetch's: 0 all fetched; 4 a refused key; the one cause's
+    code when every symbol failed alike; 3 (partial) otherwise. rows_written counts the
+    rows the lake took as new or changed (0 when the same answer is fetched again)."""
+    outcomes, written = fetched
+    failed = [o for o in outcomes if o.status == "failed"]
+    deferred = [o for o in outcomes if o.status == "skipped"]
+    counts = {"planned": len(symbols), "ok": len(outcomes) - len(failed) - len(deferred), "failed": len(failed),
+              "deferred": len(deferred), "rows_fetched": sum(o.rows for o in outcomes),
+              "rows_rejected": sum(_rejected(o.message) for o in outcomes), "rows_written": written,
+              "api_calls": sum(o.api_calls for o in outcomes)}
+    if not failed and not deferred:
+        return StageResult(stage, ExitCode.OK, counts, tuple(outcomes))
+    if not failed:
+        return StageResult(stage, ExitCode.PARTIAL, counts, tuple(outcomes), message=deferred[0].message)
+    codes = {o.exit_code for o in failed}
+    message = failed[0].message if len(failed) == 1 else (
+        f"{len(failed)} of {len(symbols)} symbol(s) failed; first: {failed[0].symbol}: {failed[0].message}")
+    if deferred:
+        message += f"; {len(deferred)} deferred to the next run"
+    if ExitCode.CONFIG in codes:  # the provider refused the key: a person must act
+        code = ExitCode.CONFIG
+    elif len(failed) == len(symbols) and len(codes) == 1:  # nothing succeeded, one cause
+        code = codes.pop()
+    else:
+        code = ExitCode.PARTIAL
+    return StageResult(stage, code, counts, tuple(outcomes), message=message)
+
+
+def _rejected(message: str) -> int:
+    head = message.split(" row(s) rejected")[0]
+    return int(head) if head != message and head.isdigit() else 0
+
+
+# ------------------------------------------------------------------ reading payloads
+
+
+def _quote_rows(ctx: Context, provider, symbol: str, payload: Payload) -> _Got:
+    parsed = provider.parse_quote(payload)
+    quotes = parsed.quotes if parsed.quotes is not None else pd.DataFrame(columns=["ts", *_QUOTE_NUMBERS, "volume"])
+    bad = ~(pd.to_numeric(quotes["price"], errors="coerce") > 0) | quotes["ts"].isna()
+    rejected = list(parsed.rejected) + [  # a price of 0 or none is never stored
+        {"date": str(row["ts"]), "reason": "non_positive_price", "raw": row} for row in quotes[bad].to_dict("records")]
+    quotes = quotes[~bad]
+    rows = pd.DataFrame({
+        "symbol": symbol,
+        "ts": pd.to_datetime(quotes["ts"], utc=True),
+        **{c: pd.to_numeric(quotes[c], errors="coerce").astype("float64")
+           for c in _QUOTE_NUMBERS},
+        "volume": _volume(quotes["volume"]),
+        "provider": provider.name,
+    }, columns=QUOTES.column_names)
+    return _Got(rows, _rejects(ctx, provider.name, symbol, rejected, "quote"))
+
+
+def _intraday_rows(ctx: Context, provider, symbol: str, payloads: list[Payload], interval: str,
+                   start: dt.date | None, end: dt.date | None, note: str) -> _Got:
+    frames, rejected = [], []
+    for payload in payloads:
+        parsed = provider.parse_intraday(payload)
+        rejected += parsed.rejected
+        if parsed.intraday is not None and len(parsed.intraday):
+            frames.append(parsed.intraday)
+    bars = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["ts", *_PRICES, "volume", "session_date"])
+    sessions = pd.to_datetime(bars["session_date"]).dt.normalize()
+    keep = pd.Series(True, index=bars.index)
+    if start:
+        keep &= sessions >= pd.Timestamp(start)
+    if end:
+        keep &= sessions <= pd.Timestamp(end)
+    bars, sessions = bars[keep], sessions[keep]
+    prices = bars[list(_PRICES)].apply(pd.to_numeric, errors="coerce")
+    bad = ~(prices > 0).all(axis=1)  # the parsers reject these already: never store a 0
+    rejected += [{"date": str(row["ts"]), "reason": "non_positive_price", "raw": row}
+                 for row in bars[bad].to_dict("records")]
+    bars, sessions, prices = bars[~bad], sessions[~bad], prices[~bad]
+    rows = pd.DataFrame({
+        "symbol": symbol, "interval": interval, "ts": pd.to_datetime(bars["ts"], utc=True),
+        **{c: prices[c].astype("float64") for c in _PRICES},
+        "volume": _volume(bars["volume"]), "session_date": sessions.dt.date,
+        "provider": provider.name, "fetched_at": pd.Timestamp(ctx.now),
+    }, columns=INTRADAY.column_names)
+    return _Got(rows.drop_duplicates(["symbol", "interval", "ts"], keep="last"),
+                _rejects(ctx, provider.name, symbol, rejected, f"intraday {interval}"), note)
+
+
+def _volume(values: pd.Series) -> pd.Series:
+    """Whole shares; NaN (the vendor sent none, as finnhub's quote) stays null."""
+    return pd.to_numeric(values, errors="coerce").round().astype("Int64")
+
+
+def _rejects(ctx: Context, provider: str, symbol: str, rejected: list[dict[str, Any]], what: str) -> pd.DataFrame:
+    """Rows of `rejects`; the reason names what was read (`quote: ...`), and a repeated
+    (date, reason) gets a #n so no reject overwrites another."""
+    seen: dict[tuple[str, str], int] = {}
+    rows = []
+    for item in rejected:
+        date, reason = str(item.get("date", ""))[:28], f"{what}: {item.get('reason', '')}"[:64]
+        count = seen[(date, reason)] = seen.get((date, reason), 0) + 1
+        rows.append({"run_id": ctx.run_id, "symbol": symbol, "date": date if count == 1 else f"{date}#{count}",
+                     "reason": reason, "raw": json.dumps(item.get("raw"), default=str, sort_keys=True),
+                     "provider": provider, "rejected_at": pd.Timestamp(ctx.now)})
+    return pd.DataFrame(rows, columns=REJECTS.column_names)
