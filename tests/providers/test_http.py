@@ -15,9 +15,10 @@ import time
 import traceback
 from urllib.parse import quote, quote_plus
 
+import httpx
 import pytest
 
-from fakevendor import FakeVendor, Reply, endless, fake_vendor, fixture, reset, truncated  # noqa: F401 - fixture
+from fakevendor import Reply, endless, fake_vendor, fixture, reset, truncated  # noqa: F401 - fake_vendor is a fixture
 from stockpipe import errors
 from stockpipe.config import Secret
 from stockpipe.providers import http
@@ -132,7 +133,7 @@ def test_limiter_is_thread_safe_in_real_time():
     for thread in threads:
         thread.join()
     assert len(calls) == 48
-    assert max_in_window(calls, 0.95) <= 20  # stamps are taken just after acquire: 50 ms for scheduling
+    assert max_in_window(calls, 0.9) <= 20  # stamps are taken just after acquire: slack for scheduling
     assert max(calls) - min(calls) >= 1.9  # 48 calls at 20/s need two full windows
 
 
@@ -162,16 +163,29 @@ def test_limiter_rejects_unknown_or_zero_limits():
         RateLimiter({"calls_per_minute": 0.5})
 
 
-def test_concurrent_calls_through_the_client_never_exceed_the_limit_at_the_server(fake_vendor, client_for):
+class RecordingTransport(httpx.HTTPTransport):
+    """httpx's own transport, noting when each request really leaves the client."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[float] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(time.monotonic())
+        return super().handle_request(request)
+
+
+def test_concurrent_calls_through_the_client_never_exceed_the_limit(fake_vendor, client_for):
     fake_vendor.route("/api/v1/quote", Reply(200, "{}", latency=0.05))
-    client = client_for(limits={"calls_per_second": 10}, sleep=time.sleep)
+    transport = RecordingTransport()
+    client = client_for(limits={"calls_per_second": 10}, sleep=time.sleep, transport=transport)
     assert client.concurrency == 8
     started = time.monotonic()
     results = client.fetch_many(range(25), lambda i: client.call(QUOTE))
     assert [r.error for r in results] == [None] * 25
-    arrivals = [c.at for c in fake_vendor.calls()]
-    assert len(arrivals) == 25
-    assert max_in_window(arrivals, 0.9) <= 10  # 0.1 s of slack for arrival jitter
+    assert len(fake_vendor.calls()) == 25
+    # The limiter keeps a 50 ms margin; 0.1 s of slack covers thread scheduling on a busy machine.
+    assert max_in_window(transport.sent, 0.9) <= 10
     assert time.monotonic() - started >= 2.0
 
 
@@ -355,7 +369,7 @@ def test_a_body_that_never_ends_is_cut_at_the_total_deadline(fake_vendor, client
     with pytest.raises(TransportError) as caught:
         client_for(timeout_total=1.0).call(QUOTE)
     elapsed = time.monotonic() - started
-    assert 0.9 <= elapsed < 2.0
+    assert 0.9 <= elapsed < 4.0  # far below the 30 s read timeout; slack for a busy machine
     assert "never ends" in str(caught.value)
     assert len(fake_vendor.calls()) == 1  # not retried: it would only cost another deadline
 
@@ -365,7 +379,7 @@ def test_a_stalled_body_is_cut_at_the_deadline_even_before_the_read_timeout(fake
     started = time.monotonic()
     with pytest.raises(TransportError):
         client_for(timeout_total=1.0, timeout_read=30.0).call(QUOTE)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 4.0  # the next byte comes after 20 s, the read timeout after 30 s
 
 
 # -------------------------------------------------------------------------- secrets
@@ -502,13 +516,30 @@ def test_a_vendor_quota_answer_marks_the_ledger_and_stops_later_calls(fake_vendo
     assert len(fake_vendor.calls()) == 1
 
 
+def test_the_fake_vendors_daily_quota_answers_402_and_classify_stops_the_provider(fake_vendor, client_for, sleeps):
+    fake_vendor.quota(2, fixture("eodhd", "quota_exhausted.txt", status=402))
+    fake_vendor.route("/api/eod/*", fixture("eodhd", "eod_success.json"))
+    client = client_for(name="eodhd", key_param="api_token")
+
+    def classify(response):
+        return Outcome.QUOTA_EXHAUSTED if response.status == 402 else Outcome.OK
+
+    for _ in range(2):
+        assert client.call(Request("/api/eod/AAPL.US", {"fmt": "json"}), classify).status == 200
+    with pytest.raises(QuotaExhaustedError) as caught:
+        client.call(Request("/api/eod/AAPL.US", {"fmt": "json"}), classify)
+    assert "answered 402" in str(caught.value)
+    assert len(fake_vendor.calls("/api/eod/*")) == 3 and sleeps == []
+    assert fake_vendor.calls()[0].param("api_token") == KEY
+
+
 def test_fetch_many_runs_concurrently_keeps_order_and_stops_on_a_provider_stop(fake_vendor, client_for,
                                                                                ledger_engine):
-    fake_vendor.route("/api/v1/quote", Reply(200, "{}", latency=0.3))
+    fake_vendor.route("/api/v1/quote", Reply(200, "{}", latency=0.5))
     client = client_for(limits={"calls_per_second": 4})
     started = time.monotonic()
     results = client.fetch_many(["A", "B", "C", "D"], lambda s: client.call(Request("/api/v1/quote", {"symbol": s})))
-    assert time.monotonic() - started < 0.9  # four at once, not 1.2 s one after another
+    assert time.monotonic() - started < 1.5  # four at once, not 2 s one after another
     assert [r.item for r in results] == ["A", "B", "C", "D"]
     assert all(r.value.status == 200 for r in results)
     peers = {c.peer for c in fake_vendor.calls()}
