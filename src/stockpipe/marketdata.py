@@ -40,7 +40,7 @@ from .pipeline import Context
 from .providers import base as providers
 from .providers import vendors
 from .providers.base import Payload
-from .steps import _Stop
+from .steps import _Stop, call_concurrently
 from .storage import state
 from .storage.lake import Lake
 
@@ -190,7 +190,7 @@ def _fetch_all(ctx: Context, provider, symbols: Sequence[str], stage: str, datas
     outcomes: list[SymbolOutcome] = []
     written = 0
     batch, stop = _Batch(), _Stop()
-    for done, (symbol, got) in enumerate(_responses(provider, symbols, call, stop), start=1):
+    for done, (symbol, got) in enumerate(call_concurrently(provider, symbols, call, stop), start=1):
         _one(ctx, provider, stage, symbol, got, read, batch, stop)
         ctx.progress(stage, done, len(symbols))
         if batch.size >= ctx.settings.batch_rows or len(batch.symbols) >= SYMBOLS_PER_BATCH:
@@ -199,30 +199,6 @@ def _fetch_all(ctx: Context, provider, symbols: Sequence[str], stage: str, datas
             batch = _Batch()
     written += _flush(ctx, provider.name, dataset, batch)
     return outcomes + batch.outcomes, written
-
-
-def _responses(provider, symbols: Sequence[str], call: Callable[[str], list[Payload]],
-               stop: _Stop) -> Iterator[tuple[str, object]]:
-    """(symbol, payloads | error | None) in order; None = not asked (the provider stopped)."""
-    def ask(symbol: str):
-        if stop.error is not None:
-            return symbol, None
-        try:
-            return symbol, call(symbol)
-        except StockpipeError as exc:
-            stop.check(exc)
-            return symbol, exc
-
-    workers = max(1, int(getattr(provider, "concurrency", 1)))
-    if workers == 1 or len(symbols) < 2:
-        yield from map(ask, symbols)
-        return
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"fetch-{provider.name}")
-    try:
-        yield from pool.map(ask, symbols)
-    finally:  # Ctrl-C or a crash: make no calls that have not started
-        stop.error = stop.error or StockpipeError("the fetch was interrupted")
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _one(ctx: Context, provider, stage: str, symbol: str, got: object, read, batch: _Batch, stop: _Stop) -> None:

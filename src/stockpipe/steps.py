@@ -11,7 +11,7 @@ import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import pandas as pd
 
@@ -115,7 +115,8 @@ def _fetch_all(ctx: Context, provider, tasks: Sequence[FetchTask]) -> tuple[list
     handover: set[str] = set()
     batch = _Batch(provider=provider.name)
     stop = _Stop()
-    for done, (task, got) in enumerate(_responses(provider, tasks, stop), start=1):
+    daily = lambda task: provider.fetch_daily(task.symbol, task.start, task.end)  # noqa: E731 - one call per task
+    for done, (task, got) in enumerate(call_concurrently(provider, tasks, daily, stop), start=1):
         _fetch_one(ctx, provider, task, got, batch, stop)
         ctx.progress("fetch", done, len(tasks))
         if batch.rows >= ctx.settings.batch_rows:
@@ -137,28 +138,28 @@ class _Stop:
             self.error = exc
 
 
-def _responses(provider, tasks: Sequence[FetchTask], stop: _Stop) -> Iterator[tuple[FetchTask, object]]:
-    """(task, payload | error | None) in task order; None = not asked (provider stopped).
+def call_concurrently(provider, items: Sequence, call: Callable, stop: _Stop) -> Iterator[tuple[object, object]]:
+    """(item, call(item) | error | None) in item order; None = not asked (provider stopped).
 
     Calls run on a thread pool sized from the provider's rate limits (its client blocks
-    to keep them); parsing and saving stay in this thread.
+    to keep them); parsing and saving stay in the caller's thread.
     """
-    def call(task: FetchTask):
+    def ask(item):
         if stop.error is not None:
-            return task, None
+            return item, None
         try:
-            return task, provider.fetch_daily(task.symbol, task.start, task.end)
+            return item, call(item)
         except StockpipeError as exc:
             stop.check(exc)
-            return task, exc
+            return item, exc
 
     workers = max(1, int(getattr(provider, "concurrency", 1)))
-    if workers == 1 or len(tasks) < 2:
-        yield from map(call, tasks)
+    if workers == 1 or len(items) < 2:
+        yield from map(ask, items)
         return
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"fetch-{provider.name}")
     try:
-        yield from pool.map(call, tasks)
+        yield from pool.map(ask, items)
     finally:  # Ctrl-C or a crash: make no calls that have not started
         stop.error = stop.error or StockpipeError("the fetch was interrupted")
         pool.shutdown(wait=True, cancel_futures=True)

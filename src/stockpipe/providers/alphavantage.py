@@ -18,20 +18,16 @@ Decisions:
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import math
 import re
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import Any
 
 from ..calendars import DEFAULT_SUFFIXES
-from .base import ACTION_COLUMNS, BAR_COLUMNS
+from .rows import CORE, bar_values, build, csv_lines, csv_tuples, fail, iso_date, number, retry_after_digits
 from .wire import Outcome, Parsed, Request, Response
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 NAME = "alphavantage"
 BASE_URL = "https://www.alphavantage.co"
@@ -50,10 +46,7 @@ _FIELDS = {"open": "open", "high": "high", "low": "low", "close": "close", "adju
            "volume": "volume", "dividend amount": "dividend", "split coefficient": "split", "price": "price",
            "previous close": "prev_close", "change": "change", "change percent": "change_pct",
            "latest trading day": "day"}
-_CORE = ("open", "high", "low", "close", "volume")
 _QUOTE = ("price", "open", "high", "low", "prev_close", "change", "change_pct", "volume")
-_MISSING = frozenset({"", "na", "n/a", "nan", "null", "none", "-"})
-_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 _BURST = re.compile(r"spreading out your free API requests|requests? per second", re.I)
 _DAILY = re.compile(r"rate limit is \d+ requests per day|remove all daily rate limits", re.I)
 _PREMIUM = re.compile(r"premium (endpoint|feature|function|parameter)|is a premium", re.I)
@@ -146,11 +139,11 @@ def parse_daily(response: Response, start: dt.date, end: dt.date) -> Parsed:
     if isinstance(body, Parsed):
         return body
     if isinstance(body, list):  # datatype=csv rows
-        return _build(body, start, end)
+        return build(body, start, end)
     series = body.get("Time Series (Daily)")
     if not isinstance(series, dict):
         return classify(body)
-    return _build([(day, _fields(raw), raw, None if isinstance(raw, dict) else "not_an_object")
+    return build([(day, _fields(raw), raw, None if isinstance(raw, dict) else "not_an_object")
                    for day, raw in series.items()], start, end)
 
 
@@ -198,12 +191,12 @@ def parse_intraday(response: Response, start: dt.date | None = None, end: dt.dat
     rejected += [{"date": s, "reason": "bad_timestamp", "raw": body[key][s]}
                  for (s, _), bad in zip(kept, ts.isna()) if bad]
     frame = pd.DataFrame({"ts": ts.astype("datetime64[us, UTC]"),
-                          **{c: pd.Series([v[c] for _, v in kept], dtype="float64") for c in _CORE},
+                          **{c: pd.Series([v[c] for _, v in kept], dtype="float64") for c in CORE},
                           "session_date": local.dt.normalize().astype("datetime64[us]")})
     lo, hi = (start or dt.date.min).isoformat(), (end or dt.date.max).isoformat()
     inside = ts.notna() & frame["session_date"].between(pd.Timestamp(lo), pd.Timestamp(hi))
     frame = frame[inside].sort_values("ts", kind="stable").reset_index(drop=True)
-    rejected = [r for r in rejected if not _day(r["date"][:10]) or lo <= r["date"][:10] <= hi]
+    rejected = [r for r in rejected if not iso_date(r["date"][:10]) or lo <= r["date"][:10] <= hi]
     return Parsed(Outcome.OK if len(frame) else Outcome.EMPTY, intraday=frame, rejected=tuple(rejected))
 
 
@@ -248,7 +241,7 @@ def _body(response: Response, csv_ok: bool = False) -> dict[str, Any] | list[tup
     """The JSON object, the CSV rows (when `csv_ok`), or the failure the response already is."""
     text = response.text.lstrip("\ufeff \t\r\n")
     if response.status == 429:
-        return _fail(Outcome.RATE_LIMITED, "HTTP 429", retry_after=_retry_after(response))
+        return _fail(Outcome.RATE_LIMITED, "HTTP 429", retry_after=retry_after_digits(response))
     if response.status != 200 or not text or (not text.startswith("{") and not csv_ok):
         return _fail(Outcome.PROTOCOL_ERROR, f"HTTP {response.status}: {text[:60]!r}")
     if not text.startswith("{"):
@@ -262,15 +255,13 @@ def _body(response: Response, csv_ok: bool = False) -> dict[str, Any] | list[tup
 
 def _csv_rows(text: str) -> list[tuple] | Parsed:
     """datatype=csv (LF or CRLF) -> (date text, fields, raw, preset reason) rows."""
-    try:
-        lines = [row for row in csv.reader(io.StringIO(text)) if row]
-    except csv.Error:
+    lines = csv_lines(text)
+    if lines is None:
         return _fail(Outcome.PROTOCOL_ERROR, "unreadable CSV")
     header = [_FIELDS.get(cell.strip().lower().replace("_", " "), cell) for cell in lines[0]]
-    if header[0].strip().lower() != "timestamp" or not set(_CORE) <= set(header):
+    if header[0].strip().lower() != "timestamp" or not set(CORE) <= set(header):
         return _fail(Outcome.PROTOCOL_ERROR, f"not a CSV of daily bars (header {lines[0][:3]})")
-    return [(row[0], dict(zip(header[1:], row[1:])), dict(zip(lines[0], row)),
-             None if len(row) == len(header) else "field_count") for row in lines[1:]]
+    return csv_tuples(lines, header)
 
 
 def _fields(raw: Any) -> dict[str, Any]:
@@ -281,10 +272,10 @@ def _fields(raw: Any) -> dict[str, Any]:
 
 def _quote_values(fields: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """The quote's session date and numbers, or the reason it cannot be a quote."""
-    day = _day(fields.get("day"))
+    day = iso_date(fields.get("day"))
     try:
         fields["change_pct"] = str(fields.get("change_pct", "")).rstrip("%")  # "-0.1578%"
-        values = {name: _number(fields.get(name)) for name in _QUOTE}
+        values = {name: number(fields.get(name)) for name in _QUOTE}
     except ValueError:
         return {}, "not_a_number"
     if day is None:
@@ -298,7 +289,7 @@ def _intraday_rows(series: dict[str, Any]) -> tuple[list[tuple[str, dict]], list
     """(stamp, numbers) of the readable bars, and the rejects (before time zone checks)."""
     kept, rejected = [], []
     for stamp, raw in series.items():
-        values, reason = _values(_fields(raw)) if isinstance(raw, dict) else (None, "not_an_object")
+        values, reason = bar_values(_fields(raw)) if isinstance(raw, dict) else (None, "not_an_object")
         if reason is None and not re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)?", stamp):
             reason = "bad_timestamp"
         if reason:
@@ -308,82 +299,4 @@ def _intraday_rows(series: dict[str, Any]) -> tuple[list[tuple[str, dict]], list
     return kept, rejected
 
 
-def _build(rows: list[tuple], start: dt.date, end: dt.date) -> Parsed:
-    """(date text, fields, raw, preset reason) rows -> bars, actions and rejects in [start, end]."""
-    bars, actions, rejected = {}, [], []
-    for text, fields, raw, reason in rows:
-        day = _day(text)
-        if day is not None and not start <= day <= end:
-            continue
-        values, reason = (None, reason) if reason else _values(fields) if day else (None, "bad_date")
-        if reason or day in bars:
-            rejected.append({"date": str(text), "reason": reason or "duplicate_date", "raw": raw})
-            continue
-        bars[day] = values
-        actions += [(day, "dividend", values["dividend"])] * ((values["dividend"] or 0.0) > 0)
-        actions += [(day, "split", values["split"])] * ((values["split"] or 1.0) != 1.0)
-    bar_frame, action_frame = _frames(bars, actions)
-    outcome = Outcome.OK if bars else Outcome.EMPTY
-    return Parsed(outcome, bars=bar_frame, actions=action_frame, rejected=tuple(rejected))
-
-
-def _values(fields: dict[str, Any]) -> tuple[dict[str, float | None] | None, str | None]:
-    """One row's numbers, or the first reason it cannot be a bar."""
-    values, bad = {}, []
-    for name in ("open", "high", "low", "close", "adj_close", "volume", "dividend", "split"):
-        try:
-            values[name] = _number(fields.get(name))
-        except ValueError:
-            bad.append(name)
-    missing = [n for n in _CORE if n not in bad and values[n] is None]
-    prices = [v for n in ("open", "high", "low", "close", "adj_close") if (v := values.get(n)) is not None]
-    if len(missing) == len(_CORE):
-        return None, "all_null"
-    if bad or missing:
-        return None, f"not_a_number:{bad[0]}" if bad else f"missing_value:{missing[0]}"
-    if any(p <= 0 for p in prices):  # a zero stands for "unknown", never for a price
-        return None, "zero_price" if 0 in prices else "negative_price"
-    return values, None
-
-
-def _number(value: Any) -> float | None:
-    """A float, or None for a missing-value token (null, "", "NA", NaN).
-
-    Raises:
-        ValueError: text that is not a plain decimal number, or an infinity.
-    """
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isinf(value):
-        return None if math.isnan(value) else float(value)
-    if value is None or (isinstance(value, str) and value.strip().lower() in _MISSING):
-        return None
-    if not isinstance(value, str) or not _NUMBER.fullmatch(value.strip()):
-        raise ValueError(value)
-    return float(value)
-
-
-def _day(text: Any) -> dt.date | None:
-    match = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)", str(text).strip())
-    try:
-        return dt.date(*map(int, match.groups())) if match else None
-    except ValueError:  # 2024-02-30
-        return None
-
-
-def _frames(bars: dict, actions: list) -> tuple["pd.DataFrame", "pd.DataFrame"]:
-    import pandas as pd
-
-    days = sorted(bars)
-    bar_frame = pd.DataFrame({c: [bars[d][c] for d in days] for c in BAR_COLUMNS[1:]}, dtype="float64")
-    bar_frame.insert(0, "date", pd.Series(pd.to_datetime(days), dtype="datetime64[us]"))
-    action_frame = pd.DataFrame(sorted(actions), columns=list(ACTION_COLUMNS))
-    return bar_frame, action_frame.astype({"date": "datetime64[us]", "kind": "str", "value": "float64"})
-
-
-def _fail(outcome: Outcome, text: str, retry_after: float | None = None) -> Parsed:
-    message = _KEYLIKE.sub("***", " ".join(str(text).split()))
-    return Parsed(outcome, message=message[:200], retry_after=retry_after)
-
-
-def _retry_after(response: Response) -> float | None:
-    value = response.headers.get("retry-after", "").strip()
-    return float(value) if value.isdigit() else None
+_fail = partial(fail, keylike=_KEYLIKE)  # AV also echoes the key after "API key as"

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import email.utils
 import json
 import math
 import re
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import quote
 
 from .base import BAR_COLUMNS
+from .rows import records_frame, retry_after_http
 from .wire import Outcome, Parsed, Request, Response
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ def _failure(response: Response) -> Parsed | None:
     if status == 429:
         left = headers.get("x-ratelimit-remaining")
         return Parsed(Outcome.RATE_LIMITED, message=message + (f" (remaining {left})" if left else ""),
-                      retry_after=_retry_after(headers))
+                      retry_after=retry_after_http(headers))
     if status == 401 or low == "unauthenticated":
         return Parsed(Outcome.AUTH_FAILED, message=message)
     if status == 403:
@@ -339,14 +339,7 @@ def _protocol(message: str) -> Parsed:
 def _frame(rows: list[dict], columns: tuple[str, ...],
            types: Mapping[str, str] | None = None) -> "pd.DataFrame":
     """Rows to a frame of `columns`; date is datetime64[us], others float64 unless `types` says."""
-    import pandas as pd
-
-    def column(name: str) -> "pd.Series":
-        values = pd.Series([row[name] for row in rows], dtype=object)
-        kind = (types or {}).get(name, "datetime64[us]" if name == "date" else "float64")
-        return pd.to_datetime(values, utc="UTC" in kind).astype(kind) if "datetime" in kind else values.astype(kind)
-
-    return pd.DataFrame({name: column(name) for name in columns})
+    return records_frame(rows, columns, {"date": "datetime64[us]", **(types or {})})
 
 
 def _exchange(exchange: str) -> str:
@@ -358,17 +351,3 @@ def _exchange(exchange: str) -> str:
 
 def _path(endpoint: str, name: str) -> str:
     return f"/api/{endpoint}/{quote(name, safe='-.')}"
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from Retry-After: a number, or an HTTP date measured from the Date header."""
-    value = (headers.get("retry-after") or "").strip()
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        pass
-    try:
-        when, sent = (email.utils.parsedate_to_datetime(v) for v in (value, headers.get("date", "")))
-        return max(0.0, (when - sent).total_seconds())
-    except (TypeError, ValueError, IndexError):
-        return None

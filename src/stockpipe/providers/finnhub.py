@@ -22,16 +22,13 @@ Decisions:
 from __future__ import annotations
 
 import datetime as dt
-import json
-import math
-import re
-from email.utils import parsedate_to_datetime
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from .base import ACTION_COLUMNS, BAR_COLUMNS
+from .rows import (BAD, PRICES, candle_daily, candle_frame, candle_intraday, candle_row, epoch, flaw,
+                   json_number, json_or_none, retry_after_delta, short)
 from .wire import Outcome, Parsed, Request, Response
 
 NAME = "finnhub"
@@ -47,10 +44,8 @@ QUOTA_RESETS = None  # no daily quota
 
 NEW_YORK = ZoneInfo("America/New_York")
 RESOLUTIONS = (1, 5, 15, 30, 60)  # intraday, minutes
-PRICES = ("open", "high", "low", "close")
 _QUOTE = ("c", "d", "dp", "h", "l", "o", "pc", "t")
 _ARRAYS = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
-_SECRET = re.compile(r"(?i)(token|api_?key)=[^&\s]+")
 
 
 def vendor_symbol(symbol: str) -> str:
@@ -103,24 +98,12 @@ def _candle_request(symbol: str, resolution: str, start: dt.date, end: dt.date, 
 
 def parse_daily(response: Response, start: dt.date, end: dt.date) -> Parsed:
     """Daily bars within [start, end] (New York trading dates) from a candle response."""
-    got = _candles(response)
-    if isinstance(got, Parsed):
-        return got
-    frame, shown = _within(*got, start, end)
-    bars = frame.rename(columns={"day": "date"}).assign(adj_close=float("nan"))[list(BAR_COLUMNS)]
-    outcome = Outcome.OK if len(bars) or shown else Outcome.EMPTY
-    return Parsed(outcome, bars=bars, actions=_no_actions(), rejected=shown)
+    return candle_daily(_candles(response), start, end, NEW_YORK)
 
 
 def parse_intraday(response: Response, start: dt.date | None = None, end: dt.date | None = None) -> Parsed:
     """Intraday bars (ts UTC, session_date = New York date) for sessions start..end (if given)."""
-    got = _candles(response)
-    if isinstance(got, Parsed):
-        return got
-    frame, shown = _within(*got, start or dt.date.min, end or dt.date.max)
-    bars = frame.rename(columns={"day": "session_date"})
-    outcome = Outcome.OK if len(bars) or shown else Outcome.EMPTY
-    return Parsed(outcome, intraday=bars, rejected=shown)
+    return candle_intraday(_candles(response), start, end, NEW_YORK)
 
 
 def parse_quote(response: Response) -> Parsed:
@@ -129,9 +112,9 @@ def parse_quote(response: Response) -> Parsed:
     if isinstance(body, Parsed):
         return body
     if not set(_QUOTE) <= body.keys():
-        return Parsed(Outcome.PROTOCOL_ERROR, message=f"not a quote: {_short(response.text)}")
-    values = {k: _number(body[k]) for k in _QUOTE}
-    if any(v is _BAD for v in values.values()):
+        return Parsed(Outcome.PROTOCOL_ERROR, message=f"not a quote: {short(response.text)}")
+    values = {k: json_number(body[k]) for k in _QUOTE}
+    if any(v is BAD for v in values.values()):
         return Parsed(Outcome.PROTOCOL_ERROR, message="quote: a field is not a number")
     if not values["c"]:  # 0 or null: never a price
         if not any(values.values()):
@@ -148,15 +131,12 @@ def parse_quote(response: Response) -> Parsed:
 
 def _read(response: Response) -> dict[str, Any] | Parsed:
     """The JSON object of a 200 body, or the Parsed that says why there is none."""
-    try:
-        body = json.loads(response.body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        body = None
+    body = json_or_none(response.body)
     error = body.get("error") if isinstance(body, dict) else None
     if error is not None or response.status != 200:
         return _refusal(response, "" if error is None else str(error))
     if not isinstance(body, dict):
-        return Parsed(Outcome.PROTOCOL_ERROR, message=f"not a JSON object: {_short(response.text)}")
+        return Parsed(Outcome.PROTOCOL_ERROR, message=f"not a JSON object: {short(response.text)}")
     return body
 
 
@@ -171,8 +151,8 @@ def _refusal(response: Response, error: str) -> Parsed:
         outcome = Outcome.RATE_LIMITED
     else:
         outcome = Outcome.PROTOCOL_ERROR
-    retry = _retry_after(response.headers) if outcome is Outcome.RATE_LIMITED else None
-    message = _short(error or response.text) or f"HTTP {status}"
+    retry = retry_after_delta(response.headers) if outcome is Outcome.RATE_LIMITED else None
+    message = short(error or response.text) or f"HTTP {status}"
     return Parsed(outcome, message=message, retry_after=retry)
 
 
@@ -190,90 +170,24 @@ def _candles(response: Response) -> tuple[pd.DataFrame, tuple[dict[str, Any], ..
     rows, rejected = [], []
     for i in range(len(arrays[0])):
         raw = {k: body[k][i] for k in ("t", *_ARRAYS)}
-        t, values = _epoch(raw["t"]), {name: _number(raw[k]) for k, name in _ARRAYS.items()}
-        reason = "bad_date" if t is None else _flaw(values)
+        t, values = _epoch(raw["t"]), {name: json_number(raw[k]) for k, name in _ARRAYS.items()}
+        reason = "bad_date" if t is None else flaw(values)
         if reason:
             day = "" if t is None else dt.datetime.fromtimestamp(t, NEW_YORK).date().isoformat()
             rejected.append({"date": day, "reason": reason, "raw": raw})
         else:
-            rows.append({"ts": t, **{n: round(v, 4) if n in PRICES else v for n, v in values.items()}})
-    frame = pd.DataFrame(rows, columns=["ts", *_ARRAYS.values()])
-    instants = pd.to_datetime(frame["ts"].astype("int64"), unit="s", utc=True)
-    frame["ts"] = instants.astype("datetime64[us, UTC]")
-    return frame.astype({c: "float64" for c in _ARRAYS.values()}), tuple(rejected)
+            rows.append(candle_row(t, values))
+    return candle_frame(rows, tuple(_ARRAYS.values()), "s"), tuple(rejected)
 
 
-def _flaw(values: Mapping[str, Any]) -> str | None:
-    """Why a row's open..volume cannot be a bar; None when they can (null volume is NaN)."""
-    if all(v is None for v in values.values()):
-        return "all_null"
-    for name, value in values.items():
-        if value is _BAD:
-            return f"bad_value:{name}"
-        if value is None and name in PRICES:
-            return f"missing_value:{name}"
-    if any(values[p] == 0 for p in PRICES):
-        return "zero_price"
-    if any(values[p] < 0 for p in PRICES) or (values["volume"] or 0) < 0:
-        return "negative_value"
-    return None
-
-
-_BAD = object()  # a value that is present but not a number
 _MAX_EPOCH = 1e10  # seconds (year 2286): anything later is garbage
-
-
-def _number(value: Any) -> Any:
-    """A float, None for null, or _BAD (strings, booleans, NaN, huge or nested values)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return _BAD
-    number = float(value) if abs(value) < 1e300 else math.inf
-    return number if math.isfinite(number) else _BAD
 
 
 def _epoch(value: Any) -> int | None:
     """Whole epoch seconds, or None when missing, not a whole number or out of range."""
-    t = _number(value)
-    return int(t) if isinstance(t, float) and t == int(t) and 0 < t < _MAX_EPOCH else None
+    return epoch(value, _MAX_EPOCH)
 
 
 def _round(value: float | None, zero_is_unknown: bool = False) -> float:
     """4 dp (the vendor's precision); NaN for null, and for 0 where 0 means "unknown"."""
     return float("nan") if value is None or (zero_is_unknown and not value) else round(value, 4)
-
-
-def _within(frame: pd.DataFrame, rejected: tuple[dict[str, Any], ...], start: dt.date,
-            end: dt.date) -> tuple[pd.DataFrame, tuple[dict[str, Any], ...]]:
-    """Rows (with `day`, their New York date; sorted by time) and rejects dated start..end.
-
-    Rejects with no readable date are always kept, so nothing unreadable goes unseen.
-    """
-    day = frame["ts"].dt.tz_convert(NEW_YORK).dt.tz_localize(None).dt.normalize().astype("datetime64[us]")
-    keep = (day >= pd.Timestamp(start)) & (day <= pd.Timestamp(end))
-    frame = frame.assign(day=day)[keep].sort_values("ts", kind="stable").reset_index(drop=True)
-    lo, hi = start.isoformat(), end.isoformat()
-    return frame, tuple(r for r in rejected if r["date"] == "" or lo <= r["date"] <= hi)
-
-
-def _no_actions() -> pd.DataFrame:
-    """An empty actions frame: candles carry no splits or dividends."""
-    types = ("datetime64[us]", "str", "float64")
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(ACTION_COLUMNS, types)})
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from Retry-After (delta seconds, or an HTTP date relative to Date), if sent."""
-    value = (headers.get("retry-after") or "").strip()
-    try:
-        seconds = float(value) if value[:1].isdigit() else (
-            parsedate_to_datetime(value) - parsedate_to_datetime(headers["date"])).total_seconds()
-    except (KeyError, TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _short(text: str, limit: int = 200) -> str:
-    """A vendor text for logs: one line, at most `limit` characters, no key=value secret."""
-    return " ".join(_SECRET.sub(r"\1=***", text).split())[:limit]

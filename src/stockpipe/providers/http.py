@@ -129,9 +129,13 @@ class QuotaExhaustedError(_Redacted, errors.ProviderError):
 
 
 class RateLimitedError(_Redacted, errors.ProviderError):
-    """Still throttled after the retries, or asked to wait longer than the cap."""
+    """Still throttled after the retries, or asked to wait longer than the cap.
 
-    stops_provider = False
+    It stops the provider for the run: a throttle that outlasts the retries is an IP block
+    or an hourly allocation in practice (PROVIDERS.md); the next run takes the rest.
+    """
+
+    stops_provider = True
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
@@ -151,10 +155,14 @@ class ProtocolError(_Redacted, errors.ProviderError):
 
 
 class NotEntitledError(_Redacted, errors.ProviderError):
-    """The plan does not cover this endpoint/parameter: permanent for that combination."""
+    """The plan does not cover this endpoint/parameter: permanent for that combination.
+
+    It stops the provider's calls to that endpoint for the run (a fetch uses one endpoint,
+    so: the provider); with failover the next provider serves the rest.
+    """
 
     transient = False
-    stops_provider = False
+    stops_provider = True
 
 
 def error_for(outcome: Outcome, provider: str, what: str, message: str = "") -> errors.StockpipeError | None:
@@ -346,7 +354,8 @@ class VendorClient:
             failure = exc
         raise self._final_error(failure, what)
 
-    def fetch_many(self, items: Iterable[T], fn: Callable[[T], R], max_workers: int | None = None) -> list[FetchResult[T, R]]:
+    def fetch_many(self, items: Iterable[T], fn: Callable[[T], R],
+                   max_workers: int | None = None) -> list[FetchResult[T, R]]:
         """Run `fn(item)` for every item on a thread pool sized from the limits, results in order.
 
         One item's error never stops the others, except an error that stops the provider
@@ -412,7 +421,8 @@ class VendorClient:
         return response
 
     @staticmethod
-    def _classify(classify: Callable[[Response], Outcome | Parsed] | None, response: Response) -> Outcome | Parsed | None:
+    def _classify(classify: Callable[[Response], Outcome | Parsed] | None,
+                  response: Response) -> Outcome | Parsed | None:
         """The vendor's verdict; a body it cannot read is not retried, except on a 429."""
         if classify is None:
             return None

@@ -23,17 +23,14 @@ Decisions:
 from __future__ import annotations
 
 import datetime as dt
-import json
-import math
-import re
-from email.utils import parsedate_to_datetime
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from .base import ACTION_COLUMNS, BAR_COLUMNS
+from .rows import (PRICES, candle_daily, candle_frame, candle_intraday, candle_row, epoch, flaw, json_number,
+                   json_or_none, retry_after_delta, short)
 from .wire import Outcome, Parsed, Request, Response
 
 NAME = "polygon"
@@ -50,10 +47,8 @@ RATE_LIMIT_WAIT = 60.0  # seconds, when a 429 names no Retry-After
 
 NEW_YORK = ZoneInfo("America/New_York")
 HOSTS = ("api.polygon.io", "api.massive.com")  # where next_url may lead (the key follows it)
-PRICES = ("open", "high", "low", "close")
 _FIELDS = {"o": "open", "h": "high", "l": "low", "c": "close", "v": "volume"}
 _MAX_EPOCH_MS = 1e13  # year 2286: anything later is garbage
-_SECRET = re.compile(r"(?i)(api_?key|token)=[^&\s]+")
 
 
 def vendor_symbol(symbol: str) -> str:
@@ -88,7 +83,7 @@ def next_page(response: Response) -> str | None:
     A `next_url` on a host other than Polygon's (or not https) gives None: the HTTP layer
     re-adds the key to what it follows, so it must never go elsewhere.
     """
-    body = _json(response.body)
+    body = json_or_none(response.body)
     url = body.get("next_url") if response.status == 200 and isinstance(body, dict) else None
     if not isinstance(url, str):
         return None
@@ -125,29 +120,17 @@ def _aggs_request(symbol: str, span: str, lo: str, hi: str, endpoint: str) -> Re
 
 def parse_daily(response: Response, start: dt.date, end: dt.date) -> Parsed:
     """Daily bars within [start, end] (New York trading dates) from an aggregates response."""
-    got = _aggregates(response)
-    if isinstance(got, Parsed):
-        return got
-    frame, shown = _within(*got, start, end)
-    bars = frame.rename(columns={"day": "date"}).assign(adj_close=float("nan"))[list(BAR_COLUMNS)]
-    outcome = Outcome.OK if len(bars) or shown else Outcome.EMPTY
-    return Parsed(outcome, bars=bars, actions=_no_actions(), rejected=shown)
+    return candle_daily(_aggregates(response), start, end, NEW_YORK)
 
 
 def parse_intraday(response: Response, start: dt.date | None = None, end: dt.date | None = None) -> Parsed:
     """Intraday bars (ts UTC, session_date = New York date) for sessions start..end (if given)."""
-    got = _aggregates(response)
-    if isinstance(got, Parsed):
-        return got
-    frame, shown = _within(*got, start or dt.date.min, end or dt.date.max)
-    bars = frame.rename(columns={"day": "session_date"})
-    outcome = Outcome.OK if len(bars) or shown else Outcome.EMPTY
-    return Parsed(outcome, intraday=bars, rejected=shown)
+    return candle_intraday(_aggregates(response), start, end, NEW_YORK)
 
 
 def _aggregates(response: Response) -> tuple[pd.DataFrame, tuple[dict[str, Any], ...]] | Parsed:
     """(frame: ts UTC + open..volume, rejected rows), or the Parsed of a body without bars."""
-    body = _json(response.body)
+    body = json_or_none(response.body)
     if response.status != 200 or not isinstance(body, dict) or body.get("status") not in ("OK", "DELAYED"):
         return _refusal(response, body)
     results = body.get("results")
@@ -158,17 +141,14 @@ def _aggregates(response: Response) -> tuple[pd.DataFrame, tuple[dict[str, Any],
     rows, rejected = [], []
     for raw in results:
         fields = raw if isinstance(raw, dict) else {}
-        t, values = _epoch_ms(fields.get("t")), {name: _number(fields.get(k)) for k, name in _FIELDS.items()}
-        reason = "bad_row" if not isinstance(raw, dict) else "bad_date" if t is None else _flaw(values)
+        t, values = _epoch_ms(fields.get("t")), {name: json_number(fields.get(k)) for k, name in _FIELDS.items()}
+        reason = "bad_row" if not isinstance(raw, dict) else "bad_date" if t is None else flaw(values)
         if reason:
             day = "" if t is None else dt.datetime.fromtimestamp(t / 1000, NEW_YORK).date().isoformat()
             rejected.append({"date": day, "reason": reason, "raw": raw})
         else:
-            rows.append({"ts": t, **{n: round(v, 4) if n in PRICES else v for n, v in values.items()}})
-    frame = pd.DataFrame(rows, columns=["ts", *_FIELDS.values()])
-    instants = pd.to_datetime(frame["ts"].astype("int64"), unit="ms", utc=True)
-    frame["ts"] = instants.astype("datetime64[us, UTC]")
-    return frame.astype({c: "float64" for c in _FIELDS.values()}), tuple(rejected)
+            rows.append(candle_row(t, values))
+    return candle_frame(rows, tuple(_FIELDS.values()), "ms"), tuple(rejected)
 
 
 def _refusal(response: Response, body: Any) -> Parsed:
@@ -184,85 +164,12 @@ def _refusal(response: Response, body: Any) -> Parsed:
         outcome = Outcome.RATE_LIMITED
     else:
         outcome = Outcome.PROTOCOL_ERROR
-    retry = _retry_after(response.headers) if outcome is Outcome.RATE_LIMITED else None
+    retry = retry_after_delta(response.headers) if outcome is Outcome.RATE_LIMITED else None
     if outcome is Outcome.RATE_LIMITED and retry is None:
         retry = RATE_LIMIT_WAIT
-    return Parsed(outcome, message=_short(text) or f"HTTP {response.status}", retry_after=retry)
-
-
-def _flaw(values: Mapping[str, Any]) -> str | None:
-    """Why a row's open..volume cannot be a bar; None when they can (null volume is NaN)."""
-    if all(v is None for v in values.values()):
-        return "all_null"
-    for name, value in values.items():
-        if value is _BAD:
-            return f"bad_value:{name}"
-        if value is None and name in PRICES:
-            return f"missing_value:{name}"
-    if any(values[p] == 0 for p in PRICES):
-        return "zero_price"
-    if any(values[p] < 0 for p in PRICES) or (values["volume"] or 0) < 0:
-        return "negative_value"
-    return None
-
-
-_BAD = object()  # a value that is present but not a number
-
-
-def _number(value: Any) -> Any:
-    """A float, None for null, or _BAD (strings, booleans, NaN, huge or nested values)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return _BAD
-    number = float(value) if abs(value) < 1e300 else math.inf
-    return number if math.isfinite(number) else _BAD
-
-
-def _json(body: bytes) -> Any:
-    """The decoded JSON of a body, or None when it is not JSON (truncated, HTML, text)."""
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
+    return Parsed(outcome, message=short(text) or f"HTTP {response.status}", retry_after=retry)
 
 
 def _epoch_ms(value: Any) -> int | None:
     """Whole epoch milliseconds, or None when missing, not a whole number or out of range."""
-    t = _number(value)
-    return int(t) if isinstance(t, float) and t == int(t) and 0 < t < _MAX_EPOCH_MS else None
-
-
-def _within(frame: pd.DataFrame, rejected: tuple[dict[str, Any], ...], start: dt.date,
-            end: dt.date) -> tuple[pd.DataFrame, tuple[dict[str, Any], ...]]:
-    """Rows (with `day`, their New York date; sorted by time) and rejects dated start..end.
-
-    Rejects with no readable date are always kept, so nothing unreadable goes unseen.
-    """
-    day = frame["ts"].dt.tz_convert(NEW_YORK).dt.tz_localize(None).dt.normalize().astype("datetime64[us]")
-    keep = (day >= pd.Timestamp(start)) & (day <= pd.Timestamp(end))
-    frame = frame.assign(day=day)[keep].sort_values("ts", kind="stable").reset_index(drop=True)
-    lo, hi = start.isoformat(), end.isoformat()
-    return frame, tuple(r for r in rejected if r["date"] == "" or lo <= r["date"] <= hi)
-
-
-def _no_actions() -> pd.DataFrame:
-    """An empty actions frame: aggregates carry no splits or dividends."""
-    types = ("datetime64[us]", "str", "float64")
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(ACTION_COLUMNS, types)})
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from Retry-After (delta seconds, or an HTTP date relative to Date), if sent."""
-    value = (headers.get("retry-after") or "").strip()
-    try:
-        seconds = float(value) if value[:1].isdigit() else (
-            parsedate_to_datetime(value) - parsedate_to_datetime(headers["date"])).total_seconds()
-    except (KeyError, TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _short(text: str, limit: int = 200) -> str:
-    """A vendor text for logs: one line, at most `limit` characters, no key=value secret."""
-    return " ".join(_SECRET.sub(r"\1=***", text).split())[:limit]
+    return epoch(value, _MAX_EPOCH_MS)

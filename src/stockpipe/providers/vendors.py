@@ -146,9 +146,9 @@ class HttpProvider:
             SymbolNotFoundError: the vendor has no spelling for the symbol (add a symbol map).
         """
         request = self._request(symbol, lambda spelled: self._daily_request(spelled, start, end))
-        response = self.client.call(request)
-        self._raise_if_terminal(response, f"{symbol} daily",
-                                lambda wire: self.module.parse_daily(wire, start, end))
+        parse = lambda wire: self.module.parse_daily(wire, start, end)  # noqa: E731
+        response = self.client.call(request, classify=_error_sized(parse))
+        self._raise_if_terminal(response, f"{symbol} daily", parse)
         return self._payload(symbol, request, response)
 
     def supports(self, kind: str) -> bool:
@@ -164,7 +164,7 @@ class HttpProvider:
         """
         self._require("quotes")
         request = self._request(symbol, self._quote_request)
-        response = self.client.call(request)
+        response = self.client.call(request, classify=_error_sized(self._read_quote))
         self._raise_if_terminal(response, f"{symbol} quote", self._read_quote)
         return self._payload(symbol, request, response)
 
@@ -200,7 +200,7 @@ class HttpProvider:
         payloads = []
         for make in self._intraday_requests(interval, start, end, now):
             request = self._request(symbol, make)
-            response = self.client.call(request)
+            response = self.client.call(request, classify=_error_sized(self.module.parse_intraday))
             self._raise_if_terminal(response, f"{symbol} intraday {interval}", self.module.parse_intraday)
             payloads.append(self._payload(symbol, request, response))
         return payloads
@@ -236,8 +236,9 @@ class HttpProvider:
         if response.status < 400 and len(response.body) > 4096:
             return  # a body this size is data; the parse judges it later
         parsed = parse(Response(response.status, response.headers, response.body))
-        if parsed.outcome.stops_provider:
-            raise http.error_for(parsed.outcome, self.name, what, parsed.message)
+        error = http.error_for(parsed.outcome, self.name, what, parsed.message)
+        if getattr(error, "stops_provider", False):  # refused key, spent quota, not entitled
+            raise error
 
     def _quote_request(self, spelled: str) -> Request:
         if self.name == "eodhd":  # eodhd.quote_request spells the symbol again (AAPL.US -> ValueError)
@@ -390,3 +391,14 @@ def unadjust_splits(bars: pd.DataFrame, actions: pd.DataFrame) -> pd.DataFrame:
         out[column] = np.round(out[column].to_numpy(dtype=float) * factor, 4)
     out["volume"] = np.round(out["volume"].to_numpy(dtype=float) / factor)
     return out
+
+
+def _error_sized(parse: Callable[[Response], Parsed]) -> Callable[[Response], Outcome | Parsed]:
+    """The client's classifier: lets it retry a 200 that means "slow down" (Alpha Vantage)
+    and stop on a 429 that means "quota spent" (Tiingo's monthly allocation). Bodies the
+    size of data are not parsed twice: parse_daily judges them later."""
+    def classify(response: Response) -> Outcome | Parsed:
+        if response.status < 400 and len(response.body) > 4096:
+            return Outcome.OK
+        return parse(response)
+    return classify

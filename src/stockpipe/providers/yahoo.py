@@ -30,19 +30,17 @@ Decisions:
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import json
 import math
 import re
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from functools import partial
+from typing import Any, Callable
 from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .base import ACTION_COLUMNS, BAR_COLUMNS
+from .rows import records_frame, retry_after_http, short
 from .wire import Outcome, Parsed, Request, Response
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 NAME = "yahoo"
 BASE_URL = "https://query1.finance.yahoo.com"
@@ -180,7 +178,7 @@ def _chart_result(response: Response) -> tuple[dict | None, Parsed | None]:
     message = _short(f"HTTP {response.status}: {shown}")
     if response.status == 429 or (data is None and "too many requests" in text.lower()):
         return None, Parsed(Outcome.RATE_LIMITED, message=message,
-                            retry_after=_retry_after(response.headers))
+                            retry_after=retry_after_http({k.lower(): v for k, v in response.headers.items()}))
     if response.status == 401:
         return None, Parsed(Outcome.AUTH_FAILED, message=f"{message}: refresh cookie and crumb")
     return None, Parsed(Outcome.PROTOCOL_ERROR, message=message)
@@ -233,8 +231,8 @@ def _daily(result: dict, meta: dict, table: dict, zone: dt.tzinfo, start: dt.dat
             bars.append({"date": day.date(), **_rounded(row, _digits(meta))})
     actions, bad = _actions(result.get("events"), zone, start, end)
     return Parsed(Outcome.OK if bars or rejected or actions else Outcome.EMPTY,
-                  bars=_frame(bars, BAR_COLUMNS, {"date": "datetime64[us]"}),
-                  actions=_frame(actions, ACTION_COLUMNS, {"date": "datetime64[us]", "kind": "str"}),
+                  bars=records_frame(bars, BAR_COLUMNS, {"date": "datetime64[us]"}, sort=True),
+                  actions=records_frame(actions, ACTION_COLUMNS, {"date": "datetime64[us]", "kind": "str"}, sort=True),
                   rejected=tuple(rejected + bad), currency=meta.get("currency"))
 
 
@@ -249,8 +247,8 @@ def _intraday(result: dict, meta: dict, table: dict, zone: dt.tzinfo) -> Parsed:
         else:
             bar = {k: v for k, v in _rounded(row, _digits(meta)).items() if k != "adj_close"}
             rows.append({"ts": local.astimezone(dt.timezone.utc), **bar, "session_date": local.date()})
-    frame = _frame(rows, ("ts", *_FIELDS, "session_date"),
-                   {"ts": "datetime64[us, UTC]", "session_date": "datetime64[us]"})
+    frame = records_frame(rows, ("ts", *_FIELDS, "session_date"),
+                          {"ts": "datetime64[us, UTC]", "session_date": "datetime64[us]"}, sort=True)
     return Parsed(Outcome.OK if rows or rejected else Outcome.EMPTY, intraday=frame,
                   rejected=tuple(rejected), currency=meta.get("currency"))
 
@@ -308,20 +306,6 @@ def _action_value(kind: str, entry: dict) -> float | None:
 
 
 # -------------------------------------------------------------------------- helpers
-
-
-def _frame(rows: list[dict], columns: tuple[str, ...], types: Mapping[str, str]) -> "pd.DataFrame":
-    """Rows to a frame of `columns`, sorted by the first; float64 unless `types` says."""
-    import pandas as pd
-
-    def column(name: str, kind: str) -> "pd.Series":
-        values = pd.Series([row[name] for row in rows], dtype=object)
-        if "datetime" in kind:
-            return pd.to_datetime(values, utc="UTC" in kind).astype(kind)
-        return values.astype(kind)
-
-    frame = pd.DataFrame({name: column(name, types.get(name, "float64")) for name in columns})
-    return frame.sort_values(columns[0], kind="stable").reset_index(drop=True)
 
 
 def _rows(table: dict[str, list]) -> list[dict[str, Any]]:
@@ -392,20 +376,4 @@ def _chart_path(symbol: str) -> str:
     return "/v8/finance/chart/" + quote(vendor_symbol(symbol), safe="-.=")
 
 
-def _short(text: str, limit: int = 200) -> str:
-    return " ".join(text.split())[:limit]
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from Retry-After: a number, or an HTTP date measured from the Date header."""
-    lower = {k.lower(): v for k, v in headers.items()}
-    value = (lower.get("retry-after") or "").strip()
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        pass
-    try:
-        when, sent = (email.utils.parsedate_to_datetime(v) for v in (value, lower.get("date", "")))
-        return max(0.0, (when - sent).total_seconds())
-    except (TypeError, ValueError, IndexError):
-        return None
+_short = partial(short, secret=None)  # Yahoo needs no key: nothing to mask

@@ -1,51 +1,58 @@
 """The 34 indicator columns for many symbols at once, equal to TA-Lib bit for bit.
 
 TA-Lib is the reference users compare with (PERFORMANCE.md section 4), so every column
-TA-Lib has comes from TA-Lib itself, called once per symbol on contiguous numpy slices
-of the rows sorted by (symbol, date); the columns TA-Lib lacks are numpy, vectorised over
-many symbols at a time.
+TA-Lib has comes from TA-Lib itself, called once per symbol on contiguous numpy slices of
+the rows sorted by (symbol, date). The 7 columns TA-Lib lacks are numpy over a chunk of
+symbols at a time (the 52-week extremes use TA-Lib's MAX/MIN, which are exact).
 
-Why not the time-major numpy design this module had for SMA/EMA/RSI (one Python loop
-over bars, each step a few numpy operations across all symbols)? bench/bench_indicators.py
-decided it, on the bench's random walks, 504 bars per symbol, measured side by side:
-
-- That design, as it was (git 1fcaa92, 3 columns), took 1.0-1.6x the time of TA-Lib
-  called per symbol for the same 3 columns (2,000 and 20,000 symbols).
-- Extended to all 34 columns (a sketch with the full operation count and the
-  time-major <-> (symbol, date) transposes, not even exact yet) it took 2.2-4x the time
-  of the 25 TA-Lib calls per symbol alone, at 2,000 and 20,000 symbols. Window operations
-  over a whole chunk are bound by memory bandwidth; TA-Lib's C loops run in cache.
-- It cannot be made exact: TA-Lib 0.8 computes EMA-type recursions with fused
-  multiply-add (numpy has none), and its zero tests (1e-14 bands, scaled by the operands)
-  decide between 0 and a finite value on near-flat windows, so the last bit of a
-  numpy reimplementation can flip CCI, BBANDS and the like far beyond 1e-9.
-- A symbol with far more bars than the rest (one IPO from the 1980s in a chunk of recent
-  ones) made every bar step run at width 1: seconds, where TA-Lib takes a millisecond.
-
-Calling TA-Lib per symbol costs ~25 C calls of a few microseconds each per symbol; that is
-the whole loop, and it is still the fastest measured way (see the bench for the ratios).
+Why TA-Lib per symbol rather than the time-major numpy design this module had (one Python
+loop over bars, each step a few numpy operations across all symbols)? Measured side by
+side on the bench's data (random walks, 504 bars per symbol, this 2-vCPU machine):
+- the time-major module as it was (git 1fcaa92: SMA, EMA, RSI) took 1.0-1.6x the time of
+  TA-Lib per symbol for the same 3 columns, at 2,000 and 20,000 symbols;
+- extended to all 34 columns (a timing sketch with the full operation count and the
+  transposes between time-major and (symbol, date) order, not yet exact) it took 2.2-4x
+  the time of the TA-Lib calls per symbol: window operations over a whole chunk are bound
+  by memory bandwidth, while TA-Lib's loops over one symbol stay in cache;
+- it cannot be exact: TA-Lib 0.8 runs EMA-type recursions with fused multiply-add, which
+  numpy lacks, and its zero tests (bands of 1e-14, some scaled by the operands) choose
+  between 0.0 and a finite value on near-flat windows, where one different last bit
+  moves CCI, BBANDS or MFI by far more than 1e-9;
+- a symbol much longer than the others in the call runs every extra bar step at width 1:
+  the 3-column version took 620 ms for one 10,000-bar symbol, TA-Lib 0.07 ms.
+bench/bench_indicators.py keeps the comparisons that matter now: this module takes
+0.5-1.0x the time of a plain TA-Lib-per-symbol loop (it is one, with talib's pandas
+wrapper bypassed and inputs gathered a chunk at a time), and is ~8-12x faster than pandas
+groupby and ~70-100x faster than a per-symbol pandas loop, at 2,000 and 20,000 symbols.
 
 Conventions (first non-NaN bar, 0-based, per symbol; NaN before it):
     sma_5/10/20/50/200: n-1; ema_12/26/50: n-1, seeded with the SMA of the first n closes;
     macd, macd_signal, macd_hist: 33 (MACD(12,26,9) as TA-Lib aligns it: both EMAs start
     at bar 25, the signal is seeded with an SMA); rsi_14: 14 (Wilder); bb_*: 19
     (BBANDS(20, 2, 2, SMA), population std); atr_14: 14 (Wilder, seeded with the SMA of
-    the true range); stoch_k, stoch_d: 17 (STOCH(14, 3 SMA, 3 SMA)); adx_14: 27;
-    plus_di_14, minus_di_14: 14; cci_20: 19; willr_14: 13; mfi_14: 14; obv: 0 (starts at
-    the first volume); roc_10, mom_10: 10.
-    Where TA-Lib would divide by zero (a flat window, no volume, a zero close) it outputs
-    0.0: rsi, stoch, willr, cci, mfi, adx/di, roc, and a 0 band width.
+    the true range); stoch_k, stoch_d: 17 (STOCH(14, 3 SMA, 3 SMA): slow %K starts with
+    %D); adx_14: 27; plus_di_14, minus_di_14: 14; cci_20: 19; willr_14: 13; mfi_14: 14;
+    obv: 0 (starts at the first volume); roc_10, mom_10: 10.
+    Where TA-Lib would divide by zero (a flat window, no volume, a zero close 10 bars
+    back) it gives 0.0: rsi, stoch, willr, cci, mfi, adx and the DIs, roc; flat bands
+    have zero width.
 Columns TA-Lib lacks:
     return_1d = close / previous close - 1 and log_return_1d = ln(close / previous close),
-    from bar 1; volatility_30d = sample std (ddof=1) of the last 30 log returns * sqrt(252),
-    from bar 30; high_52w / low_52w = max(high) / min(low) of the last 252 sessions
-    including today (intraday extremes, not closes), from bar 251; pct_from_high_52w =
-    close / high_52w - 1, from bar 251; drawdown = close / running max(close) - 1, from bar 0.
+    from bar 1 (a zero close gives inf, as numpy does); volatility_30d = sample std
+    (ddof=1) of the last 30 log returns * sqrt(252), from bar 30; high_52w / low_52w =
+    max(high) / min(low) of the last 252 sessions including today (intraday extremes, not
+    closes), from bar 251; pct_from_high_52w = close / high_52w - 1, from bar 251;
+    drawdown = close / running max(close) - 1, from bar 0.
 
 Every value depends only on its own symbol's history up to its bar, computed in the same
 order whatever else is in the frame: adding a bar to a symbol changes no earlier value of
-any symbol, bit for bit (the pipeline writes only changed rows). Memory: the output, one
-float64 array of 34 rows, plus one chunk (~256k rows) of inputs and scratch.
+any symbol, bit for bit (the pipeline writes only changed rows).
+
+Memory: the result is one float64 array of 34 rows wrapped without a copy (2.7 GB at 10M
+rows), plus symbol and date; the work beyond it is one chunk (~256k rows) of inputs and
+scratch and the sort order. At 10M shuffled rows the process peaks at ~3.9 GB with the
+0.63 GB input frame and the 2.96 GB result held: little headroom, so callers with more
+rows should pass symbols in batches (transform_stage passes 2,000 at a time).
 """
 
 from __future__ import annotations
@@ -134,14 +141,32 @@ def compute_indicators(prices: pd.DataFrame) -> pd.DataFrame:
             _talib_columns(out, close, high, low, volume, edges)
             _numpy_columns(out, close, edges)
     frame = pd.DataFrame(values.T, columns=list(INDICATOR_COLUMNS), copy=False)
-    # A Series, not its array: sorted input shares the dates with `prices` (no 80 MB copy
-    # at 10M rows), and copy-on-write keeps a later write to either frame from the other.
-    frame.insert(0, "date", prices["date"].iloc[order].reset_index(drop=True))
+    frame.insert(0, "date", _dates(prices["date"], order))
     del order  # freed before the symbol codes are made: the peak of the whole call is here
     # Taking symbols from the few uniques is ~5x faster than taking the string column.
-    codes = np.repeat(np.arange(len(symbols), dtype=np.int32), counts)  # 40 MB at 10M rows
+    # intp codes: int32 would be widened to a temporary copy by the take, a higher peak.
+    codes = np.repeat(np.arange(len(symbols)), counts)
     frame.insert(0, "symbol", symbols.take(codes))
     return frame
+
+
+def _dates(dates: pd.Series, order: np.ndarray | slice) -> pd.Series:
+    """The date column in output order, without a full-size temporary.
+
+    Sorted input: a Series view of the caller's dates (no copy) that copy-on-write keeps
+    apart from later writes to either frame. Otherwise datetime64 dates are taken a chunk
+    at a time: a single take would first widen all the int32 positions to int64, 80 MB
+    more at the peak of the call at 10M rows.
+    """
+    if isinstance(order, slice):
+        return dates.iloc[order].reset_index(drop=True)
+    values = dates.to_numpy()
+    if values.dtype.kind != "M":  # dates as objects, tz-aware timestamps: pandas takes them
+        return pd.Series(dates.array.take(order), copy=False)
+    taken = np.empty_like(values)
+    for lo in range(0, len(order), _CHUNK_ROWS):
+        np.take(values, order[lo : lo + _CHUNK_ROWS], out=taken[lo : lo + _CHUNK_ROWS])
+    return pd.Series(taken, copy=False)  # DataFrame.insert copies a bare array, not this
 
 
 def _numbers(column: pd.Series) -> np.ndarray:
