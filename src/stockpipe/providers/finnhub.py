@@ -27,8 +27,9 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from .rows import (BAD, PRICES, candle_daily, candle_frame, candle_intraday, candle_row, epoch, flaw,
-                   json_number, json_or_none, retry_after_delta, short)
+from .rows import PRICES  # noqa: F401 - still public as finnhub.PRICES
+from .rows import (BAD, candle_daily, candle_frame, candle_intraday, candle_row, epoch, flaw, json_number,
+                   json_or_none, retry_after_delta, short)
 from .wire import Outcome, Parsed, Request, Response
 
 NAME = "finnhub"

@@ -29,7 +29,8 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from .rows import (PRICES, candle_daily, candle_frame, candle_intraday, candle_row, epoch, flaw, json_number,
+from .rows import PRICES  # noqa: F401 - still public as polygon.PRICES
+from .rows import (candle_daily, candle_frame, candle_intraday, candle_row, epoch, flaw, json_number,
                    json_or_none, retry_after_delta, short)
 from .wire import Outcome, Parsed, Request, Response
 
