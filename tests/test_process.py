@@ -74,13 +74,14 @@ def test_sigint_mid_run_exits_130_and_the_next_run_resumes(tmp_path):
 
 def test_sigterm_is_handled_like_sigint(tmp_path):
     symbols = tmp_path / "many.txt"
-    symbols.write_text("\n".join(f"T{i:04d}" for i in range(1200)) + "\n")
+    symbols.write_text("\n".join(f"T{i:04d}" for i in range(5000)) + "\n")  # far more than it gets through
     proc = subprocess.Popen([sys.executable, "-m", "stockpipe", "fetch", "--symbols-file", str(symbols)],
                             cwd=tmp_path, env=env_without_settings(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list((tmp_path / "stockpipe-data" / "raw").rglob("*.gz")):
         time.sleep(0.05)
+    assert proc.poll() is None, "the fetch ended before the signal could be sent"
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == ExitCode.INTERRUPTED, err
