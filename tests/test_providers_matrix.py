@@ -292,7 +292,7 @@ CLI_CASES: list[Case] = [
          variant="Thank you variant"),
     Case(AV, "premium_endpoint.json", "NOT_ENTITLED", F(AV, "premium_endpoint.json")),
     Case(AV, "premium_outputsize_full.json", "RETRIED", lambda: [_av_by_outputsize],
-         check_calls=_av_full_then_compact, bug=BUG_AV_COMPACT),
+         check_calls=_av_full_then_compact),
     *_protocol_cases(AV),
     # ---------------------------------------------------------------------------------- yahoo
     Case("yahoo", "success.json", "OK", F("yahoo", "success.json")),

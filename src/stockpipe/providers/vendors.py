@@ -148,7 +148,16 @@ class HttpProvider:
         request = self._request(symbol, lambda spelled: self._daily_request(spelled, start, end))
         parse = lambda wire: self.module.parse_daily(wire, start, end)  # noqa: E731
         response = self.client.call(request, classify=_error_sized(parse))
-        self._raise_if_terminal(response, f"{symbol} daily", parse)
+        try:
+            self._raise_if_terminal(response, f"{symbol} daily", parse)
+        except http.NotEntitledError as exc:
+            if request.endpoint != "daily:full" or "outputsize" not in str(exc):
+                raise  # a premium endpoint, not a premium output size
+            # Alpha Vantage: outputsize=full is premium-only on free keys; the last 100 rows
+            # (compact) are not. Retry once (PROVIDERS.md premium_outputsize_full).
+            request = self._request(symbol, lambda spelled: self._daily_request(spelled, start, end, "compact"))
+            response = self.client.call(request, classify=_error_sized(parse))
+            self._raise_if_terminal(response, f"{symbol} daily", parse)
         return self._payload(symbol, request, response)
 
     def supports(self, kind: str) -> bool:
@@ -276,9 +285,10 @@ class HttpProvider:
                    for i in range(0, days, step)]
         return [lambda s, lo=lo, hi=hi: self.module.intraday_request(s, interval, lo, hi) for lo, hi in windows]
 
-    def _daily_request(self, vendor_symbol: str, start: dt.date, end: dt.date):
-        if self.name == "alphavantage" and self._clock is not None:
-            return self.module.daily_request(vendor_symbol, start, end, today=self._clock().date())
+    def _daily_request(self, vendor_symbol: str, start: dt.date, end: dt.date, outputsize: str | None = None):
+        if self.name == "alphavantage":  # it chooses compact/full from the pipeline's date
+            today = self._clock().date() if self._clock is not None else None
+            return self.module.daily_request(vendor_symbol, start, end, today=today, outputsize=outputsize)
         return self.module.daily_request(vendor_symbol, start, end)
 
     def parse_daily(self, payload: Payload, start: dt.date, end: dt.date) -> ParsedDaily:
