@@ -295,8 +295,10 @@ def pandas_columns(frame: pd.DataFrame, ops):
     yield "cci_20", done(series(cci).where(bar >= 19))
     del mean, deviation, away, cci
     flow, typical_change = typical * v, typical - ops.shift(typical, 1)
-    positive = ops.rolling(series(np.where(typical_change > 0, flow, 0.0)).where(bar >= 1), 14, "sum")
-    negative = ops.rolling(series(np.where(typical_change < 0, flow, 0.0)).where(bar >= 1), 14, "sum")
+    inflow = series(np.where(typical_change > 0, flow, 0.0)).where(bar >= 1)
+    outflow = series(np.where(typical_change < 0, flow, 0.0)).where(bar >= 1)
+    positive, negative = ops.rolling(inflow, 14, "sum"), ops.rolling(outflow, 14, "sum")
+    del inflow, outflow
     both = positive + negative
     yield "mfi_14", done(series(np.where(both == 0, 0.0, 100 * positive / both)).where(bar >= 14))
     del typical, flow, typical_change, positive, negative, both
@@ -304,7 +306,8 @@ def pandas_columns(frame: pd.DataFrame, ops):
     yield "obv", done(ops.cumsum(series(signed)))
     del signed, change
     before = ops.shift(c, 10)
-    yield "roc_10", done(series(np.where(before == 0, 0.0, (c / before - 1) * 100)).where(bar >= 10))
+    roc = np.where(before == 0, 0.0, (c / before - 1) * 100)
+    yield "roc_10", done(series(roc).where(bar >= 10))
     yield "mom_10", done(c - before)
     del before
     yield "return_1d", done(c / prev - 1)

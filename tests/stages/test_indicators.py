@@ -166,7 +166,8 @@ def test_first_values_where_documented():
 
 def test_every_column_nan_on_a_history_shorter_than_its_lookback():
     for length in (1, 5, 14, 33):
-        out = compute_indicators(frame_of({"A": random_bars(np.random.default_rng(length), length)}))
+        bars = random_bars(np.random.default_rng(length), length)
+        out = compute_indicators(frame_of({"A": bars}))
         for name, bar in FIRST_BAR.items():
             assert out[name].isna().sum() == min(bar, length), (length, name)
 

@@ -20,10 +20,11 @@ side on the bench's data (random walks, 504 bars per symbol, this 2-vCPU machine
   moves CCI, BBANDS or MFI by far more than 1e-9;
 - a symbol much longer than the others in the call runs every extra bar step at width 1:
   the 3-column version took 620 ms for one 10,000-bar symbol, TA-Lib 0.07 ms.
-bench/bench_indicators.py keeps the comparisons that matter now: this module takes
-0.5-1.0x the time of a plain TA-Lib-per-symbol loop (it is one, with talib's pandas
-wrapper bypassed and inputs gathered a chunk at a time), and is ~8-12x faster than pandas
-groupby and ~70-100x faster than a per-symbol pandas loop, at 2,000 and 20,000 symbols.
+bench/bench_indicators.py keeps the comparisons that matter now (medians, sorted and
+shuffled input, 2,000 and 20,000 symbols): this module takes 0.3-1.0x the time of a plain
+TA-Lib-per-symbol loop (it is one, with talib's pandas wrapper bypassed and the inputs
+gathered and the numpy columns computed a cache-sized chunk at a time), and is 6-13x
+faster than pandas groupby and 40-100x faster than a per-symbol pandas loop.
 
 Conventions (first non-NaN bar, 0-based, per symbol; NaN before it):
     sma_5/10/20/50/200: n-1; ema_12/26/50: n-1, seeded with the SMA of the first n closes;
