@@ -40,7 +40,7 @@ from .pipeline import Context
 from .providers import base as providers
 from .providers import vendors
 from .providers.base import Payload
-from .steps import _Stop, call_concurrently
+from .steps import _Stop, call_concurrently, fetch_verdict
 from .storage import state
 from .storage.lake import Lake
 
@@ -295,22 +295,7 @@ def _result(stage: str, symbols: Sequence[str], fetched: tuple[list[SymbolOutcom
               "deferred": len(deferred), "rows_fetched": sum(o.rows for o in outcomes),
               "rows_rejected": sum(_rejected(o.message) for o in outcomes), "rows_written": written,
               "api_calls": sum(o.api_calls for o in outcomes)}
-    if not failed and not deferred:
-        return StageResult(stage, ExitCode.OK, counts, tuple(outcomes))
-    if not failed:
-        return StageResult(stage, ExitCode.PARTIAL, counts, tuple(outcomes), message=deferred[0].message)
-    codes = {o.exit_code for o in failed}
-    message = failed[0].message if len(failed) == 1 else (
-        f"{len(failed)} of {len(symbols)} symbol(s) failed; first: {failed[0].symbol}: {failed[0].message}")
-    if deferred:
-        message += f"; {len(deferred)} deferred to the next run"
-    if ExitCode.CONFIG in codes:  # the provider refused the key: a person must act
-        code = ExitCode.CONFIG
-    elif len(failed) == len(symbols) and len(codes) == 1:  # nothing succeeded, one cause
-        code = codes.pop()
-    else:
-        code = ExitCode.PARTIAL
-    return StageResult(stage, code, counts, tuple(outcomes), message=message)
+    return fetch_verdict(stage, len(symbols), counts, outcomes)
 
 
 def _rejected(message: str) -> int:

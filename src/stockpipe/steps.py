@@ -283,22 +283,29 @@ def _fetch_result(tasks, current, outcomes: list[SymbolOutcome]) -> StageResult:
               "api_calls": sum(o.api_calls for o in outcomes)}
     if not tasks:
         return StageResult("fetch", ExitCode.NOTHING_TO_DO, counts, (), message="every symbol is up to date")
+    return fetch_verdict("fetch", len(tasks), counts, outcomes)
+
+
+def fetch_verdict(stage: str, planned: int, counts: dict[str, int], outcomes: list[SymbolOutcome]) -> StageResult:
+    """The exit code and message of a fetch-like stage from its per-symbol outcomes (see _fetch_result)."""
+    failed = [o for o in outcomes if o.status == "failed"]
+    deferred = [o for o in outcomes if o.status == "skipped"]
     if not failed and not deferred:
-        return StageResult("fetch", ExitCode.OK, counts, tuple(outcomes))
+        return StageResult(stage, ExitCode.OK, counts, tuple(outcomes))
     if not failed:
-        return StageResult("fetch", ExitCode.PARTIAL, counts, tuple(outcomes), message=deferred[0].message)
+        return StageResult(stage, ExitCode.PARTIAL, counts, tuple(outcomes), message=deferred[0].message)
     codes = {o.exit_code for o in failed}
     message = failed[0].message if len(failed) == 1 else (
-        f"{len(failed)} of {len(tasks)} symbol(s) failed; first: {failed[0].symbol}: {failed[0].message}")
+        f"{len(failed)} of {planned} symbol(s) failed; first: {failed[0].symbol}: {failed[0].message}")
     if deferred:
         message += f"; {len(deferred)} deferred to the next run"
     if ExitCode.CONFIG in codes:  # the provider refused the key: a person must act
         code = ExitCode.CONFIG
-    elif len(failed) == len(tasks) and len(codes) == 1:  # nothing succeeded, one cause
+    elif len(failed) == planned and len(codes) == 1:  # nothing succeeded, one cause
         code = codes.pop()
     else:
         code = ExitCode.PARTIAL
-    return StageResult("fetch", code, counts, tuple(outcomes), message=message)
+    return StageResult(stage, code, counts, tuple(outcomes), message=message)
 
 
 # ----------------------------------------------------------------------- transform
