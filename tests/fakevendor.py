@@ -5,7 +5,8 @@ client's base_url) at it and replay the vendors' own bodies from
 shared/fixtures/providers/<vendor>/ (PROVIDERS.md), plus the failures no fixture file
 can hold: latency, Retry-After, a sequence of answers per path (429, 429, 200), a daily
 quota (402 after N calls), a connection reset mid-response, a truncated body, a body
-that never ends, and a required key. The request log says what the client sent.
+that never ends, a required key, and Yahoo's cookie + crumb session (`yahoo_session`).
+The request log says what the client sent.
 
     from fakevendor import FakeVendor, Reply, fixture, fake_vendor  # noqa: F401 (fixture)
 
@@ -89,6 +90,16 @@ def endless(interval: float = 0.05, body: Union[bytes, str] = b'{"data": [', **k
     return Reply(body=body, mode="endless", interval=interval, **knobs)
 
 
+YAHOO_COOKIE = "A3=d=AQABBFAKEv3&S=AQAAAFAKEsig"
+YAHOO_CRUMB = "Fq1mQ2x3yZ0"
+
+
+def yahoo_refusal(description: str = "Invalid Crumb") -> Reply:
+    """Yahoo's 401 for a refused session (the `finance` envelope of unauthorized_crumb.json)."""
+    text = fixture_path("yahoo", "unauthorized_crumb.json").read_text().replace("Invalid Crumb", description)
+    return Reply(401, text)
+
+
 @dataclass(frozen=True)
 class Call:
     """One request as the server saw it (header names lower-cased)."""
@@ -104,6 +115,20 @@ class Call:
     def param(self, name: str) -> str | None:
         values = self.query.get(name)
         return values[0] if values else None
+
+    def cookie(self, name: str) -> str | None:
+        """The value of cookie `name` in the Cookie header, if sent."""
+        for part in self.headers.get("cookie", "").split(";"):
+            key, _, value = part.strip().partition("=")
+            if key == name:
+                return value
+        return None
+
+    @property
+    def has_yahoo_session(self) -> bool:
+        """Whether the call carries the cookie and the crumb `yahoo_session` handed out."""
+        return (self.param("crumb") == YAHOO_CRUMB
+                and f"A3={self.cookie('A3')}" == YAHOO_COOKIE)
 
 
 Handler = Union[Reply, Callable[[Call], Reply]]
@@ -138,6 +163,17 @@ class FakeVendor:
         """After `limit` served calls (any path), answer `reply` (default: EODHD's 402)."""
         self._quota = (limit, reply or Reply(402, "You exceeded your daily API requests limit.",
                                              content_type="text/plain"))
+        return self
+
+    def yahoo_session(self, crumb: Reply | None = None) -> "FakeVendor":
+        """Yahoo's handshake (PROVIDERS.md unauthorized_crumb.json): "/" stands in for
+        fc.yahoo.com (404 with the A3 cookie), /v1/test/getcrumb hands out YAHOO_CRUMB
+        (or `crumb`) to a call carrying that cookie, and refuses one without it."""
+        self.route("/", Reply(404, "<html><body>404 Not Found</body></html>", content_type="text/html",
+                              headers={"Set-Cookie": f"{YAHOO_COOKIE}; Path=/; HttpOnly"}))
+        handed = crumb or Reply(200, YAHOO_CRUMB, content_type="text/plain")
+        self.route("/v1/test/getcrumb", lambda call: handed if f"A3={call.cookie('A3')}" == YAHOO_COOKIE
+                   else yahoo_refusal("Invalid Cookie"))
         return self
 
     def require_key(self, value: str, param: str | None = None, header: str | None = None,

@@ -216,16 +216,19 @@ def recent_weekdays(count: int, back: int = 4) -> list[dt.date]:
     return days
 
 
-def chart(bars: list[tuple[dt.datetime, float]], symbol: str = "AAPL") -> str:
+def chart(bars: list[tuple[dt.datetime, float]], symbol: str = "AAPL", events: dict | None = None,
+          volumes: list[int] | None = None) -> str:
     """A Yahoo chart answer of 5-minute bars (local New York times -> epoch seconds)."""
     stamps = [int(local.timestamp()) for local, _ in bars]
     closes = [price for _, price in bars]
     meta = {"currency": "USD", "symbol": symbol, "exchangeTimezoneName": "America/New_York",
             "gmtoffset": -14400, "priceHint": 2, "dataGranularity": "5m"}
     quote = {"open": [p - 0.1 for p in closes], "high": [p + 0.2 for p in closes],
-             "low": [p - 0.3 for p in closes], "close": closes, "volume": [1000 + i for i in range(len(bars))]}
-    return json.dumps({"chart": {"result": [{"meta": meta, "timestamp": stamps,
-                                             "indicators": {"quote": [quote]}}], "error": None}})
+             "low": [p - 0.3 for p in closes], "close": closes, "volume": volumes or [1000 + 2 * i for i in range(len(bars))]}
+    result = {"meta": meta, "timestamp": stamps, "indicators": {"quote": [quote]}}
+    if events:
+        result["events"] = events
+    return json.dumps({"chart": {"result": [result], "error": None}})
 
 
 def five_minute_bars(first: dt.date, second: dt.date) -> list[tuple[dt.datetime, float]]:
@@ -254,7 +257,7 @@ def test_yahoo_5m_bars_across_a_session_boundary(cli, vendor, data_dir, database
     assert list(stored["ts"]) == [pd.Timestamp(local.astimezone(UTC)) for local, _ in bars]
     assert list(stored["session_date"]) == [pd.Timestamp(first)] * 3 + [pd.Timestamp(second)] * 2
     assert set(stored["interval"]) == {"5m"} and list(stored["close"]) == [p for _, p in bars]
-    assert list(stored["volume"]) == [1000, 1001, 1002, 1003, 1004]
+    assert list(stored["volume"]) == [1000, 1002, 1004, 1006, 1008]
     assert len(list((data_dir / "raw" / "yahoo").rglob("AAPL.intraday.*.json.gz"))) == 1
 
     code, out, err = cli("fetch", "--interval", "5m", "-s", "AAPL", *window, "--json")
@@ -266,6 +269,39 @@ def test_yahoo_5m_bars_across_a_session_boundary(cli, vendor, data_dir, database
     if "prices_intraday" in {d.name for d in steps.LOAD_ORDER}:  # load takes the dataset once it is listed
         assert rows(database_url, "SELECT COUNT(*), MIN(interval) FROM prices_intraday") == [(5, "5m")]
         assert rows(database_url, "SELECT COUNT(DISTINCT session_date) FROM prices_intraday") == [(2,)]
+
+
+def test_yahoo_intraday_is_stored_as_traded_across_a_split(cli, vendor, data_dir):
+    """Yahoo split-adjusts intraday bars as it does daily ones, and each answer reports only
+    the splits inside its own window. 1-minute bars of 8 sessions come in two windows with a
+    2:1 split in the newer one: every session before the split, in both windows, is stored
+    as traded (prices x 2, volume / 2), like prices_daily; the split's session and later
+    ones as sent."""
+    days = recent_weekdays(8, back=2)
+    split = days[-2]
+    bars = [(dt.datetime.combine(day, dt.time(10, 0), NEW_YORK), 100.0 + i) for i, day in enumerate(days)]
+    split_at = int(dt.datetime.combine(split, dt.time(9, 30), NEW_YORK).timestamp())
+
+    def window(call) -> Reply:  # the bars and the split inside [period1, period2), as Yahoo answers
+        lo, hi = int(call.param("period1")), int(call.param("period2"))
+        inside = [(local, price) for local, price in bars if lo <= local.timestamp() < hi]
+        events = {"splits": {str(split_at): {"date": split_at, "numerator": 2, "denominator": 1,
+                                             "splitRatio": "2:1"}}} if lo <= split_at < hi else None
+        return Reply(200, chart(inside, events=events, volumes=[int(10 * p) for _, p in inside]))
+
+    vendor.route("/v8/finance/chart/AAPL", window)
+    code, _, err = cli("fetch", "--interval", "1m", "-s", "AAPL", "--start", days[0].isoformat(),
+                       "--end", days[-1].isoformat())
+    assert code == ExitCode.OK, err
+    sent = vendor.calls("/v8/finance/chart/AAPL")
+    assert len(sent) == 2 and {c.param("events") for c in sent} == {"div,splits"}
+    assert int(sent[0].param("period2")) <= split_at < int(sent[1].param("period2"))  # the split: newer window
+    stored = lake(data_dir, "prices_intraday").sort_values("ts")
+    before = [day < split for day in days]
+    assert list(stored["close"]) == [(100.0 + i) * (2 if b else 1) for i, b in enumerate(before)]
+    assert list(stored["open"]) == [pytest.approx((99.9 + i) * (2 if b else 1)) for i, b in enumerate(before)]
+    assert list(stored["volume"]) == [int(10 * (100 + i)) // (2 if b else 1) for i, b in enumerate(before)]
+    assert list(stored["session_date"]) == [pd.Timestamp(day) for day in days]
 
 
 def test_session_dates_outside_start_end_are_not_kept(cli, vendor, data_dir):

@@ -41,7 +41,7 @@ import numpy as np
 import pytest
 
 from conftest import PROVIDER_FIXTURES
-from fakevendor import CONTENT_TYPES, Call, FakeVendor, Reply, fixture
+from fakevendor import CONTENT_TYPES, YAHOO_COOKIE, YAHOO_CRUMB, Call, FakeVendor, Reply, fixture, yahoo_refusal
 from stockpipe.cli import main
 from stockpipe.errors import ExitCode
 from stockpipe.providers import eodhd
@@ -91,11 +91,6 @@ BUG_AV_COMPACT = (
     "outputsize=full (PROVIDERS.md premium_outputsize_full.json: 'Retry once with outputsize=compact'); "
     "exit 3 after one call. Fix: on NOT_ENTITLED for a 'daily:full' request, call "
     "alphavantage.daily_request(..., outputsize='compact') once and parse that")
-BUG_YAHOO_CRUMB = (
-    "Yahoo 401 'Invalid Crumb' is AUTH_FAILED on the first answer: nothing refreshes cookie/crumb and retries "
-    "once (PROVIDERS.md unauthorized_crumb.json), so 401-then-200 exits 4 after one call. Fix: in "
-    "HttpProvider/VendorClient, on a yahoo AUTH_FAILED refresh the session (fc.yahoo.com, /v1/test/getcrumb) "
-    "and retry the request once before raising AuthFailedError")
 BUG_YAHOO_429_STOPS = (
     "A persistent Yahoo 429 raises RateLimitedError with stops_provider=False, so the next symbol is still "
     "called (PROVIDERS.md yahoo rate_limited.txt: 'if it persists, treat as an IP block and stop the provider "
@@ -256,6 +251,16 @@ def _av_full_then_compact(calls: list[Call]) -> None:
     assert [c.param("outputsize") for c in calls] == ["full", "compact"]
 
 
+def _yahoo_session_required(call: Call) -> Reply:
+    """The chart answer once the client holds the session the fake handed out, else Yahoo's 401."""
+    return fixture("yahoo", "success.json") if call.has_yahoo_session else yahoo_refusal()
+
+
+def _yahoo_unsigned_then_signed(calls: list[Call]) -> None:
+    assert [c.has_yahoo_session for c in calls] == [False, True]
+    assert calls[1].param("crumb") == YAHOO_CRUMB and f"A3={calls[1].cookie('A3')}" == YAHOO_COOKIE
+
+
 def _protocol_cases(vendor: str) -> list[Case]:
     """PROVIDERS.md: anything that is not data nor a known refusal is PROTOCOL_ERROR: store nothing."""
     content_type = CONTENT_TYPES[Path(SUCCESS[vendor]).suffix]  # what the success body is served as
@@ -309,9 +314,10 @@ CLI_CASES: list[Case] = [
          variant="with HTTP 200"),
     Case("yahoo", "unauthorized_crumb.json", "AUTH_FAILED", F("yahoo", "unauthorized_crumb.json", 401),
          variant="persistent", max_calls=2),
-    Case("yahoo", "unauthorized_crumb.json", "RETRIED",
-         then_success("yahoo", F("yahoo", "unauthorized_crumb.json", 401)), variant="refresh and retry once",
-         bug=BUG_YAHOO_CRUMB),
+    Case("yahoo", "unauthorized_crumb.json", "AUTH_FAILED", lambda: [yahoo_refusal("Invalid Cookie")],
+         variant="Invalid Cookie, persistent", max_calls=2),
+    Case("yahoo", "unauthorized_crumb.json", "RETRIED", lambda: [_yahoo_session_required],
+         variant="refresh and retry once", check_calls=_yahoo_unsigned_then_signed),
     Case("yahoo", "rate_limited.txt", "RETRIED",
          then_success("yahoo", F("yahoo", "rate_limited.txt", 429, headers=RETRY_NOW))),
     Case("yahoo", "rate_limited.txt", "RETRIED",
@@ -516,7 +522,8 @@ def test_daily_row_through_the_cli(case: Case, cli, server, monkeypatch, tmp_pat
     # One call at a time where "the provider stopped" must mean "no further call".
     monkeypatch.setenv(f"{env}_CALLS_PER_SECOND", "1" if two else "1000")
     daily = Daily(server, vendor, *case.dates).answer(sym, *case.answers())
-    server.route("/v1/test/getcrumb", Reply(200, "Fq1mQ2x3yZ0", content_type="text/plain"))  # for a crumb refresh
+    if vendor == "yahoo":
+        server.yahoo_session()  # fc.yahoo.com's cookie and /v1/test/getcrumb, for a session refresh
     symbols = [sym, *(f"S{i:02d}" for i in range(1, case.many))] if case.many else [sym, OTHER] if two else [sym]
     for other in symbols[1:]:
         daily.answer(other, *case.answers())  # the same answer whatever the symbol
@@ -535,9 +542,9 @@ def test_daily_row_through_the_cli(case: Case, cli, server, monkeypatch, tmp_pat
         assert per_symbol <= ({2, 3, 4, 5, 6, 7, 8, 9, 10} if case.expect == "THROTTLED_STOPS" else {1}), per_symbol
         skipped = [s for s in symbols if events[s] == "skipped"]
         assert len(skipped) >= len(symbols) - 8  # the provider stopped: no call for what had not started
-        assert all(daily.calls(s) == [] for s in skipped)
-        # (a symbol whose worker started but was refused without a call, e.g. by a spent
-        # quota ledger, may be "failed" with no call: it cost nothing and stored nothing)
+        # skipped exactly when never asked: also a worker that started but was refused
+        # without a call (e.g. by the quota ledger the vendor's own refusal marked spent)
+        assert skipped == [s for s in symbols if not daily.calls(s)]
         assert {events[s] for s in symbols} <= {"failed", "skipped"}
         assert_nothing_stored(tmp_path, *symbols)
     elif case.expect in ("OK", "RETRIED"):
@@ -572,6 +579,9 @@ def test_daily_row_through_the_cli(case: Case, cli, server, monkeypatch, tmp_pat
         assert code == ExitCode.CONFIG, err
         if vendor in KEYED:
             assert f"{env}_API_KEY" in err
+        else:  # yahoo has no key: the session was refused, and the message says what to do
+            assert "API_KEY" not in err and "session (cookie and crumb)" in err and "--provider" in err, err
+            assert "again with a new cookie and crumb" in err and len(server.calls("/v1/test/getcrumb")) == 1
         assert 1 <= len(calls) <= case.max_calls  # not retried (yahoo: one session refresh at most)
         assert [c for c in (sym, OTHER) if daily.calls(c)] == [sym]  # the provider stopped
         assert events == {sym: "failed", OTHER: "skipped"}
@@ -610,6 +620,106 @@ def test_no_key_configured_is_a_config_error_before_any_call(vendor, cli, server
                        "--end", WINDOW[vendor][1])
     assert code == ExitCode.CONFIG and f"STOCKPIPE_{vendor.upper()}_API_KEY" in err
     assert daily.calls() == [] and server.requests == []
+
+
+# ------------------------------------------------------------- yahoo's cookie + crumb session
+
+
+def test_concurrent_yahoo_refusals_share_one_new_session(cli, server, tmp_path, caplog):
+    """12 symbols, 8 in flight, and a chart that wants a session the client does not hold
+    yet: every first call is refused, one handshake (cookie, then crumb) serves them all,
+    and each symbol's retry carries the crumb and the cookie: at most 2 calls a symbol.
+    The crumb is a credential: httpx's DEBUG lines (full URLs) show it redacted."""
+    for name in ("httpx", "stockpipe"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    symbols = [f"S{i:02d}" for i in range(1, 13)]
+    daily = Daily(server, "yahoo", *WINDOW["yahoo"])
+    for symbol in symbols:
+        daily.answer(symbol, _yahoo_session_required)
+    server.yahoo_session()
+    code, out, err = cli("run", *(a for s in symbols for a in ("-s", s)), "--provider", "yahoo",
+                         "--start", WINDOW["yahoo"][0], "--end", WINDOW["yahoo"][1], "--json")
+    assert code == ExitCode.OK, err
+    assert fetch_events(tmp_path) == dict.fromkeys(symbols, "ok")
+    assert len(server.calls("/")) == len(server.calls("/v1/test/getcrumb")) == 1
+    for symbol in symbols:
+        calls = daily.calls(symbol)
+        assert 1 <= len(calls) <= 2 and calls[-1].has_yahoo_session
+        assert [c.has_yahoo_session for c in calls[:-1]] == [False] * (len(calls) - 1)
+    assert "crumb=***" in caplog.text and YAHOO_CRUMB not in out + err + caplog.text
+
+
+@pytest.mark.parametrize("crumb", [Reply(200, "<!DOCTYPE html><html>consent.yahoo.com</html>",
+                                         content_type="text/html"),
+                                   Reply(200, "", content_type="text/plain"),
+                                   yahoo_refusal("Invalid Cookie")],
+                         ids=["consent page", "empty", "refused"])
+def test_no_crumb_from_yahoo_stops_it_with_a_session_message(crumb, cli, server, monkeypatch, tmp_path):
+    """/v1/test/getcrumb hands out no crumb: AUTH_FAILED at once (exit 4), without a retry
+    of the chart call and without another handshake; the message names the session."""
+    monkeypatch.setenv("STOCKPIPE_YAHOO_CALLS_PER_SECOND", "1")  # the second symbol is never asked
+    daily = Daily(server, "yahoo", *WINDOW["yahoo"])
+    daily.answer(SYMBOL["yahoo"], _yahoo_session_required).answer(OTHER, _yahoo_session_required)
+    server.yahoo_session(crumb=crumb)
+    code, _, err = cli("run", "-s", SYMBOL["yahoo"], "-s", OTHER, "--provider", "yahoo",
+                       "--start", WINDOW["yahoo"][0], "--end", WINDOW["yahoo"][1])
+    assert code == ExitCode.CONFIG, err
+    assert "/v1/test/getcrumb answered HTTP" in err and "without a crumb" in err and "--provider" in err
+    assert "API_KEY" not in err
+    assert len(daily.calls(SYMBOL["yahoo"])) == 1 and daily.calls(OTHER) == []
+    assert len(server.calls("/v1/test/getcrumb")) == 1
+    assert fetch_events(tmp_path) == {SYMBOL["yahoo"]: "failed", OTHER: "skipped"}
+
+
+# ------------------------------------------------------ the quota ledger refuses before a call
+
+
+@pytest.mark.parametrize("kind", ["daily", "quotes"])
+@pytest.mark.parametrize("per_second", ["1", "1000"], ids=["one at a time", "8 in flight"])
+def test_symbols_the_spent_ledger_refuses_are_deferred_not_failed(kind, per_second, cli, server, monkeypatch,
+                                                                  tmp_path):
+    """STOCKPIPE_EODHD_CALLS_PER_DAY=3 and 12 symbols: the ledger grants 3 calls and refuses
+    the rest before they are sent, one at a time or with 8 workers in flight. A refused
+    symbol was never asked: `skipped` with the ledger's quota message (no failure counted in
+    symbol_state, so it is stalest and comes first next run), never `failed`; exit 3."""
+    monkeypatch.setenv("STOCKPIPE_EODHD_API_KEY", KEY)
+    monkeypatch.setenv("STOCKPIPE_EODHD_CALLS_PER_DAY", "3")
+    monkeypatch.setenv("STOCKPIPE_EODHD_CALLS_PER_SECOND", per_second)
+    daily = kind == "daily"
+    path, stage, dataset = (("/api/eod/*", "fetch", "prices_daily") if daily
+                            else ("/api/real-time/*", "fetch-quotes", "quotes"))
+    # latency keeps the 8 workers' calls overlapping, so several meet the spent ledger at once
+    server.route(path, fixture("eodhd", "eod_success.json" if daily else "real_time_success.json", latency=0.05))
+    symbols = [f"S{i:02d}" for i in range(1, 13)]
+    selection = [arg for s in symbols for arg in ("-s", s)]
+    kind_args = ["--end", "2024-05-10"] if daily else ["--quotes"]
+
+    code, out, err = cli("fetch", *kind_args, *selection, "--provider", "eodhd", "--json")
+    doc = json.loads(out)
+    assert code == ExitCode.PARTIAL == doc["exit_code"], err
+    asked = {c.path.rsplit("/", 1)[1].removesuffix(".US") for c in server.calls(path)}
+    assert len(server.calls(path)) == 3 and len(asked) == 3
+    events = dict(db(tmp_path, "SELECT symbol, status FROM run_events WHERE stage = ?", stage))
+    assert events == {s: "ok" if s in asked else "skipped" for s in symbols}
+    assert (doc["counts"]["failed"], doc["counts"]["deferred"]) == (0, 9)
+    for message, in db(tmp_path, "SELECT message FROM run_events WHERE status = 'skipped'"):
+        assert "quota spent (3 of 3 calls)" in message and "STOCKPIPE_EODHD_CALLS_PER_DAY" in message
+    state = db(tmp_path, "SELECT symbol, consecutive_failures, last_error FROM symbol_state WHERE dataset = ?",
+               dataset)
+    assert {s for s, failures, error in state if failures == 0 and error and "quota spent" in error} == (
+        set(symbols) - asked)
+    if not daily:
+        return
+    assert stored(tmp_path, "S12" if "S12" not in asked else "S01") == []
+    # A raised plan the same day: 3 calls more, only for the deferred symbols (the others are current).
+    monkeypatch.setenv("STOCKPIPE_EODHD_CALLS_PER_DAY", "6")
+    server.clear()
+    code, out, err = cli("fetch", *kind_args, *selection, "--provider", "eodhd", "--json")
+    assert code == ExitCode.PARTIAL, err
+    again = {c.path.rsplit("/", 1)[1].removesuffix(".US") for c in server.calls(path)}
+    assert len(again) == 3 and not again & asked
+    assert {s["symbol"]: s["status"] for s in json.loads(out)["symbols"]} == {
+        s: "ok" if s in again else "skipped" for s in symbols if s not in asked}
 
 
 # --------------------------------------------- quote and intraday rows: fetch --quotes / --interval

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 from .config import Settings, normalize_symbol
-from .errors import BadInputError, ExitCode, StockpipeError
+from .errors import BadInputError, ConfigError, ExitCode, StockpipeError
 from .models import Check, StageResult
 from .storage import warehouse
 
@@ -30,6 +33,7 @@ def validate(settings: Settings) -> StageResult:
         *_check_database(settings),
         _check_symbols(settings),
         _check_quality_thresholds(settings),
+        _check_health_thresholds(settings),
     ]
     failed = [(c, code) for c, code in found if not c.ok]
     exit_code = failed[0][1] if failed else ExitCode.OK
@@ -104,38 +108,215 @@ def _check_quality_thresholds(settings: Settings) -> tuple[Check, int]:
 
 # --------------------------------------------------------------------- health-check
 
+# [health] / STOCKPIPE_HEALTH_<KEY>: the thresholds of health-check.
+HEALTH_DEFAULTS: dict[str, float] = {
+    "late_after_hours": 12.0,  # a session is due this long after its close (the timer runs 6.5 h after New York's)
+    "missed_sessions_critical": 3.0,  # missed sessions that make "late" critical (fewer: a warning)
+    "disk_free_warn_gb": 2.0,  # GB (10^9 bytes) free in the data directory's file system
+    "disk_free_critical_gb": 0.5,
+    "failing_share_warn": 0.05,  # share of symbols failing (symbol_state) or failed/deferred (last run)
+    "failing_share_critical": 0.5,
+    "quota_left_warn": 0.1,  # share of a provider's daily quota left
+}
+_SHARES = ("failing_share_warn", "failing_share_critical", "quota_left_warn")
+RECENT = dt.timedelta(days=7)  # symbols attempted this lately count in "failing symbols"
 
-def health(settings: Settings, now: dt.datetime) -> list[Check]:
-    """Database reachable, migrations current, a recent successful run, lake readable.
 
-    Severity "error" maps to CRITICAL, "warn" to WARNING.
+@dataclass(frozen=True)
+class Health:
+    """health-check's checks, and the values they judged (for --json and the metrics file)."""
+
+    checks: list[Check]
+    observed: dict[str, Any]
+
+
+def health_thresholds(raw: Mapping[str, Any]) -> dict[str, float]:
+    """The [health] table over HEALTH_DEFAULTS.
+
+    Raises:
+        ConfigError: an unknown key, a value that is not a number >= 0 (a share above 1,
+            a fractional session count), or a warning threshold beyond its critical one.
     """
-    from .storage import state
+    limits = dict(HEALTH_DEFAULTS)
+    for key, value in raw.items():
+        where = f"[health] {key} (STOCKPIPE_HEALTH_{key.upper()})"
+        if key not in HEALTH_DEFAULTS:
+            raise ConfigError(f"unknown setting {where}: known are {', '.join(HEALTH_DEFAULTS)}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = -1.0
+        if isinstance(value, bool) or not 0 <= number < float("inf"):  # `not <=` also refuses NaN
+            raise ConfigError(f"{where} = {value!r} is not a number >= 0: fix the config file or the environment")
+        if key in _SHARES and number > 1:
+            raise ConfigError(f"{where} = {value!r} is a share: use a number from 0 to 1 (0.1 = 10%)")
+        limits[key] = number
+    if limits["missed_sessions_critical"] < 1 or not limits["missed_sessions_critical"].is_integer():
+        raise ConfigError("[health] missed_sessions_critical must be a whole number >= 1")
+    for high, low in (("disk_free_warn_gb", "disk_free_critical_gb"), ("failing_share_critical", "failing_share_warn")):
+        if limits[high] < limits[low]:
+            raise ConfigError(f"[health] {high} = {limits[high]:g} is below {low} = {limits[low]:g}: "
+                              "the warning must come before the critical alarm")
+    return limits
 
-    checks: list[Check] = []
+
+def _check_health_thresholds(settings: Settings) -> tuple[Check, int]:
+    """A typo in [health] is caught by validate, not by the monitor at 3 a.m."""
+    try:
+        limits = health_thresholds(settings.health)
+    except StockpipeError as exc:
+        return Check("health thresholds", False, str(exc)), exc.exit_code
+    return Check("health thresholds", True, f"{len(limits)} thresholds"), ExitCode.OK
+
+
+def health(settings: Settings, now: dt.datetime) -> Health:
+    """Database, migrations, runs on time, failing symbols, the last run, quota, disk, lake.
+
+    A failed check's severity is its level: "error" critical, "warn" warning, "unknown"
+    (the check could not run) unknown. Reads the run metadata only (never a price table)
+    and imports neither pandas nor pyarrow (see closes.py for the calendar).
+
+    Raises:
+        ConfigError: the [health] thresholds are invalid (health-check exits 3, unknown).
+    """
+    limits = health_thresholds(settings.health)
+    observed: dict[str, Any] = {}
+    checks = _database_health(settings, now, limits, observed)
+    checks += [_check_disk(settings.data_dir, limits, observed), _check_lake(settings.lake_dir)]
+    return Health(checks, observed)
+
+
+def _database_health(settings: Settings, now: dt.datetime, limits: Mapping[str, float],
+                     observed: dict[str, Any]) -> list[Check]:
+    import sqlalchemy as sa
+
+    from .storage import monitoring, state
+
     try:
         engine = warehouse.create(settings.database_url)
         warehouse.check_reachable(engine)
     except StockpipeError as exc:
-        return [Check("database", False, str(exc)), _check_lake(settings.lake_dir)]
-    checks.append(Check("database", True, "reachable"))
+        return [Check("database", False, str(exc))]
     current, head = warehouse.current_revision(engine), warehouse.head_revision()
-    checks.append(Check("migrations", current == head, f"at {current or 'no migration'}, newest {head}"
-                        + ("" if current == head else ": run `stockpipe db upgrade`")))
-    if current is not None:
+    checks = [Check("database", True, "reachable"),
+              Check("migrations", current == head, f"at {current or 'no migration'}, newest {head}"
+                    + ("" if current == head else ": run `stockpipe db upgrade`"))]
+    if current != head:  # the metadata tables are not (all) there yet
+        return checks
+    try:
         with engine.connect() as conn:
             last = state.last_successful_run(conn)
-        checks.append(_check_recent(last, now, settings.health_max_age_hours))
-    checks.append(_check_lake(settings.lake_dir))
+            failing = monitoring.failing_symbols(conn, now - RECENT)
+            last_run = monitoring.last_fetch_runs(conn)
+            quotas = monitoring.quotas(conn, now)
+    except sa.exc.SQLAlchemyError as exc:
+        return [*checks, Check("run metadata", False, f"cannot read pipeline_runs/symbol_state/quota_ledger "
+                               f"({type(exc).__name__}): check the database role's privileges", "unknown")]
+    return [*checks, _check_on_time(last, _session_closes(settings, now), now, limits, observed),
+            _check_failing(failing, limits, observed), _check_last_run(last_run, limits, observed),
+            *_check_quotas(quotas, limits, observed)]
+
+
+def _session_closes(settings: Settings, now: dt.datetime):
+    from . import closes
+
+    return closes.load(settings.data_dir) or closes.compute(
+        closes.exchanges_of(settings.symbols, settings.exchanges), now)
+
+
+def _graded(name: str, bad: float, limits: Mapping[str, float], warn: str, critical: str, detail: str) -> Check:
+    """A check where more is worse: warning above limits[warn], critical above limits[critical]."""
+    if bad > limits[critical]:
+        return Check(name, False, detail, "error", observed=bad, threshold=limits[critical])
+    return Check(name, bad <= limits[warn], detail, "warn", observed=bad, threshold=limits[warn])
+
+
+def _check_on_time(last: dt.datetime | None, closes, now: dt.datetime, limits: Mapping[str, float],
+                   observed: dict[str, Any]) -> Check:
+    """Calendar-aware: every session that closed more than late_after_hours ago must have
+    closed before the last successful run. A weekend or a holiday is no session, so
+    Monday morning does not alarm over Friday's data."""
+    observed["last_success"] = last.isoformat() if last else None
+    if last is None:
+        return Check("last success", False, "no successful fetch or run recorded yet", "warn")
+    late, hours = dt.timedelta(hours=limits["late_after_hours"]), limits["late_after_hours"]
+    when = f"last successful run {last:%Y-%m-%d %H:%M} UTC"
+    if not closes:
+        return Check("last success", False, f"{when}; no exchange calendar to judge it by", "unknown")
+    missed = {ex: [s for s, close in rows if last < close and close + late <= now] for ex, rows in closes.items()}
+    exchange, sessions = max(missed.items(), key=lambda item: (len(item[1]), item[0]))
+    observed["missed_sessions"] = len(sessions)
+    if not sessions:
+        return Check("last success", True, f"{when} covers every session that closed over {hours:g} h ago",
+                     "warn", observed=0)
+    at_least = "at least " if last < closes[exchange][0][1] else ""
+    detail = (f"{at_least}{len(sessions)} {exchange} session(s) missed, first {sessions[0]:%Y-%m-%d}; {when} "
+              f"(a session is due {hours:g} h after its close)")
+    critical = len(sessions) >= limits["missed_sessions_critical"]
+    return Check("last success", False, detail, "error" if critical else "warn", observed=len(sessions),
+                 threshold=limits["missed_sessions_critical"])
+
+
+def _check_failing(failing, limits: Mapping[str, float], observed: dict[str, Any]) -> Check:
+    observed.update(failing_symbols=failing.failing, tracked_symbols=failing.tracked)
+    if not failing.tracked:
+        return Check("failing symbols", True, f"no symbol attempted in the last {RECENT.days} days")
+    share = failing.failing / failing.tracked
+    worst = ", ".join(f"{symbol} ({times}x)" for symbol, times in failing.worst)
+    detail = (f"{failing.failing} of {failing.tracked} symbol(s) failed their last fetch ({share:.1%})"
+              + (f": {worst}" if worst else ""))
+    return _graded("failing symbols", share, limits, "failing_share_warn", "failing_share_critical", detail)
+
+
+def _check_last_run(last_run, limits: Mapping[str, float], observed: dict[str, Any]) -> Check:
+    if last_run is None:
+        return Check("last run", True, "no fetch or run finished yet")
+    failed, deferred, total = last_run.outcomes.get("failed", 0), last_run.outcomes.get("skipped", 0), last_run.symbols
+    observed["last_run"] = {"run_ids": list(last_run.run_ids), "symbols": total, "failed": failed,
+                            "deferred": deferred, "finished_at": last_run.finished_at.isoformat()}
+    more = len(last_run.run_ids) - 3
+    names = ", ".join(last_run.run_ids[:3]) + (f" and {more} more" if more > 0 else "")
+    if not total:
+        return Check("last run", True, f"run {names} had nothing to fetch")
+    share = (failed + deferred) / total
+    detail = f"run {names}: {failed} of {total} symbol(s) failed, {deferred} deferred ({share:.1%})"
+    return _graded("last run", share, limits, "failing_share_warn", "failing_share_critical", detail)
+
+
+def _check_quotas(quotas, limits: Mapping[str, float], observed: dict[str, Any]) -> list[Check]:
+    observed["quota"] = [{"provider": q.provider, "calls": q.calls, "limit": q.limit, "remaining": q.remaining,
+                          "resets_at": q.resets_at.isoformat()} for q in quotas]
+    if not quotas:
+        return [Check("quota", True, "no provider has made calls in its current quota day")]
+    checks = []
+    for q in quotas:
+        resets = f"resets {q.resets_at:%Y-%m-%d %H:%M} UTC"
+        if q.limit is None:
+            checks.append(Check(f"quota {q.provider}", True, f"{q.calls} call(s) made, no daily limit known; {resets}"))
+            continue
+        left = q.remaining / q.limit if q.limit else 0.0
+        checks.append(Check(f"quota {q.provider}", left >= limits["quota_left_warn"],
+                            f"{q.remaining} of {q.limit} calls left ({left:.0%}); {resets}", "warn",
+                            observed=q.remaining, threshold=round(limits["quota_left_warn"] * q.limit, 3)))
     return checks
 
 
-def _check_recent(last: dt.datetime | None, now: dt.datetime, max_hours: float) -> Check:
-    if last is None:
-        return Check("last success", False, "no successful run recorded yet", "warn")
-    age = (now - last).total_seconds() / 3600
-    detail = f"last successful run {last:%Y-%m-%d %H:%M} UTC, {age:.1f} h ago (limit {max_hours:g} h)"
-    return Check("last success", age <= max_hours, detail, "warn", observed=round(age, 2), threshold=max_hours)
+def _check_disk(data_dir: Path, limits: Mapping[str, float], observed: dict[str, Any]) -> Check:
+    where = data_dir
+    while not where.exists() and where != where.parent:  # not created yet: the file system it will be on
+        where = where.parent
+    try:
+        usage = shutil.disk_usage(where)
+    except OSError as exc:
+        return Check("disk free", False, f"cannot stat {where}: {exc.strerror}", "unknown")
+    observed.update(disk_free_bytes=usage.free, disk_total_bytes=usage.total)
+    free = usage.free / 1e9
+    detail = f"{free:.1f} GB free of {usage.total / 1e9:.1f} GB under {where}"
+    if free < limits["disk_free_critical_gb"]:
+        return Check("disk free", False, detail, "error", observed=round(free, 3),
+                     threshold=limits["disk_free_critical_gb"])
+    return Check("disk free", free >= limits["disk_free_warn_gb"], detail, "warn", observed=round(free, 3),
+                 threshold=limits["disk_free_warn_gb"])
 
 
 def _check_lake(lake_dir: Path) -> Check:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
-import signal
 import sys
 import traceback
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Annotated, Any, Callable, Optional
 
 import typer
 
-from . import render
+from . import interrupt, logs, render
 from .errors import ExitCode, StockpipeError, UsageError
 
 app = typer.Typer(
@@ -45,6 +44,12 @@ CsvPath = Annotated[Optional[Path], typer.Option("--path", help="CSV file or fol
 LogFormat = Annotated[Optional[str], typer.Option("--log-format", help="Log lines on stderr: text or json.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")]
+ShardOption = Annotated[Optional[str], typer.Option("--shard", metavar="I/N", help="Work on shard I of N: a stable hash slice "
+                        "of the universe (the N slices cover it exactly once); shards run side by side, each under its own lock.")]
+RunId = Annotated[Optional[str], typer.Option("--run-id", help="Name this run (Airflow's {{ run_id }}, systemd's "
+                  "$INVOCATION_ID); stored in pipeline_runs and on every run_events row (default: a new id).")]
+MetricsFile = Annotated[Optional[Path], typer.Option("--metrics-file", metavar="PATH", help="Also write this command's "
+                        "Prometheus metrics to PATH (*.prom, for node_exporter's textfile collector), atomically.")]
 
 
 class Interval(str, enum.Enum):
@@ -68,20 +73,21 @@ def _settings(**flags: Any):
     if flags.get("symbols"):
         flags["symbols"] = tuple(flags["symbols"])
     settings = load_settings(flags)
-    _configure_logging(settings.log_format, flags.get("debug", False))
+    logs.configure(settings.log_format, flags.get("debug", False))
     return settings
 
 
-def _configure_logging(fmt: str, debug: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(logging.Formatter(
-            '{"ts":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":%(message)r}'))
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger("stockpipe")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+def _exported(settings, metrics_file: Path | None, call: Callable[[], Any]) -> Any:
+    """`call()`, its result's metrics written to --metrics-file (the path is checked first,
+    so a typo costs no work)."""
+    if metrics_file is None:
+        return call()
+    from . import metrics
+
+    metrics.check_path(metrics_file)
+    result = call()
+    metrics.export(settings, result, metrics_file)
+    return result
 
 
 def _call(command: str, as_json: bool, debug: bool, action: Callable[[], Any]) -> None:
@@ -105,7 +111,7 @@ def _call(command: str, as_json: bool, debug: bool, action: Callable[[], Any]) -
         raise typer.Exit(int(ExitCode.BUG)) from None
     render.emit(result, as_json)
     if result.message and result.exit_code not in (ExitCode.OK, ExitCode.NOTHING_TO_DO):
-        sys.stderr.write(f"stockpipe {command}: error: {result.message}\n")
+        render.error_line(command, result.message, result.exit_code)
     raise typer.Exit(int(result.exit_code))
 
 
@@ -138,7 +144,8 @@ def fetch(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile =
           provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None,
           quotes: Quotes = False, interval: IntervalOption = None, config: Config = None,
           data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
-          as_json: Json = False, debug: Debug = False) -> None:
+          shard: ShardOption = None, run_id: RunId = None, metrics_file: MetricsFile = None, as_json: Json = False,
+          debug: Debug = False) -> None:
     """Fetch the bars each symbol lacks into the lake (raw payloads archived, bad rows to rejects);
     with --quotes, quotes; with --interval, intraday bars."""
     _fetching("fetch", **locals())
@@ -146,28 +153,32 @@ def fetch(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile =
 
 @app.command()
 def transform(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
-              log_format: LogFormat = None, as_json: Json = False, debug: Debug = False) -> None:
+              log_format: LogFormat = None, shard: ShardOption = None, run_id: RunId = None,
+              metrics_file: MetricsFile = None, as_json: Json = False, debug: Debug = False) -> None:
     """Compute indicators for the symbols whose prices changed."""
     from . import pipeline
 
     def action():
-        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, log_format=log_format, debug=debug)
+        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, log_format=log_format,
+                             shard=shard, run_id=run_id, debug=debug)
         with render.progress(not as_json) as progress:
-            return pipeline.transform(settings, progress)
+            return _exported(settings, metrics_file, lambda: pipeline.transform(settings, progress))
 
     _call("transform", as_json, debug, action)
 
 
 @app.command()
 def load(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
-         log_format: LogFormat = None, as_json: Json = False, debug: Debug = False) -> None:
+         log_format: LogFormat = None, shard: ShardOption = None, run_id: RunId = None,
+         metrics_file: MetricsFile = None, as_json: Json = False, debug: Debug = False) -> None:
     """Upsert what changed in the lake into the warehouse (a re-run writes nothing)."""
     from . import pipeline
 
     def action():
-        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, log_format=log_format, debug=debug)
+        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, log_format=log_format,
+                             shard=shard, run_id=run_id, debug=debug)
         with render.progress(not as_json) as progress:
-            return pipeline.load(settings, progress)
+            return _exported(settings, metrics_file, lambda: pipeline.load(settings, progress))
 
     _call("load", as_json, debug, action)
 
@@ -175,24 +186,32 @@ def load(config: Config = None, data_dir: DataDir = None, database_url: Database
 @app.command("quality-check")
 def quality_check(symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None, config: Config = None,
                   data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
+                  shard: ShardOption = None, run_id: RunId = None, metrics_file: MetricsFile = None,
                   as_json: Json = False, debug: Debug = False) -> None:
     """Run the quality rules on the warehouse; exit 6 when an error-severity rule fails."""
     from . import pipeline
 
-    _call("quality-check", as_json, debug, lambda: pipeline.quality_check(_settings(
-        config=config, data_dir=data_dir, database_url=database_url, symbols=symbol, symbols_file=symbols_file,
-        lists=list_, log_format=log_format, debug=debug)))
+    def action():
+        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, symbols=symbol,
+                             symbols_file=symbols_file, lists=list_, log_format=log_format, shard=shard,
+                             run_id=run_id, debug=debug)
+        return _exported(settings, metrics_file, lambda: pipeline.quality_check(settings))
+
+    _call("quality-check", as_json, debug, action)
 
 
 @app.command("health-check")
 def health_check(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
-                 as_json: Json = False, debug: Debug = False) -> None:
-    """Database, migrations, last successful run, lake. Exit 0 ok, 1 warning, 2 critical, 3 unknown."""
+                 log_format: LogFormat = None, metrics_file: MetricsFile = None, as_json: Json = False,
+                 debug: Debug = False) -> None:
+    """Database, migrations, runs on time, failing symbols, quota, disk, lake.
+    Exit 0 ok, 1 warning, 2 critical, 3 unknown."""
     from . import pipeline
 
     try:
-        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, debug=debug)
-        result = pipeline.health_check(settings)
+        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, log_format=log_format,
+                             debug=debug)
+        result = _exported(settings, metrics_file, lambda: pipeline.health_check(settings))
     except StockpipeError as exc:  # monitors expect 3 (unknown) when the check itself cannot run
         render.emit_error("health-check", str(exc), 3, as_json)
         raise typer.Exit(3) from None
@@ -204,13 +223,15 @@ def health_check(config: Config = None, data_dir: DataDir = None, database_url: 
 def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None,
         provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None, config: Config = None,
         data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
-        as_json: Json = False, debug: Debug = False) -> None:
+        shard: ShardOption = None, run_id: RunId = None, metrics_file: MetricsFile = None, as_json: Json = False,
+        debug: Debug = False) -> None:
     """validate -> fetch -> transform -> load -> quality-check; resumes from what is saved."""
     _fetching("run", **locals())
 
 
 def _fetching(command: str, *, all_, symbol, symbols_file, list_, provider, path, start, end, config, data_dir,
-              database_url, log_format, as_json, debug, quotes: bool = False, interval: Interval | None = None) -> None:
+              database_url, log_format, shard, run_id, as_json, debug, metrics_file: Path | None = None,
+              quotes: bool = False, interval: Interval | None = None) -> None:
     """`fetch` and `run`: same options, same checks, a different pipeline function
     (`fetch --quotes` and `fetch --interval` each have their own)."""
     from . import pipeline
@@ -222,15 +243,16 @@ def _fetching(command: str, *, all_, symbol, symbols_file, list_, provider, path
             raise UsageError("--start/--end do not apply to --quotes (a quote is the latest price)")
         settings = _settings(config=config, data_dir=data_dir, database_url=database_url, provider=provider,
                              symbols=symbol, symbols_file=symbols_file, lists=list_, csv_path=path,
-                             log_format=log_format, debug=debug)
+                             log_format=log_format, shard=shard, run_id=run_id, debug=debug)
         _need_selection(all_, symbol, symbols_file, list_, settings.provider)
         with render.progress(not as_json) as progress:
             if quotes:
-                return pipeline.fetch_quotes(settings, progress)
+                return _exported(settings, metrics_file, lambda: pipeline.fetch_quotes(settings, progress))
             if interval is not None:
-                return pipeline.fetch_intraday(settings, interval.value, _date(start), _date(end), progress)
+                return _exported(settings, metrics_file, lambda: pipeline.fetch_intraday(
+                    settings, interval.value, _date(start), _date(end), progress))
             call = pipeline.fetch if command == "fetch" else pipeline.run
-            return call(settings, _date(start), _date(end), progress)
+            return _exported(settings, metrics_file, lambda: call(settings, _date(start), _date(end), progress))
 
     _call(command, as_json, debug, action)
 
@@ -307,13 +329,9 @@ def _schedule_files(command: str, render_files: Callable[[], dict[str, str]], ou
     sys.stdout.write("\n".join(f"# ==> {name} <==\n{text}" for name, text in files.items()))
 
 
-def _terminate(signum, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM (systemd stop, Airflow kill) unwinds like Ctrl-C: transactions roll back
-
-
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: usage errors become one line and exit 2."""
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupt.install()
     try:
         code = app(args=argv, standalone_mode=False, prog_name="stockpipe")
     except typer.TyperException as exc:  # the parser's usage errors (unknown option, bad value)

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import BadInputError, ConfigError
+from .errors import BadInputError, ConfigError, UsageError
+from .shards import Shard, parse as parse_shard
 
 DEFAULT_SYMBOLS = ("IBM", "AAPL", "GOOGL", "MSFT")
 PROVIDERS_WITH_KEYS = ("yahoo", "alphavantage", "eodhd", "finnhub", "polygon", "tiingo", "stooq")
@@ -62,7 +63,6 @@ class Settings:
     log_format: str = "text"
     csv_path: Path | None = None
     stale_after_sessions: int = 1
-    health_max_age_hours: float = 96.0
     auto_migrate: bool = True
     batch_rows: int = 500_000
     config_file: Path | None = None
@@ -70,12 +70,21 @@ class Settings:
     exchanges: Mapping[str, str] = field(default_factory=dict)
     # quality rule name -> threshold, over stages.quality's defaults ([quality] table)
     quality: Mapping[str, float] = field(default_factory=dict)
+    # health-check threshold name -> value, over checks.HEALTH_DEFAULTS ([health] table and
+    # STOCKPIPE_HEALTH_<NAME>; checked by checks.health_thresholds, so `validate` names a typo)
+    health: Mapping[str, Any] = field(default_factory=dict)
     # provider -> {base_url, calls_per_second/minute/hour/day} ([providers.<name>] tables and
     # STOCKPIPE_<PROVIDER>_BASE_URL / _CALLS_PER_SECOND / _MINUTE / _HOUR / _DAY)
     provider_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # provider -> {canonical symbol: vendor spelling} ([symbol_map.<provider>] tables)
     symbol_map: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     api_keys: Mapping[str, Secret] = field(default_factory=dict, repr=False)
+    # `--shard i/n` / STOCKPIPE_SHARD: this invocation works on one hash slice of the universe
+    shard: Shard | None = None
+    # `--run-id` / STOCKPIPE_RUN_ID: the scheduler's name for the run (Airflow's run_id),
+    # stored in pipeline_runs and on every run_events row. Under systemd, which sets
+    # $INVOCATION_ID for every service process, that id is the default; else a new one.
+    run_id: str | None = None
 
     @property
     def lake_dir(self) -> Path:
@@ -153,6 +162,7 @@ def load_settings(
     values["config_file"] = config_file
     values["api_keys"] = _api_keys(env)
     values["provider_options"] = _provider_options(values.get("provider_options", {}), env)
+    values["health"] = {**values.get("health", {}), **_health_env(env)}
     if "data_dir" not in values and env.get("STATE_DIRECTORY"):
         # systemd's StateDirectory= may list several, separated by ':'.
         values["data_dir"] = env["STATE_DIRECTORY"].split(":")[0]
@@ -165,12 +175,27 @@ def load_settings(
     values["symbols"], values["universe_source"] = tuple(symbols), source
     values["providers"] = _provider_chain(flags, env, values, file_values)
     values["provider"] = values["providers"][0]
+    if values.get("shard") is not None and not isinstance(values["shard"], Shard):
+        values["shard"] = parse_shard(values["shard"], "--shard" if "shard" in flags else "STOCKPIPE_SHARD")
+    if values.get("run_id") is None and env.get("INVOCATION_ID"):
+        values["run_id"] = env["INVOCATION_ID"]  # systemd names every service invocation (see Settings.run_id)
+    if values.get("run_id") is not None:
+        values["run_id"] = _run_id(str(values["run_id"]), "--run-id" if "run_id" in flags else "STOCKPIPE_RUN_ID")
     return _build(values)
+
+
+def _run_id(value: str, where: str) -> str:
+    if not _RUN_ID.match(value):
+        raise UsageError(f"{where} {value[:80]!r} is not a run id: use 1 to 64 printable characters "
+                         "without spaces (e.g. Airflow's {{ run_id }} or systemd's $INVOCATION_ID)")
+    return value
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions",
-               "health_max_age_hours", "auto_migrate", "batch_rows", "csv_path")
+               "auto_migrate", "batch_rows", "csv_path", "shard", "run_id")
+# A run id names a run in pipeline_runs/run_events (String(64)): printable ASCII, no spaces.
+_RUN_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
 
 
 def _config_path(flag: Any, env: Mapping[str, str], cwd: Path) -> Path | None:
@@ -198,7 +223,7 @@ def _flatten(values: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in values.items():
         if key == "universe":
             continue
-        if key in ("exchanges", "quality", "symbol_map"):  # tables that are settings themselves
+        if key in ("exchanges", "quality", "symbol_map", "health"):  # tables that are settings themselves
             out[key] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in value.items()}
             continue
         if key == "providers":
@@ -215,6 +240,12 @@ def _flatten(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return {name: env[f"STOCKPIPE_{name.upper()}"] for name in _ENV_FIELDS if env.get(f"STOCKPIPE_{name.upper()}")}
+
+
+def _health_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Every STOCKPIPE_HEALTH_<NAME> (a misspelt name too: checks.health_thresholds refuses it)."""
+    prefix = "STOCKPIPE_HEALTH_"
+    return {name[len(prefix):].lower(): value for name, value in env.items() if name.startswith(prefix) and value}
 
 
 def _api_keys(env: Mapping[str, str]) -> dict[str, Secret]:

@@ -15,7 +15,9 @@ answer twice writes nothing and `load` has nothing new to load.
   the bar's start in UTC and session_date the exchange's trading date. The window is the
   vendor's retention for the interval ending now (less a day, so a long run never asks
   for bars the vendor has just dropped); --start/--end (session dates) narrow it. A start
-  older than the vendor keeps is clipped, and the outcome says so.
+  older than the vendor keeps is clipped, and the outcome says so. Prices are stored as
+  traded, like prices_daily: Yahoo's split-adjusted bars are put back with the splits its
+  answers report (HttpProvider.parse_intraday, over all of a symbol's windows).
 
 Counts and exit codes are fetch's: 0 all fetched, 3 some failed or were deferred, 4 the
 provider refused the key, the one cause's code when every symbol failed alike.
@@ -34,6 +36,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import pandas as pd
 
+from . import logs
 from .errors import ExitCode, StockpipeError, UsageError
 from .models import DATASETS, StageResult, SymbolOutcome
 from .pipeline import Context
@@ -59,6 +62,7 @@ _QUOTE_NUMBERS = ("price", "open", "high", "low", "prev_close", "change", "chang
 # -------------------------------------------------------------------------- stages
 
 
+@logs.stage("fetch-quotes")
 def quotes_stage(ctx: Context) -> StageResult:
     """Fetch one quote per symbol into the lake's `quotes`.
 
@@ -67,7 +71,7 @@ def quotes_stage(ctx: Context) -> StageResult:
     """
     provider = _open(ctx, "quotes")
     try:
-        symbols = list(ctx.settings.symbols)
+        symbols = ctx.mine(ctx.settings.symbols)
         fetched = _fetch_all(ctx, provider, symbols, "fetch-quotes", QUOTES,
                               lambda symbol: [provider.fetch_quote(symbol)],
                               lambda symbol, payloads: _quote_rows(ctx, provider, symbol, payloads[0]))
@@ -76,6 +80,7 @@ def quotes_stage(ctx: Context) -> StageResult:
     return _result("fetch-quotes", symbols, fetched)
 
 
+@logs.stage("fetch-intraday")
 def intraday_stage(ctx: Context, interval: str, start: dt.date | None = None,
                    end: dt.date | None = None) -> StageResult:
     """Fetch `interval` bars for every symbol into the lake's `prices_intraday`.
@@ -103,7 +108,7 @@ def intraday_stage(ctx: Context, interval: str, start: dt.date | None = None,
         note = f"{what}: clipped to sessions from {window.lo:%Y-%m-%d} (asked from {start})" if window.clipped else ""
         if note:
             log.warning("%s", note)
-        symbols = list(ctx.settings.symbols)
+        symbols = ctx.mine(ctx.settings.symbols)
         fetched = _fetch_all(
             ctx, provider, symbols, "fetch-intraday", INTRADAY,
             lambda symbol: provider.fetch_intraday(symbol, interval, window.lo, window.hi, ctx.now),
@@ -219,7 +224,6 @@ def _one(ctx: Context, provider, stage: str, symbol: str, got: object, read, bat
         found = read(symbol, got)
     except StockpipeError as exc:
         stop.check(exc)
-        log.warning("%s %s failed: %s", stage, symbol, exc)
         batch.errors[symbol] = str(exc)
         batch.outcomes.append(SymbolOutcome(symbol, stage, "failed", 0, calls, str(exc), provider.name,
                                             int(exc.exit_code)))
@@ -266,6 +270,7 @@ def _flush(ctx: Context, provider: str, dataset, batch: _Batch) -> int:
             state.save_states(conn, [{"symbol": s, "dataset": QUOTES_DAILY.name, "needs_reprocess": True}
                                      for s in sorted(changed)])
         state.record_events(conn, ctx.run_id, batch.outcomes, ctx.now)
+    logs.outcomes(batch.outcomes)  # one log line per symbol, once committed (failures at WARNING)
     return sum(changed.values())
 
 
@@ -326,13 +331,9 @@ def _quote_rows(ctx: Context, provider, symbol: str, payload: Payload) -> _Got:
 
 def _intraday_rows(ctx: Context, provider, symbol: str, payloads: list[Payload], interval: str,
                    start: dt.date | None, end: dt.date | None, note: str) -> _Got:
-    frames, rejected = [], []
-    for payload in payloads:
-        parsed = provider.parse_intraday(payload)
-        rejected += parsed.rejected
-        if parsed.intraday is not None and len(parsed.intraday):
-            frames.append(parsed.intraday)
-    bars = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+    parsed = provider.parse_intraday(payloads)  # as traded: Yahoo's split adjustment undone
+    rejected = list(parsed.rejected)
+    bars = parsed.intraday if parsed.intraday is not None else pd.DataFrame(
         columns=["ts", *_PRICES, "volume", "session_date"])
     sessions = pd.to_datetime(bars["session_date"]).dt.normalize()
     keep = pd.Series(True, index=bars.index)

@@ -20,9 +20,9 @@ import datetime as dt
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
-from . import calendars
+from . import calendars, interrupt, logs
 from .config import Settings
 from .errors import ExitCode, HealthCode, StockpipeError
 from .models import Check, CommandResult, StageResult
@@ -48,10 +48,17 @@ class Context:
     now: dt.datetime
     progress: Progress
     clock: Clock
+    invocation: int = 0  # pipeline_runs.id of this invocation
 
     @property
     def latest_session(self) -> dt.date:
         return calendars.latest_closed_session(self.now)
+
+    def mine(self, symbols: Iterable[str]) -> list[str]:
+        """`symbols` restricted to this invocation's `--shard` (all without one)."""
+        from .shards import select
+
+        return select(self.settings.shard, symbols)
 
 
 # ------------------------------------------------------------------------ commands
@@ -166,20 +173,33 @@ def _run_exit_code(fetched: StageResult, middle: tuple[StageResult, ...], qualit
 
 
 def health_check(settings: Settings, clock: Clock = calendars.utcnow) -> CommandResult:
-    """Database, migrations, last successful run, lake: fast, without pandas or pyarrow."""
+    """Database, migrations, runs on time (calendar-aware), failing symbols, the last run,
+    quota, disk, lake: fast, without pandas or pyarrow (checks.health).
+
+    Exit code: the worst level among the checks, critical (2) over unknown (3) over
+    warning (1): a monitor pages for a known outage before a check that could not run.
+    The values judged are in the result's `observed` (for --json and --metrics-file).
+
+    Raises:
+        ConfigError: invalid [health] thresholds (the CLI exits 3, unknown).
+    """
     from . import checks
 
     now = clock()
     found = checks.health(settings, now)
-    worst = max((_health_level(c) for c in found), default=HealthCode.OK)
-    stage = StageResult("health-check", worst, checks=tuple(found))
-    return CommandResult("health-check", "", worst, (stage,), now, clock())
+    worst = max((health_level(c) for c in found.checks), key=_HEALTH_RANK.__getitem__, default=HealthCode.OK)
+    stage = StageResult("health-check", worst, checks=tuple(found.checks))
+    return CommandResult("health-check", "", worst, (stage,), now, clock(), extra={"observed": found.observed})
 
 
-def _health_level(check: Check) -> HealthCode:
+_HEALTH_RANK = {HealthCode.OK: 0, HealthCode.WARNING: 1, HealthCode.UNKNOWN: 2, HealthCode.CRITICAL: 3}
+
+
+def health_level(check: Check) -> HealthCode:
+    """A failed check's severity: error -> critical, unknown -> unknown, warn -> warning."""
     if check.ok:
         return HealthCode.OK
-    return HealthCode.CRITICAL if check.severity == "error" else HealthCode.WARNING
+    return {"error": HealthCode.CRITICAL, "unknown": HealthCode.UNKNOWN}.get(check.severity, HealthCode.WARNING)
 
 
 def db_upgrade(settings: Settings, revision: str = "head", clock: Clock = calendars.utcnow) -> CommandResult:
@@ -224,23 +244,35 @@ def open_warehouse(settings: Settings):
 @contextmanager
 def _recorded(settings: Settings, command: str, args: dict[str, Any], progress: Progress,
               clock: Clock) -> Iterator[Context]:
-    """Lock the data directory and record the invocation in pipeline_runs."""
+    """Take the shard's lock (storage/lock.py) and record the invocation in pipeline_runs
+    under the scheduler's run id (`--run-id`) or a new one."""
     from .storage import lock, state
 
     engine = open_warehouse(settings)
-    with lock.hold(settings.data_dir, command):
+    shard = str(settings.shard) if settings.shard else None
+    with lock.hold(settings.data_dir, command, settings.shard, settings.database_url):
         now = clock()
-        ctx = Context(settings, engine, state.new_run_id(now), now, progress, clock)
+        ctx = Context(settings, engine, settings.run_id or state.new_run_id(now), now, _checked(progress), clock)
         with engine.begin() as conn:
-            state.start_run(conn, ctx.run_id, command, args, settings.provider, now)
+            ctx.invocation = state.start_run(conn, ctx.run_id, command, args, settings.provider, now, shard)
         try:
-            yield ctx
+            with logs.bind(run_id=ctx.run_id, command=command, shard=shard):
+                yield ctx
         except BaseException as exc:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
             code = getattr(exc, "exit_code", ExitCode.INTERRUPTED if status == "interrupted" else ExitCode.BUG)
             with engine.begin() as conn:
-                state.finish_run(conn, ctx.run_id, status, int(code), {}, _safe_message(exc), clock())
+                state.finish_run(conn, ctx.invocation, status, int(code), {}, _safe_message(exc), clock())
             raise
+
+
+def _checked(progress: Progress) -> Progress:
+    """Progress reports double as the points where a lost SIGINT/SIGTERM is raised again."""
+    def report(stage: str, done: int, total: int) -> None:
+        interrupt.check()
+        progress(stage, done, total)
+
+    return report
 
 
 def _safe_message(exc: BaseException) -> str:
@@ -256,7 +288,12 @@ def _finish(ctx: Context, command: str, stages: tuple[StageResult, ...], exit_co
             counts[key] = counts.get(key, 0) + value
     status = "ok" if exit_code in (ExitCode.OK, ExitCode.NOTHING_TO_DO) else "failed"
     message = next((s.message for s in stages if s.message and s.exit_code not in (0, 99)), "")
+    interrupt.check()  # a stop requested during the run is never recorded as a success
     finished = ctx.clock()
     with ctx.engine.begin() as conn:
-        state.finish_run(conn, ctx.run_id, status, int(exit_code), counts, message or None, finished)
+        state.finish_run(conn, ctx.invocation, status, int(exit_code), counts, message or None, finished)
+    if command in ("fetch", "run"):  # health-check reads these closes instead of importing pandas
+        from . import closes
+
+        closes.save(ctx.settings.data_dir, closes.exchanges_of(ctx.settings.symbols, ctx.settings.exchanges), finished)
     return CommandResult(command, ctx.run_id, int(exit_code), stages, ctx.now, finished, message)

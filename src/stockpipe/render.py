@@ -10,7 +10,10 @@ JSON shape (`"schema": "stockpipe.result/1"`; fields are only ever added):
     symbols  [{symbol, stage, status, rows, api_calls, provider, message}],
     checks   [{stage, name, ok, severity, symbol, detail, observed, threshold}]
              (every check of validate/health-check; only the failures of quality-check),
-    plus command-specific fields (db upgrade: before/after; db current: current/head).
+    plus command-specific fields (db upgrade: before/after; db current: current/head;
+    health-check: observed {last_success, missed_sessions, failing_symbols, tracked_symbols,
+    last_run, quota [{provider, calls, limit, remaining, resets_at}], disk_free_bytes,
+    disk_total_bytes}, each present when its check could run).
 """
 
 from __future__ import annotations
@@ -69,9 +72,20 @@ def emit(result: CommandResult, as_json: bool) -> None:
         _plain(result)
 
 
+def error_line(command: str, message: str, code: int) -> None:
+    """`stockpipe COMMAND: error: MESSAGE` on stderr; under `--log-format json` a JSON log
+    line like every other line there (logs.py), so a log shipper parses every line."""
+    from . import logs
+
+    if logs.json_enabled():
+        logs.log.error("stockpipe %s: error: %s", command, message, extra={"command": command, "exit_code": int(code)})
+    else:
+        sys.stderr.write(f"stockpipe {command}: error: {message}\n")
+
+
 def emit_error(command: str, message: str, code: int, as_json: bool) -> None:
     """One line on stderr; with --json also the error document on stdout."""
-    sys.stderr.write(f"stockpipe {command}: error: {message}\n")
+    error_line(command, message, code)
     if as_json:
         doc = {"schema": SCHEMA, "command": command, "exit_code": int(code),
                "exit_name": exit_name(command, code), "error": message}

@@ -15,7 +15,7 @@ from typing import Callable, Iterator, Sequence
 
 import pandas as pd
 
-from . import calendars
+from . import calendars, logs
 from .errors import ExitCode, StockpipeError
 from .models import DATASETS, SymbolOutcome, StageResult
 from .pipeline import Context
@@ -62,6 +62,7 @@ class _Batch:
     rows: int = 0
 
 
+@logs.stage("fetch")
 def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> StageResult:
     """Plan, call the provider(s), archive, parse, validate, and save to the lake.
 
@@ -79,12 +80,12 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
     try:
         listed = provider.symbols()
         if listed is None:  # an API: ask only for what symbol_state says is missing
-            symbols = list(settings.symbols)
+            symbols = ctx.mine(settings.symbols)
             with ctx.engine.connect() as conn:
                 known = state.read_states(conn, PRICES.name, symbols)
             plan = plan_fetch(symbols, known, ctx.now, settings.history_days, exchange_of, start, end)
         else:  # a file source: import all it holds; the lake's merge skips what is there
-            symbols = list(settings.symbols) if settings.universe_source == "command line" else listed
+            symbols = ctx.mine(settings.symbols if settings.universe_source == "command line" else listed)
             plan = plan_fetch(symbols, {}, ctx.now, settings.history_days, exchange_of, start or EARLIEST, end)
             chain = chain[:1]
         last: dict[str, SymbolOutcome] = {}
@@ -139,7 +140,8 @@ class _Stop:
 
 
 def call_concurrently(provider, items: Sequence, call: Callable, stop: _Stop) -> Iterator[tuple[object, object]]:
-    """(item, call(item) | error | None) in item order; None = not asked (provider stopped).
+    """(item, call(item) | error | None) in item order; None = not asked (provider stopped,
+    or an error marked `not_asked`: stopped by the quota before the vendor answered).
 
     Calls run on a thread pool sized from the provider's rate limits (its client blocks
     to keep them); parsing and saving stay in the caller's thread.
@@ -151,7 +153,8 @@ def call_concurrently(provider, items: Sequence, call: Callable, stop: _Stop) ->
             return item, call(item)
         except StockpipeError as exc:
             stop.check(exc)
-            return item, exc
+            # Stopped before the vendor answered (a spent quota ledger): not asked, so deferred.
+            return item, None if getattr(exc, "not_asked", False) else exc
 
     workers = max(1, int(getattr(provider, "concurrency", 1)))
     if workers == 1 or len(items) < 2:
@@ -159,7 +162,7 @@ def call_concurrently(provider, items: Sequence, call: Callable, stop: _Stop) ->
         return
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"fetch-{provider.name}")
     try:
-        yield from pool.map(ask, items)
+        yield from pool.map(logs.carry(ask), items)  # workers log with the run's run_id and stage
     finally:  # Ctrl-C or a crash: make no calls that have not started
         stop.error = stop.error or StockpipeError("the fetch was interrupted")
         pool.shutdown(wait=True, cancel_futures=True)
@@ -187,7 +190,6 @@ def _fetch_one(ctx: Context, provider, task: FetchTask, got: object, batch: _Bat
         stop.check(exc)
         if getattr(exc, "stops_provider", False) or type(exc).__name__ == "NotEntitledError":
             batch.handover.add(task.symbol)
-        log.warning("fetch %s failed: %s", task.symbol, exc)
         batch.errors[task.symbol] = str(exc)
         batch.outcomes.append(SymbolOutcome(task.symbol, "fetch", "failed", 0, 0, str(exc), provider.name,
                                             int(exc.exit_code)))
@@ -241,6 +243,7 @@ def _flush(ctx: Context, batch: _Batch) -> list[SymbolOutcome]:
         state.save_states(conn, [{"symbol": s, "dataset": INDICATORS.name, "needs_reprocess": True}
                                  for s in sorted(set(changed[PRICES.name]) | set(changed[ACTIONS.name]))])
         state.record_events(conn, ctx.run_id, batch.outcomes, ctx.now)
+    logs.outcomes(batch.outcomes)  # one log line per symbol, once committed (failures at WARNING)
     return batch.outcomes
 
 
@@ -311,6 +314,7 @@ def fetch_verdict(stage: str, planned: int, counts: dict[str, int], outcomes: li
 # ----------------------------------------------------------------------- transform
 
 
+@logs.stage("transform")
 def transform_stage(ctx: Context) -> StageResult:
     """Recompute adjustment spans and indicators, from the whole history, for symbols whose
     prices or corporate actions changed (stages/adjust.py holds the conventions).
@@ -332,8 +336,8 @@ def transform_stage(ctx: Context) -> StageResult:
 
     adjustments = DATASETS["adjustments"]
     with ctx.engine.connect() as conn:
-        pending = sorted(set(state.symbols_where(conn, INDICATORS.name, "reprocess"))
-                         | set(state.symbols_where(conn, adjustments.name, "reprocess")))
+        pending = ctx.mine(sorted(set(state.symbols_where(conn, INDICATORS.name, "reprocess"))
+                                  | set(state.symbols_where(conn, adjustments.name, "reprocess"))))
     lake, outcomes = Lake(ctx.settings.lake_dir), []
     counts = dict.fromkeys(("indicators_written", "adjustments_written", "actions_ignored",
                             "adj_close_symbols_compared", "adj_close_max_rel_diff_ppm"), 0)
@@ -381,6 +385,7 @@ def transform_stage(ctx: Context) -> StageResult:
             chunk_outcomes = [SymbolOutcome(s, "transform", "ok", changed.get(s, 0) + respanned.get(s, 0),
                                             message=messages.get(s, "")) for s in chunk]
             state.record_events(conn, ctx.run_id, chunk_outcomes, ctx.now)
+        logs.outcomes(chunk_outcomes)
         outcomes += chunk_outcomes
         ctx.progress("transform", done * SYMBOLS_PER_CHUNK, len(pending))
     counts = {"symbols": len(pending), "rows_written": counts["indicators_written"] + counts["adjustments_written"],
@@ -388,12 +393,13 @@ def transform_stage(ctx: Context) -> StageResult:
     return StageResult("transform", ExitCode.OK, counts, tuple(outcomes))
 
 
+@logs.stage("quotes-daily")
 def quotes_daily_stage(ctx: Context) -> StageResult:
     """Rebuild quotes_daily (stages/quotes.py) for symbols whose quotes changed."""
     from .stages.quotes import quotes_to_daily
 
     with ctx.engine.connect() as conn:
-        pending = state.symbols_where(conn, QUOTES_DAILY.name, "reprocess")
+        pending = ctx.mine(state.symbols_where(conn, QUOTES_DAILY.name, "reprocess"))
     exchange_of = calendars.exchange_resolver(ctx.settings.exchanges)
     lake, written, outcomes = Lake(ctx.settings.lake_dir), 0, []
     for chunk in _chunks(pending):
@@ -408,6 +414,7 @@ def quotes_daily_stage(ctx: Context) -> StageResult:
                                      for s in chunk])
             chunk_outcomes = [SymbolOutcome(s, "quotes-daily", "ok", changed.get(s, 0)) for s in chunk]
             state.record_events(conn, ctx.run_id, chunk_outcomes, ctx.now)
+        logs.outcomes(chunk_outcomes)
         outcomes += chunk_outcomes
     return StageResult("quotes-daily", ExitCode.OK, {"symbols": len(pending), "rows_written": written},
                        tuple(outcomes))
@@ -416,6 +423,7 @@ def quotes_daily_stage(ctx: Context) -> StageResult:
 # ---------------------------------------------------------------------------- load
 
 
+@logs.stage("load")
 def load_stage(ctx: Context) -> StageResult:
     """Upsert each dataset's changed symbols from the lake into the warehouse.
 
@@ -434,7 +442,7 @@ def load_stage(ctx: Context) -> StageResult:
     lake, counts, deleted = Lake(ctx.settings.lake_dir), {}, 0
     for dataset in order:
         with ctx.engine.connect() as conn:
-            pending = state.symbols_where(conn, dataset.name, "unloaded")
+            pending = ctx.mine(state.symbols_where(conn, dataset.name, "unloaded"))
         written = 0
         for chunk in _chunks(pending):
             with ctx.engine.begin() as conn:
@@ -458,6 +466,7 @@ def load_stage(ctx: Context) -> StageResult:
 # ------------------------------------------------------------------- quality-check
 
 
+@logs.stage("quality-check")
 def quality_stage(ctx: Context) -> StageResult:
     """Judge every symbol the warehouse holds (and an explicitly given universe).
 
@@ -477,7 +486,7 @@ def quality_stage(ctx: Context) -> StageResult:
         latest_session=lambda exchange: calendars.latest_closed_session(ctx.now, exchange))
     with ctx.engine.begin() as conn:  # committed: SQLite keeps the TEMP tables' DROP only then
         facts = quality_data.collect(conn, calendar, limits)
-    symbols = sorted(set(facts) | (set(settings.symbols) if settings.universe_source != "default" else set()))
+    symbols = ctx.mine(sorted(set(facts) | (set(settings.symbols) if settings.universe_source != "default" else set())))
     checks = evaluate(facts, symbols, limits)
     with ctx.engine.begin() as conn:
         state.record_quality(conn, ctx.run_id, checks, ctx.now)

@@ -138,9 +138,46 @@ def test_not_found_about_the_date_range_is_empty():
     assert yahoo.parse_daily(body(404, error), *MAY).outcome is Outcome.EMPTY
 
 
-def test_crumb_failure_says_session_and_crumb():
-    parsed = yahoo.parse_daily(fixture("unauthorized_crumb.json", 401), *MAY)
-    assert "crumb" in parsed.message.lower() and "session" in parsed.message
+@pytest.mark.parametrize("status", [401, 200])
+@pytest.mark.parametrize("description", ["Invalid Crumb", "Invalid Cookie"])
+def test_a_refused_session_is_auth_failed_in_the_vendors_words(status, description):
+    data = json.loads((FIXTURES / "unauthorized_crumb.json").read_text().replace("Invalid Crumb", description))
+    parsed = yahoo.parse_daily(body(status, data), *MAY)
+    assert parsed.outcome is Outcome.AUTH_FAILED and parsed.message == f"Unauthorized: {description}"
+    assert yahoo.parse_intraday(Response(401, {}, b"Unauthorized")).outcome is Outcome.AUTH_FAILED
+
+
+def test_session_refused_message_names_the_session_and_the_way_out():
+    text = yahoo.session_refused_message("AAPL daily", "Unauthorized: Invalid Crumb")
+    assert text.startswith("yahoo refused the session (cookie and crumb) for AAPL daily: Unauthorized: Invalid Crumb;")
+    assert "try again later" in text and "--provider" in text and "key" not in text.lower()
+
+
+# --- the session handshake (pure parts; the I/O is in session.py) --------------------
+
+
+def test_the_cookie_comes_from_fc_yahoo_com_or_the_configured_server():
+    assert yahoo.cookie_request(yahoo.BASE_URL).path == "https://fc.yahoo.com/"
+    assert yahoo.cookie_request("https://query2.finance.yahoo.com/").path == "https://fc.yahoo.com/"
+    assert yahoo.cookie_request("http://127.0.0.1:8080").path == "/"  # a mirror or a test server
+    crumb = yahoo.crumb_request()
+    assert crumb.path == "/v1/test/getcrumb" and "Mozilla" in crumb.headers["User-Agent"]
+
+
+@pytest.mark.parametrize("status, text, crumb", [
+    (200, "Fq1mQ2x3yZ0\n", "Fq1mQ2x3yZ0"), (200, "a/b.c", "a/b.c"), (200, "", None), (200, "   ", None),
+    (200, "<html>consent</html>", None), (200, '{"finance": {"error": {}}}', None), (401, "Fq1mQ2x3yZ0", None),
+    (200, "Too Many Requests", None), (429, "Too Many Requests", None), (200, "x" * 65, None),
+])
+def test_parse_crumb_takes_only_a_crumb(status, text, crumb):
+    assert yahoo.parse_crumb(Response(status, {}, text.encode())) == crumb
+
+
+def test_with_crumb_adds_it_and_keeps_the_rest():
+    request = yahoo.daily_request("AAPL", *MAY)
+    signed = yahoo.with_crumb(request, "Fq1mQ2x3yZ0")
+    assert signed.params == {**request.params, "crumb": "Fq1mQ2x3yZ0"} and "crumb" not in request.params
+    assert (signed.path, signed.endpoint) == (request.path, request.endpoint)
 
 
 # --- described only: split_and_nulls ------------------------------------------------
@@ -312,6 +349,18 @@ def test_intraday_ts_utc_and_local_session_date():
     assert dates(frame, "session_date") == ["2024-06-10", "2024-06-10"]
     assert frame["close"].tolist() == [2.615, 2.62]
     assert [(r["date"], r["reason"]) for r in parsed.rejected] == [("2024-06-09T22:01:00+00:00", "all_null")]
+
+
+def test_intraday_bars_stay_as_sent_and_the_splits_come_as_actions():
+    stamps = [at(day, "15:55", "America/New_York") for day in ("2024-06-07", "2024-06-10")]
+    split = at("2024-06-10", "09:30", "America/New_York")
+    data = chart(stamps, close=[120.99, 121.79], events={"splits": {str(split): {
+        "date": split, "numerator": 10, "denominator": 1, "splitRatio": "10:1"}}})
+    parsed = yahoo.parse_intraday(body(200, data))
+    assert parsed.intraday["close"].tolist() == [120.99, 121.79]  # the adapter undoes the split
+    assert parsed.actions.to_dict("records") == [{"date": pd.Timestamp("2024-06-10"), "kind": "split", "value": 10.0}]
+    request = yahoo.intraday_request("AAPL", "5m", NOW - dt.timedelta(days=2), NOW, now=NOW)
+    assert request.params["events"] == "div,splits"
 
 
 # --- symbols and requests -------------------------------------------------------------

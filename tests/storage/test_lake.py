@@ -132,7 +132,7 @@ def test_no_temp_files_left_behind(lake: Lake):
     lake.merge(PRICES, prices(dates=DATES[2:]))  # February and March: new files
 
     everything = sorted(p.relative_to(lake.root).as_posix() for p in lake.root.rglob("*") if p.is_file())
-    assert everything == [f"prices_daily/month=2026-0{m}/{FILE_NAME}" for m in (1, 2, 3)]
+    assert everything == ["prices_daily/.write.lock"] + [f"prices_daily/month=2026-0{m}/{FILE_NAME}" for m in (1, 2, 3)]
     assert lake.read(PRICES).num_rows == 18
 
 

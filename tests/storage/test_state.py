@@ -136,7 +136,8 @@ def test_symbols_where_unloaded_and_reprocess(engine):
 
 def test_start_and_finish_run(engine):
     with engine.begin() as conn:
-        state.start_run(conn, "r1", "run", {"symbols": ["AAA", "BBB"], "start": dt.date(2026, 1, 2)}, "demo", NOW)
+        key = state.start_run(conn, "r1", "run", {"symbols": ["AAA", "BBB"], "start": dt.date(2026, 1, 2)}, "demo", NOW,
+                              shard="2/4")
     runs = schema.pipeline_runs
     with engine.connect() as conn:
         started = conn.execute(sa.select(runs)).mappings().one()
@@ -145,7 +146,7 @@ def test_start_and_finish_run(engine):
     assert as_utc(started["started_at"]) == NOW
 
     with engine.begin() as conn:
-        state.finish_run(conn, "r1", "partial", 3, {"planned": 2, "ok": 1, "failed": 1, "rows_loaded": 250,
+        state.finish_run(conn, key, "partial", 3, {"planned": 2, "ok": 1, "failed": 1, "rows_loaded": 250,
                                                     "api_calls": 2, "not_a_column": 7}, "BBB: HTTP 503", NOW + dt.timedelta(minutes=2))
     with engine.connect() as conn:
         done = conn.execute(sa.select(runs)).mappings().one()
@@ -153,21 +154,35 @@ def test_start_and_finish_run(engine):
     assert (done["planned"], done["ok"], done["failed"], done["skipped"], done["rows_loaded"], done["api_calls"]) == (2, 1, 1, 0, 250, 2)
     assert as_utc(done["finished_at"]) == NOW + dt.timedelta(minutes=2)
     assert done["provider"] == "demo"
+    assert (done["run_id"], done["shard"]) == ("r1", "2/4")
+
+
+def test_one_run_id_names_many_invocations(engine):
+    """An Airflow DAG run calls stockpipe many times under one run_id (tasks, shards, retries)."""
+    with engine.begin() as conn:
+        first = state.start_run(conn, "scheduled__2026-11-20T03:30:00+00:00", "fetch", {}, "demo", NOW, shard="1/2")
+        second = state.start_run(conn, "scheduled__2026-11-20T03:30:00+00:00", "fetch", {}, "demo", NOW, shard="2/2")
+        state.finish_run(conn, second, "ok", 0, {"planned": 3}, None, NOW + dt.timedelta(minutes=1))
+    runs = schema.pipeline_runs
+    with engine.connect() as conn:
+        got = conn.execute(sa.select(runs.c.id, runs.c.shard, runs.c.status, runs.c.planned).order_by(runs.c.id)).all()
+    assert first != second
+    assert [tuple(r) for r in got] == [(first, "1/2", "running", 0), (second, "2/2", "ok", 3)]
 
 
 def test_last_successful_run_counts_only_ok_fetches_and_runs(engine):
     with engine.connect() as conn:
         assert state.last_successful_run(conn) is None
     with engine.begin() as conn:
-        state.start_run(conn, "r1", "fetch", {}, "demo", NOW)
+        r1 = state.start_run(conn, "r1", "fetch", {}, "demo", NOW)
         assert state.last_successful_run(conn) is None  # still running
-        state.finish_run(conn, "r1", "ok", 0, {}, None, NOW + dt.timedelta(minutes=1))
-        state.start_run(conn, "r2", "run", {}, "demo", NOW + dt.timedelta(hours=1))
-        state.finish_run(conn, "r2", "ok", 0, {}, None, NOW + dt.timedelta(hours=1, minutes=3))
-        state.start_run(conn, "r3", "load", {}, None, NOW + dt.timedelta(hours=2))
-        state.finish_run(conn, "r3", "ok", 0, {}, None, NOW + dt.timedelta(hours=2, minutes=1))
-        state.start_run(conn, "r4", "run", {}, "demo", NOW + dt.timedelta(hours=3))
-        state.finish_run(conn, "r4", "failed", 5, {}, "db down", NOW + dt.timedelta(hours=3, minutes=1))
+        state.finish_run(conn, r1, "ok", 0, {}, None, NOW + dt.timedelta(minutes=1))
+        r2 = state.start_run(conn, "r2", "run", {}, "demo", NOW + dt.timedelta(hours=1))
+        state.finish_run(conn, r2, "ok", 0, {}, None, NOW + dt.timedelta(hours=1, minutes=3))
+        r3 = state.start_run(conn, "r3", "load", {}, None, NOW + dt.timedelta(hours=2))
+        state.finish_run(conn, r3, "ok", 0, {}, None, NOW + dt.timedelta(hours=2, minutes=1))
+        r4 = state.start_run(conn, "r4", "run", {}, "demo", NOW + dt.timedelta(hours=3))
+        state.finish_run(conn, r4, "failed", 5, {}, "db down", NOW + dt.timedelta(hours=3, minutes=1))
     with engine.connect() as conn:
         last = state.last_successful_run(conn)
     assert last == NOW + dt.timedelta(hours=1, minutes=3)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import json
 import math
 import re
@@ -40,6 +41,7 @@ from .rows import records_frame, retry_after_http
 from .wire import Outcome, Parsed, Request, Response
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 NAME = "eodhd"
@@ -69,6 +71,8 @@ _COLUMNS = {"open": "open", "high": "high", "low": "low", "close": "close",
 _QUOTE_FIELDS = {"price": "close", "open": "open", "high": "high", "low": "low",
                  "prev_close": "previousclose", "change": "change", "change_pct": "change_p",
                  "volume": "volume"}  # ours -> EODHD's (keys lower-cased)
+_SOURCES = tuple(_COLUMNS.values())
+_ADJ = list(_COLUMNS).index("adj_close")
 _MISSING = frozenset({"", "na", "n/a", "null", "nan", "none", "-"})
 _TOKEN = re.compile(r"(api_token=)[^&\s\"'<>]+", re.IGNORECASE)
 
@@ -147,23 +151,38 @@ def quote_request(symbol: str) -> Request:
                    dict(DEFAULT_HEADERS), "quote")
 
 
-def parse_daily(response: Response, start: dt.date, end: dt.date) -> Parsed:
-    """Bars dated start..end from a JSON or CSV answer of /api/eod."""
+def parse_daily(response: Response, start: dt.date, end: dt.date, *, by_row: bool = False) -> Parsed:
+    """Bars dated start..end from a JSON or CSV answer of /api/eod, in the answer's order.
+
+    Rows whose cells are all plain (columns.py: JSON numbers, a YYYY-MM-DD date) are read
+    and judged a column at a time (`_reasons`); every other row, and every row when
+    `by_row`, goes through `_bar` on its own. Both ways give the same bars and rejects:
+    `by_row` is the reference tests/providers/test_eodhd_fast.py holds the fast path to.
+    """
+    import numpy as np
+
+    from .columns import iso_days, number_columns
+
     rows, failure = _rows(response)
     if failure:
         return failure
-    bars, rejected = [], []
-    for row in rows:
-        day, bar, reason = _bar(row)
-        if day is not None and not start <= day <= end:
-            continue
-        if reason:
-            rejected.append({"date": str(row.get("date")), "reason": reason, "raw": row})
-        else:
-            bars.append({"date": day, **bar})
-    return Parsed(_found(bars, rejected), bars=_frame(bars, BAR_COLUMNS),
-                  actions=_frame([], ("date", "kind", "value"), {"kind": "str"}),
-                  rejected=tuple(rejected))
+    days, plain_days = iso_days([row.get("date") for row in rows])
+    values, plain = number_columns(rows, _SOURCES)
+    plain &= plain_days & (not by_row)
+    reasons = _reasons(values, plain)
+    for i in np.flatnonzero(~plain):  # the careful path, one row at a time
+        day, bar, reasons[i] = _bar(rows[i])
+        days[i] = np.datetime64("NaT") if day is None else day
+        values[i] = [bar.get(name, math.nan) for name in _COLUMNS]
+    dated = ~np.isnat(days)
+    shown = ~dated | ((days >= np.datetime64(start)) & (days <= np.datetime64(end)))
+    failed = reasons != None  # noqa: E711 - elementwise on an object array
+    keep = shown & ~failed
+    rejected = tuple({"date": str(rows[i].get("date")), "reason": reasons[i], "raw": rows[i]}
+                     for i in np.flatnonzero(shown & failed))
+    bars = _bar_frame(days[keep], values[keep])
+    return Parsed(Outcome.OK if len(bars) or rejected else Outcome.EMPTY, bars=bars,
+                  actions=_no_actions(), rejected=rejected)
 
 
 def parse_bulk_last_day(response: Response, exchange: str) -> Parsed:
@@ -232,6 +251,8 @@ def parse_quote(response: Response) -> Parsed:
 
 def _failure(response: Response) -> Parsed | None:
     """The outcome of an answer that is not data (None when it is data)."""
+    if response.status == 200 and response.body.lstrip()[:1] == b"[":
+        return None  # rows: what every check below concludes, without reading the text
     text, status = response.text.strip(), response.status
     low, headers = text.lower(), {k.lower(): v for k, v in response.headers.items()}
     html = text.startswith("<")  # by shape: EODHD sends plain text as text/html too
@@ -267,8 +288,10 @@ def _rows(response: Response, csv_allowed: bool = True,
     except ValueError:
         return [], _protocol("truncated or garbled JSON")
     data = [data] if single and isinstance(data, dict) else data
-    if not isinstance(data, list) or not all(isinstance(row, dict) for row in data):
+    if not isinstance(data, list) or not set(map(type, data)) <= {dict}:  # json.loads makes no subclass
         return [], _protocol(f"expected a list of rows, got: {text[:80]}")
+    if all(key == key.lower() for key in set().union(*data)):  # JSON keys are str
+        return data, None  # already as wanted: no copy
     return [{str(k).lower(): v for k, v in row.items()} for row in data], None
 
 
@@ -299,6 +322,53 @@ def _bar(row: dict[str, Any]) -> tuple[dt.date | None, dict[str, float], str | N
     return day, {**values, "adj_close": values["adj_close"] or math.nan}, None
 
 
+def _reasons(values: "np.ndarray", plain: "np.ndarray") -> "np.ndarray":
+    """`_bar`'s verdict on each plain row of `values` (columns as _SOURCES), a column at a
+    time: None for a bar, else the first problem in `_bar`'s order. A zero adj_close
+    becomes NaN in place. Rows that are not plain get None: the caller reads them with `_bar`."""
+    import numpy as np
+
+    reasons = np.full(len(values), None, dtype=object)
+    bad = ~np.isfinite(values) & plain[:, None]  # JSON's NaN and Infinity literals
+    zero = (values == 0) & plain[:, None]
+    values[zero[:, _ADJ], _ADJ] = np.nan  # `values["adj_close"] or math.nan`
+    if not (bad.any() or zero[:, :4].any()):
+        return reasons
+    for reason, broken in reversed(_checks(bad, zero)):  # the first problem wins
+        reasons[broken] = reason
+    return reasons
+
+
+def _checks(bad: "np.ndarray", zero: "np.ndarray") -> list[tuple[str, "np.ndarray"]]:
+    """`_bar`'s checks in its order, as (reason, rows breaking it)."""
+    checks = []
+    for j, name in enumerate(_COLUMNS):
+        if name != "adj_close":
+            checks.append((f"not_a_number:{name}", bad[:, j]))
+        if name not in ("adj_close", "volume"):
+            checks.append((f"zero_price:{name}", zero[:, j]))
+    return checks + [("not_a_number:adj_close", bad[:, _ADJ])]
+
+
+def _bar_frame(days: "np.ndarray", values: "np.ndarray") -> "pd.DataFrame":
+    """BAR_COLUMNS from datetime64[D] days and float64 values (columns as _SOURCES)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(values, columns=list(_COLUMNS))  # BAR_COLUMNS after "date"
+    frame.insert(0, "date", days.astype("datetime64[us]"))
+    return frame
+
+
+def _no_actions() -> "pd.DataFrame":
+    """EOD answers carry no actions: an empty actions frame (a copy of one built once)."""
+    return _empty_actions().copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _empty_actions() -> "pd.DataFrame":
+    return _frame([], ("date", "kind", "value"), {"kind": "str"})
+
+
 # -------------------------------------------------------------------------- helpers
 
 
@@ -310,7 +380,7 @@ def _number(value: Any) -> float | str | None:
         return "bad"
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond float64
         return "bad"
     return number if math.isfinite(number) else "bad"
 

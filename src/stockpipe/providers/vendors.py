@@ -7,35 +7,46 @@ before the vendor module parses it. An outcome other than OK/EMPTY becomes the e
 HTTP layer names for it (`http.error_for`); `stops_provider` on that error tells the
 fetch loop to make no further calls to this provider in the run.
 
-Yahoo sends OHLC and volume already split-adjusted; stockpipe stores prices as traded, so
-the adapter undoes the splits the same response reports (exact for windows that end at
-the latest session, which is what planning asks for).
+Decisions:
+    * Yahoo sends OHLC and volume already split-adjusted, daily and intraday; stockpipe
+      stores prices as traded, so the adapter undoes the splits the same answer reports
+      (for intraday: the splits of all of a symbol's windows together). Exact for windows
+      that end at the latest session, which is what planning asks for; a window ending
+      before a later split stays adjusted for it (the answer does not report it).
+    * Yahoo's refused session (401 Invalid Crumb/Cookie): one new cookie and crumb and one
+      retry per request (session.py); a second refusal is AUTH_FAILED (exit 4) with a
+      message about the session and the block, not about a key Yahoo does not have.
+    * A request stopped before the vendor answered it (the quota ledger's day is spent, or
+      the client's own rate limit would wait past its cap) is not the symbol's failure:
+      the error carries `not_asked = True`, and the fetch loop records the symbol as
+      skipped (deferred to the next run), as it does for symbols after the stop.
+    * The daily quota is counted by the ledger alone (the quota day, midnight to midnight
+      in the vendor's reset zone, across runs): the client's limiter gets no sliding 24 h
+      window, which would refuse calls after the reset and report a spent quota as a rate
+      limit.
 
 Quotes (`fetch_quote`/`parse_quote`) come from the vendor module's quote endpoint (finnhub,
-alphavantage, eodhd); Yahoo has none in yahoo.py, so its quote is read here from the chart
-answer's `meta` (regularMarketPrice/Time, day high/low, volume, previous close), which is
-what Yahoo's own quote widgets show. Intraday bars (`fetch_intraday`/`parse_intraday`) come
-in as many calls as the vendor's per-request limit needs (`IntradayLimits`); stockpipe's
-interval names are 1m 5m 15m 30m 60m whatever each vendor calls them.
+alphavantage, eodhd), Yahoo's from its chart answer's `meta` (yahoo_quote.py). Intraday
+bars (`fetch_intraday`/`parse_intraday`) come in as many calls as the vendor's per-request
+limit needs (`IntradayLimits`); stockpipe's interval names are 1m 5m 15m 30m 60m whatever
+each vendor calls them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import importlib
-import json
-import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import quote as _quote_path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ConfigError, SymbolNotFoundError, UsageError
-from . import http
+from ..errors import ConfigError, StockpipeError, SymbolNotFoundError, UsageError
+from . import http, yahoo_quote
 from .base import ACTION_COLUMNS, BAR_COLUMNS, ParsedDaily, Payload
+from .session import CrumbSession
 from .wire import Outcome, Parsed, Request, Response
 
 VENDORS = ("yahoo", "alphavantage", "eodhd", "finnhub", "polygon", "tiingo", "stooq")
@@ -94,12 +105,14 @@ class HttpProvider:
     """A market-data vendor reached over HTTP."""
 
     def __init__(self, module: Any, client: http.VendorClient, symbol_map: Mapping[str, str] | None = None,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None, base_url: str | None = None) -> None:
         self.module, self.client = module, client
         self.name = module.NAME
         self.needs_key = module.KEY_PARAM is not None
         self._symbol_map = dict(symbol_map or {})
         self._clock = clock
+        refreshable = hasattr(module, "crumb_request")  # Yahoo: a session it may refuse
+        self._session = CrumbSession(module, client, base_url or module.BASE_URL) if refreshable else None
 
     @classmethod
     def from_settings(cls, name: str, settings: Any, clock: Callable[[], dt.datetime]) -> "HttpProvider":
@@ -122,11 +135,13 @@ class HttpProvider:
 
             engine = warehouse.create(settings.database_url)
             ledger = Ledger(engine, name, limits["calls_per_day"], getattr(module, "QUOTA_RESET_ZONE", "UTC"))
-        client = http.VendorClient(
-            name, options.get("base_url") or module.BASE_URL, key=key, key_param=module.KEY_PARAM,
-            default_headers=getattr(module, "DEFAULT_HEADERS", None), limits=limits, ledger=ledger,
+        base_url = options.get("base_url") or module.BASE_URL
+        client = http.VendorClient(  # the ledger alone counts the quota day (module docstring)
+            name, base_url, key=key, key_param=module.KEY_PARAM,
+            default_headers=getattr(module, "DEFAULT_HEADERS", None),
+            limits={**limits, "calls_per_day": None} if ledger else limits, ledger=ledger,
         )
-        return cls(module, client, getattr(settings, "symbol_map", {}).get(name, {}), clock)
+        return cls(module, client, getattr(settings, "symbol_map", {}).get(name, {}), clock, base_url)
 
     @property
     def concurrency(self) -> int:
@@ -147,17 +162,15 @@ class HttpProvider:
         """
         request = self._request(symbol, lambda spelled: self._daily_request(spelled, start, end))
         parse = lambda wire: self.module.parse_daily(wire, start, end)  # noqa: E731
-        response = self.client.call(request, classify=_error_sized(parse))
         try:
-            self._raise_if_terminal(response, f"{symbol} daily", parse)
+            response = self._call(request, parse, f"{symbol} daily")
         except http.NotEntitledError as exc:
             if request.endpoint != "daily:full" or "outputsize" not in str(exc):
                 raise  # a premium endpoint, not a premium output size
             # Alpha Vantage: outputsize=full is premium-only on free keys; the last 100 rows
             # (compact) are not. Retry once (PROVIDERS.md premium_outputsize_full).
             request = self._request(symbol, lambda spelled: self._daily_request(spelled, start, end, "compact"))
-            response = self.client.call(request, classify=_error_sized(parse))
-            self._raise_if_terminal(response, f"{symbol} daily", parse)
+            response = self._call(request, parse, f"{symbol} daily")
         return self._payload(symbol, request, response)
 
     def supports(self, kind: str) -> bool:
@@ -173,14 +186,13 @@ class HttpProvider:
         """
         self._require("quotes")
         request = self._request(symbol, self._quote_request)
-        response = self.client.call(request, classify=_error_sized(self._read_quote))
-        self._raise_if_terminal(response, f"{symbol} quote", self._read_quote)
+        response = self._call(request, self._read_quote, f"{symbol} quote")
         return self._payload(symbol, request, response)
 
     def parse_quote(self, payload: Payload) -> Parsed:
         """Pure: the quote (Parsed.quotes, one row or none), or the error its outcome means."""
         parsed = self._read_quote(Response(payload.status, payload.headers, payload.content))
-        return _accepted(parsed, self.name, f"{payload.symbol} quote")
+        return _accepted(parsed, self.module, f"{payload.symbol} quote")
 
     def intraday_limits(self, interval: str) -> IntradayLimits:
         """Per-request span and retention of `interval` bars at this vendor.
@@ -209,15 +221,32 @@ class HttpProvider:
         payloads = []
         for make in self._intraday_requests(interval, start, end, now):
             request = self._request(symbol, make)
-            response = self.client.call(request, classify=_error_sized(self.module.parse_intraday))
-            self._raise_if_terminal(response, f"{symbol} intraday {interval}", self.module.parse_intraday)
+            response = self._call(request, self.module.parse_intraday, f"{symbol} intraday {interval}")
             payloads.append(self._payload(symbol, request, response))
         return payloads
 
-    def parse_intraday(self, payload: Payload) -> Parsed:
-        """Pure: Parsed.intraday (ts UTC, open..volume, session_date), or the error its outcome means."""
-        parsed = self.module.parse_intraday(Response(payload.status, payload.headers, payload.content))
-        return _accepted(parsed, self.name, f"{payload.symbol} intraday")
+    def parse_intraday(self, payloads: Sequence[Payload]) -> Parsed:
+        """Pure: one symbol's intraday payloads (fetch_intraday's windows) as one Parsed:
+        `intraday` (ts UTC, open..volume, session_date) as traded, `actions`, `rejected`;
+        or the error the first refused payload's outcome means.
+
+        Split-adjusted bars (Yahoo) are put back as traded with the splits of all the
+        payloads together: a split reported by the newest window adjusts every older one.
+        """
+        parsed = [_accepted(self.module.parse_intraday(Response(p.status, p.headers, p.content)), self.module,
+                            f"{p.symbol} intraday") for p in payloads]
+        frames = [p.intraday for p in parsed if p.intraday is not None and len(p.intraday)]
+        bars = (pd.concat(frames, ignore_index=True) if frames
+                else pd.DataFrame(columns=["ts", "open", "high", "low", "close", "volume", "session_date"]))
+        found = [p.actions for p in parsed if p.actions is not None and len(p.actions)]
+        actions = (pd.concat(found, ignore_index=True).drop_duplicates(["date", "kind"]) if found
+                   else pd.DataFrame(columns=ACTION_COLUMNS))
+        if getattr(self.module, "PRICES_SPLIT_ADJUSTED", False):
+            bars = unadjust_splits(bars, actions, on="session_date")
+        ok = any(p.outcome is Outcome.OK for p in parsed)
+        return Parsed(Outcome.OK if ok else Outcome.EMPTY, intraday=bars, actions=actions,
+                      rejected=tuple(r for p in parsed for r in p.rejected),
+                      currency=next((p.currency for p in parsed if p.currency), None))
 
     # -- helpers
 
@@ -239,15 +268,44 @@ class HttpProvider:
                        api_calls=request.cost, source=f"{self.name} {request.endpoint}",
                        status=response.status, headers=dict(response.headers))
 
-    def _raise_if_terminal(self, response, what: str, parse: Callable[[Response], Parsed]) -> None:
-        """Judge error-sized answers here, in the calling thread, so a refused key or a spent
-        quota stops the other workers before they make another call."""
-        if response.status < 400 and len(response.body) > 4096:
-            return  # a body this size is data; the parse judges it later
-        parsed = parse(Response(response.status, response.headers, response.body))
-        error = http.error_for(parsed.outcome, self.name, what, parsed.message)
+    def _call(self, request: Request, parse: Callable[[Response], Parsed], what: str) -> Response:
+        """Send `request` and judge an error-sized answer here, in the calling thread, so a
+        refused key or a spent quota stops the other workers before they make another call.
+
+        Yahoo: a refused session gets a new cookie and crumb (shared with the concurrent
+        refusals) and the request one more try; a second refusal is AUTH_FAILED.
+        """
+        signed, generation = self._session.sign(request) if self._session else (request, 0)
+        response = self._send(signed, parse)
+        verdict = _judged(response, parse)
+        if self._session is not None and verdict.outcome is Outcome.AUTH_FAILED:
+            self._session.refresh(generation, what)
+            response = self._send(self._session.sign(request)[0], parse)
+            verdict = _judged(response, parse)
+            if verdict.outcome is Outcome.AUTH_FAILED:
+                raise http.AuthFailedError(self.module.session_refused_message(
+                    what, f"{verdict.message}, again with a new cookie and crumb"))
+        error = _error(self.module, verdict.outcome, what, verdict.message)
         if getattr(error, "stops_provider", False):  # refused key, spent quota, not entitled
             raise error
+        return response
+
+    def _send(self, request: Request, parse: Callable[[Response], Parsed]) -> Response:
+        """One client call (retried, rate-limited). A quota or rate-limit stop before the
+        vendor answered anything comes out marked `not_asked` (module docstring)."""
+        answered = False
+
+        def classify(response: Response) -> Parsed:
+            nonlocal answered
+            answered = True
+            return _judged(response, parse)
+
+        try:
+            return self.client.call(request, classify=classify)
+        except (http.QuotaExhaustedError, http.RateLimitedError) as exc:
+            if not answered:
+                exc.not_asked = True  # read by steps.call_concurrently: defer, do not fail
+            raise
 
     def _quote_request(self, spelled: str) -> Request:
         if self.name == "eodhd":  # eodhd.quote_request spells the symbol again (AAPL.US -> ValueError)
@@ -255,12 +313,12 @@ class HttpProvider:
                            dict(self.module.DEFAULT_HEADERS), "quote")
         if hasattr(self.module, "quote_request"):
             return self.module.quote_request(spelled)
-        return yahoo_quote_request(spelled)
+        return yahoo_quote.quote_request(spelled)
 
     def _read_quote(self, response: Response) -> Parsed:
         if hasattr(self.module, "parse_quote"):
             return self.module.parse_quote(response)
-        return parse_yahoo_quote(self.module, response)
+        return yahoo_quote.parse_quote(response)
 
     def _intraday_requests(self, interval: str, start: dt.datetime, end: dt.datetime,
                            now: dt.datetime) -> list[Callable[[str], Request]]:
@@ -294,7 +352,7 @@ class HttpProvider:
     def parse_daily(self, payload: Payload, start: dt.date, end: dt.date) -> ParsedDaily:
         """Pure: the vendor module's outcome, as bars or as the error it means."""
         parsed = self.module.parse_daily(Response(payload.status, payload.headers, payload.content), start, end)
-        _accepted(parsed, self.name, f"{payload.symbol} daily")
+        _accepted(parsed, self.module, f"{payload.symbol} daily")
         bars = parsed.bars if parsed.bars is not None else pd.DataFrame(columns=BAR_COLUMNS)
         actions = parsed.actions if parsed.actions is not None else pd.DataFrame(columns=ACTION_COLUMNS)
         if getattr(self.module, "PRICES_SPLIT_ADJUSTED", False):
@@ -305,11 +363,29 @@ class HttpProvider:
         self.client.close()
 
 
-def _accepted(parsed: Parsed, provider: str, what: str) -> Parsed:
+def _accepted(parsed: Parsed, module: Any, what: str) -> Parsed:
     """`parsed` when its outcome is OK or EMPTY; else raise the error the outcome means."""
     if parsed.outcome not in (Outcome.OK, Outcome.EMPTY):
-        raise http.error_for(parsed.outcome, provider, what, parsed.message)
+        raise _error(module, parsed.outcome, what, parsed.message)
     return parsed
+
+
+def _error(module: Any, outcome: Outcome, what: str, message: str) -> StockpipeError | None:
+    """The error `outcome` means (None for OK/EMPTY). A vendor without keys (Yahoo) words
+    AUTH_FAILED itself: it refused the session, there is no key to check."""
+    if outcome is Outcome.AUTH_FAILED and hasattr(module, "session_refused_message"):
+        return http.AuthFailedError(module.session_refused_message(what, message))
+    return http.error_for(outcome, module.NAME, what, message)
+
+
+def _judged(response: Response, parse: Callable[[Response], Parsed]) -> Parsed:
+    """What an error-sized answer means. Also the client's classifier: it lets the client
+    retry a 200 that means "slow down" (Alpha Vantage) and stop on a 429 that means "quota
+    spent" (Tiingo's monthly allocation). A body the size of data is OK here: it is not
+    parsed twice, the stage's parse judges it later."""
+    if response.status < 400 and len(response.body) > 4096:
+        return Parsed(Outcome.OK)
+    return parse(Response(response.status, response.headers, response.body))
 
 
 def _check_interval(interval: str) -> None:
@@ -317,82 +393,13 @@ def _check_interval(interval: str) -> None:
         raise UsageError(f"intraday interval {interval!r}: use one of {', '.join(INTERVALS)}")
 
 
-# ------------------------------------------------------------------ Yahoo's quote
-
-
-def yahoo_quote_request(spelled: str) -> Request:
-    """Today's chart of one symbol: its `meta` carries the quote."""
-    from . import yahoo
-
-    params = {"range": "1d", "interval": "1d", "includePrePost": "false"}
-    return Request("/v8/finance/chart/" + _quote_path(spelled, safe="-.="), params, dict(yahoo.DEFAULT_HEADERS),
-                   endpoint="quote")
-
-
-def parse_yahoo_quote(module: Any, response: Response) -> Parsed:
-    """One `quotes` row from a chart answer's meta, or the outcome the answer means.
-
-    price = regularMarketPrice at regularMarketTime (UTC); high/low/volume = the session's
-    regularMarketDayHigh/Low/Volume; prev_close = previousClose, else chartPreviousClose
-    (equal for range=1d); open = the session bar's open when the chart holds it; change
-    and change_pct (percent) computed. No price or time: EMPTY with a reject, never a 0.
-    """
-    import pandas as pd
-
-    envelope = module.parse_intraday(response)  # the chart's own error reading (404, 401, 429, ...)
-    if envelope.outcome not in (Outcome.OK, Outcome.EMPTY):
-        return envelope
-    try:
-        result = json.loads(response.body)["chart"]["result"][0]
-        meta = result["meta"]
-    except (ValueError, KeyError, IndexError, TypeError):
-        return Parsed(Outcome.PROTOCOL_ERROR, message="chart answer without meta")
-    price, stamp = _positive(meta.get("regularMarketPrice")), _positive(meta.get("regularMarketTime"))
-    if price is None or stamp is None:
-        shown = {k: meta.get(k) for k in ("symbol", "regularMarketPrice", "regularMarketTime")}
-        reason = "missing_value:price" if price is None else "missing_value:ts"
-        return Parsed(Outcome.EMPTY, rejected=({"date": str(meta.get("regularMarketTime")), "reason": reason,
-                                                "raw": shown},), message="no quote in the chart meta")
-    digits = min(max(int(_positive(meta.get("priceHint")) or 4), 2), 8)
-    prev = _positive(meta.get("previousClose")) or _positive(meta.get("chartPreviousClose"))
-    ts = dt.datetime.fromtimestamp(stamp, dt.timezone.utc)
-    row = {"ts": ts, "price": round(price, digits), "open": _session_open(result, meta, ts),
-           "high": _positive(meta.get("regularMarketDayHigh")), "low": _positive(meta.get("regularMarketDayLow")),
-           "prev_close": prev, "change": price - prev if prev else None,
-           "change_pct": (price - prev) / prev * 100 if prev else None, "volume": meta.get("regularMarketVolume")}
-    for name in ("open", "high", "low", "prev_close", "change"):
-        row[name] = math.nan if row[name] is None else round(row[name], digits)
-    row["change_pct"] = math.nan if row["change_pct"] is None else round(row["change_pct"], 4)
-    row["volume"] = float(row["volume"]) if _positive(row["volume"]) is not None or row["volume"] == 0 else math.nan
-    frame = pd.DataFrame([row]).astype({"ts": "datetime64[us, UTC]", **{k: "float64" for k in row if k != "ts"}})
-    return Parsed(Outcome.OK, quotes=frame, currency=meta.get("currency"))
-
-
-def _positive(value: Any) -> float | None:
-    """A finite number above zero, else None (Yahoo's 0 and null both mean "unknown")."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-    return float(value) if ok else None
-
-
-def _session_open(result: dict, meta: dict, ts: dt.datetime) -> float | None:
-    """The open of the chart's bar of the quote's session (the exchange's date), if any."""
-    try:
-        zone = ZoneInfo(meta["exchangeTimezoneName"])
-        stamps = result["timestamp"]
-        opens = result["indicators"]["quote"][0]["open"]
-        day = ts.astimezone(zone).date()
-        found = [o for t, o in zip(stamps, opens) if dt.datetime.fromtimestamp(t, zone).date() == day]
-    except (KeyError, IndexError, TypeError, ValueError, OverflowError, OSError, ZoneInfoNotFoundError):
-        return None
-    return _positive(found[-1]) if found else None
-
-
-def unadjust_splits(bars: pd.DataFrame, actions: pd.DataFrame) -> pd.DataFrame:
-    """Bars as traded from split-adjusted bars: prices before a split x ratio, volume / ratio."""
+def unadjust_splits(bars: pd.DataFrame, actions: pd.DataFrame, on: str = "date") -> pd.DataFrame:
+    """Bars as traded from split-adjusted bars: prices of the sessions (column `on`) before
+    a split's date x its ratio, volume / ratio."""
     splits = actions[actions["kind"] == "split"] if len(actions) else actions
     if bars.empty or splits.empty:
         return bars
-    dates = bars["date"].to_numpy()
+    dates = bars[on].to_numpy()
     factor = np.ones(len(bars))
     for when, ratio in zip(splits["date"].to_numpy(), splits["value"].to_numpy(dtype=float)):
         factor[dates < when] *= ratio
@@ -402,13 +409,3 @@ def unadjust_splits(bars: pd.DataFrame, actions: pd.DataFrame) -> pd.DataFrame:
     out["volume"] = np.round(out["volume"].to_numpy(dtype=float) / factor)
     return out
 
-
-def _error_sized(parse: Callable[[Response], Parsed]) -> Callable[[Response], Outcome | Parsed]:
-    """The client's classifier: lets it retry a 200 that means "slow down" (Alpha Vantage)
-    and stop on a 429 that means "quota spent" (Tiingo's monthly allocation). Bodies the
-    size of data are not parsed twice: parse_daily judges them later."""
-    def classify(response: Response) -> Outcome | Parsed:
-        if response.status < 400 and len(response.body) > 4096:
-            return Outcome.OK
-        return parse(response)
-    return classify

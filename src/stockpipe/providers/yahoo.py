@@ -10,16 +10,20 @@ Decisions:
     * Prices are float32 widened to doubles (181.7100067138672): rounded to priceHint
       decimals, never fewer than 2 (4 without a hint); adj_close to at least 4 (it is
       computed, not traded); dividends to 6. Currency as sent: "GBp" stays pence.
-    * OHLC and volume are split-adjusted as of the download day (PRICES_SPLIT_ADJUSTED):
-      bars before a split are not as traded. Kept as sent; the splits come as actions.
+    * OHLC and volume are split-adjusted as of the download day (PRICES_SPLIT_ADJUSTED),
+      daily and intraday bars alike: bars before a split are not as traded. Both requests
+      ask for events=div,splits, so both parses return the splits as actions, and the
+      adapter (vendors.unadjust_splits) undoes them; parsing keeps the bars as sent.
     * Rows: all null -> rejected "all_null", never zeros; a missing, non-numeric or zero
       open/high/low/close/volume -> missing_value:/not_a_number:/zero_price:<column>;
       a missing adj_close leaves NaN.
     * chart.error is read whatever the status: "Not Found" is SYMBOL_NOT_FOUND (EMPTY when
       about the date range); 422, "Unprocessable Entity" or a range text is NOT_ENTITLED,
-      also with HTTP 200. A 401 "Invalid Crumb"/"Invalid Cookie" is AUTH_FAILED: the HTTP
-      layer may refresh cookie and crumb once (fc.yahoo.com, /v1/test/getcrumb) and retry
-      once; a second one stops Yahoo for the run.
+      also with HTTP 200. A 401 "Invalid Crumb"/"Invalid Cookie" (or "Unauthorized") is
+      AUTH_FAILED, a refused session: providers/session.py fetches a cookie (COOKIE_URL)
+      and a crumb (/v1/test/getcrumb) once and the request is retried once with both; a
+      second refusal stops Yahoo for the run with `session_refused_message` (exit 4, as
+      any AUTH_FAILED). The crumb is a session credential: redacted like a key.
     * Limits: none published. 2 calls/s and 2,000/hour stay below the few thousand calls an
       hour that users report before 429s and IP blocks.
     * Intraday retention: 1m kept 30 days, at most 8 days per request (older answers said 7,
@@ -33,6 +37,7 @@ import datetime as dt
 import json
 import math
 import re
+from dataclasses import replace
 from functools import partial
 from typing import Any, Callable
 from urllib.parse import quote
@@ -54,6 +59,8 @@ DEFAULT_LIMITS = {"calls_per_second": 2, "calls_per_minute": None, "calls_per_ho
                   "calls_per_day": None}
 QUOTA_RESETS = None  # no published quota
 PRICES_SPLIT_ADJUSTED = True
+COOKIE_URL = "https://fc.yahoo.com/"  # answers 404 with the A3 cookie (Domain=.yahoo.com)
+CRUMB_PATH = "/v1/test/getcrumb"
 
 # Yahoo's exchange suffixes (help.yahoo.com SLN2310). Any other dotted tail is a share
 # class: BRK.B -> BRK-B, RCI.B.TO -> RCI-B.TO.
@@ -107,7 +114,7 @@ def intraday_request(symbol: str, interval: str, start: dt.date | dt.datetime,
     lo, hi = _instant(start), _instant(end, end=True)
     _check_window(interval, lo, hi, _instant(now or dt.datetime.now(dt.timezone.utc)))
     params = {"period1": _epoch(lo), "period2": _epoch(hi), "interval": interval,
-              "includePrePost": "false"}
+              "events": "div,splits", "includePrePost": "false"}
     return Request(_chart_path(symbol), params, dict(DEFAULT_HEADERS), endpoint=f"intraday_{interval}")
 
 
@@ -136,8 +143,46 @@ def parse_daily(response: Response, start: dt.date, end: dt.date) -> Parsed:
 
 
 def parse_intraday(response: Response) -> Parsed:
-    """Intraday bars: ts in UTC, session_date the exchange's local date."""
+    """Intraday bars (ts in UTC, session_date the exchange's local date), split-adjusted as
+    sent, and the answer's dividends and splits as actions (dated by the exchange)."""
     return _parse(response, _intraday)
+
+
+# ------------------------------------------------------------ the session (cookie + crumb)
+
+
+def cookie_request(base_url: str) -> Request:
+    """The call that sets Yahoo's session cookie: fc.yahoo.com when the base URL is Yahoo's
+    own, else "/" on the configured base URL (a mirror, a proxy or a test server serves both)."""
+    own = base_url.rstrip("/") in (BASE_URL, BASE_URL.replace("query1", "query2"))
+    return Request(COOKIE_URL if own else "/", {}, dict(DEFAULT_HEADERS), endpoint="session cookie")
+
+
+def crumb_request() -> Request:
+    """The call that hands out the crumb for the cookie just set (plain text)."""
+    return Request(CRUMB_PATH, {}, {**DEFAULT_HEADERS, "Accept": "text/plain,*/*"}, endpoint="session crumb")
+
+
+def parse_crumb(response: Response) -> str | None:
+    """The crumb from a getcrumb answer; None when the answer is not one (a refusal, an
+    HTML page, JSON, an empty body)."""
+    text = response.text.strip()
+    if response.status != 200 or not 1 <= len(text) <= 64 or text[0] in "<{[" or any(c.isspace() for c in text):
+        return None
+    return text
+
+
+def with_crumb(request: Request, crumb: str) -> Request:
+    """`request` carrying the session's crumb (the cookie travels in the client's jar)."""
+    return replace(request, params={**request.params, "crumb": crumb})
+
+
+def session_refused_message(what: str, said: str) -> str:
+    """The AUTH_FAILED message. Yahoo has no key: what it refuses is the session, and a
+    refusal that a fresh cookie and crumb do not cure means it is blocking this client."""
+    return (f"yahoo refused the session (cookie and crumb) for {what}: {said}; Yahoo is blocking this "
+            "client (its IP address or its traffic): try again later, or use another provider "
+            "(--provider eodhd, tiingo, ...)")
 
 
 # ---------------------------------------------------------------- reading the answer
@@ -180,7 +225,7 @@ def _chart_result(response: Response) -> tuple[dict | None, Parsed | None]:
         return None, Parsed(Outcome.RATE_LIMITED, message=message,
                             retry_after=retry_after_http({k.lower(): v for k, v in response.headers.items()}))
     if response.status == 401:
-        return None, Parsed(Outcome.AUTH_FAILED, message=f"{message}: refresh cookie and crumb")
+        return None, Parsed(Outcome.AUTH_FAILED, message=message)
     return None, Parsed(Outcome.PROTOCOL_ERROR, message=message)
 
 
@@ -193,8 +238,7 @@ def _error(error: Any, status: int) -> Parsed:
         return Parsed(Outcome.EMPTY if "date range" in low else Outcome.SYMBOL_NOT_FOUND,
                       message=message)
     if status == 401 or code.lower() == "unauthorized" or "crumb" in low or "cookie" in low:
-        return Parsed(Outcome.AUTH_FAILED, message=_short(
-            f"yahoo rejected the session ({text or code}): refresh cookie and crumb once, then stop"))
+        return Parsed(Outcome.AUTH_FAILED, message=message)  # a refused session (see session_refused_message)
     if status == 429 or "too many requests" in low:
         return Parsed(Outcome.RATE_LIMITED, message=message)
     if status in (400, 422) or code.lower() in ("unprocessable entity", "bad request") \
@@ -249,8 +293,10 @@ def _intraday(result: dict, meta: dict, table: dict, zone: dt.tzinfo) -> Parsed:
             rows.append({"ts": local.astimezone(dt.timezone.utc), **bar, "session_date": local.date()})
     frame = records_frame(rows, ("ts", *_FIELDS, "session_date"),
                           {"ts": "datetime64[us, UTC]", "session_date": "datetime64[us]"}, sort=True)
+    actions, bad = _actions(result.get("events"), zone, dt.date.min, dt.date.max)
     return Parsed(Outcome.OK if rows or rejected else Outcome.EMPTY, intraday=frame,
-                  rejected=tuple(rejected), currency=meta.get("currency"))
+                  actions=records_frame(actions, ACTION_COLUMNS, {"date": "datetime64[us]", "kind": "str"}, sort=True),
+                  rejected=tuple(rejected + bad), currency=meta.get("currency"))
 
 
 def _reason(row: dict[str, Any]) -> str | None:

@@ -17,10 +17,12 @@ rows the symbol's only rows, deleting the ones that are gone, with the same idem
 
 from __future__ import annotations
 
+import fcntl
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -78,6 +80,15 @@ class Lake:
 
     def merge(self, dataset: Dataset, rows: pd.DataFrame) -> MergeResult:
         """Upsert `rows` (columns = the dataset's) into their month partitions."""
+        with _writing(self.root / dataset.name):
+            return self._merge_unlocked(dataset, rows)
+
+    def replace(self, dataset: Dataset, symbols: Iterable[str], rows: pd.DataFrame) -> MergeResult:
+        """Make `rows` all of `dataset`'s rows for `symbols` (see `_replace_unlocked`)."""
+        with _writing(self.root / dataset.name):
+            return self._replace_unlocked(dataset, symbols, rows)
+
+    def _merge_unlocked(self, dataset: Dataset, rows: pd.DataFrame) -> MergeResult:
         if rows.empty:
             return MergeResult({})
         rows = rows.drop_duplicates(list(dataset.key), keep="last")
@@ -88,7 +99,7 @@ class Lake:
                 changed[symbol] = changed.get(symbol, 0) + count
         return MergeResult(changed)
 
-    def replace(self, dataset: Dataset, symbols: Iterable[str], rows: pd.DataFrame) -> MergeResult:
+    def _replace_unlocked(self, dataset: Dataset, symbols: Iterable[str], rows: pd.DataFrame) -> MergeResult:
         """Make `rows` all of `dataset`'s rows for `symbols`; rows of other symbols stay.
 
         A symbol's stored rows that `rows` lacks are deleted (a symbol absent from `rows`
@@ -158,6 +169,26 @@ class Lake:
         merged = merged.sort_values(list(dataset.key), kind="stable")
         _write_atomic(path, pa.Table.from_pandas(merged, schema=arrow_schema(dataset), preserve_index=False))
         return fresh.groupby("symbol").size().to_dict()
+
+
+@contextmanager
+def _writing(directory: Path) -> Iterator[None]:
+    """Hold the dataset's write lock (flock on `<dataset>/.write.lock`) while a merge or
+    replace reads, rebuilds and renames its month files.
+
+    A month file holds every symbol, so shards running side by side (`--shard i/n`, one
+    data directory) write the same files; each write is a read-modify-rename that must
+    not interleave with another's or one shard's rows would vanish. The lock is held only
+    for the write itself (not while fetching), released by the kernel if the holder dies,
+    and blocks rather than fails: the other shard's write takes a fraction of a second.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / ".write.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _to_frame(table: pa.Table) -> pd.DataFrame:

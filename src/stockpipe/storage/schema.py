@@ -114,9 +114,12 @@ rejects = sa.Table(
     **_NO_ROWID,
 )
 
+# One row per invocation (`id`). `run_id` names the run: the scheduler's (`--run-id`), which
+# one Airflow DAG run shares between its tasks, shards and retries, else a fresh one.
 pipeline_runs = sa.Table(
     "pipeline_runs", metadata,
-    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False, index=True),
     sa.Column("command", sa.String(32), nullable=False),
     sa.Column("arguments", sa.Text, nullable=False),
     sa.Column("provider", sa.String(32)),

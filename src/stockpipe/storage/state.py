@@ -41,18 +41,21 @@ def _insert(conn: Connection):
 
 
 def start_run(conn: Connection, run_id: str, command: str, arguments: Mapping[str, Any],
-              provider: str | None, now: dt.datetime) -> None:
-    conn.execute(schema.pipeline_runs.insert().values(
+              provider: str | None, now: dt.datetime, shard: str | None = None) -> int:
+    """Record an invocation as running; returns its pipeline_runs.id (one per invocation,
+    while run_id may name many: the tasks, shards and retries of one scheduled run)."""
+    result = conn.execute(schema.pipeline_runs.insert().values(
         run_id=run_id, command=command, arguments=json.dumps(arguments, sort_keys=True, default=str),
-        provider=provider, started_at=now, status="running",
+        provider=provider, shard=shard, started_at=now, status="running",
     ))
+    return int(result.inserted_primary_key[0])
 
 
-def finish_run(conn: Connection, run_id: str, status: str, exit_code: int, counts: Mapping[str, int],
+def finish_run(conn: Connection, invocation: int, status: str, exit_code: int, counts: Mapping[str, int],
                error: str | None, now: dt.datetime) -> None:
-    columns = {c.name for c in schema.pipeline_runs.columns}
+    columns = {c.name for c in schema.pipeline_runs.columns} - {"id", "run_id"}
     values = {k: int(v) for k, v in counts.items() if k in columns}
-    conn.execute(schema.pipeline_runs.update().where(schema.pipeline_runs.c.run_id == run_id).values(
+    conn.execute(schema.pipeline_runs.update().where(schema.pipeline_runs.c.id == invocation).values(
         status=status, exit_code=exit_code, finished_at=now, error=error, **values,
     ))
 

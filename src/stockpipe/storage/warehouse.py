@@ -117,10 +117,19 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+# pg_advisory_xact_lock key serialising migrations: shards that start together on a fresh
+# PostgreSQL database would otherwise race to create the same tables.
+_MIGRATION_LOCK = 0x73746B7069706531  # "stkpipe1"
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate to `revision`; on PostgreSQL one process at a time (the others wait, then
+    find the work done: alembic reads the revision inside the locked transaction)."""
     from alembic import command
 
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         command.upgrade(alembic_config(conn), revision)
 
 
