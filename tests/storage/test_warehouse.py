@@ -83,6 +83,33 @@ def test_migrations_upgrade_downgrade_upgrade(database_url: str):
         eng.dispose()
 
 
+def test_migration_0005_keeps_every_run_and_keys_them_by_invocation(database_url: str):
+    eng = warehouse.create(database_url)
+    old = ("INSERT INTO pipeline_runs (run_id, command, arguments, provider, started_at, status, exit_code, planned) "
+           "VALUES (:r, :c, '{}', 'demo', :t, 'ok', 0, :n)")
+    try:
+        warehouse.upgrade(eng, "0004")
+        with eng.begin() as conn:
+            conn.execute(sa.text(old), [{"r": "20261120T2300Z-aaaaaa", "c": "run", "t": T0, "n": 4},
+                                        {"r": "20261121T2300Z-bbbbbb", "c": "load", "t": T1, "n": 0}])
+        warehouse.upgrade(eng)
+        runs = schema.pipeline_runs
+        with eng.begin() as conn:
+            kept = conn.execute(sa.select(runs.c.id, runs.c.run_id, runs.c.command, runs.c.planned)
+                                .order_by(runs.c.id)).all()
+            conn.execute(runs.insert().values(run_id="20261120T2300Z-aaaaaa", command="load", arguments="{}",
+                                              started_at=T1, status="ok"))  # the same name again: fine now
+        assert [tuple(r)[1:] for r in kept] == [("20261120T2300Z-aaaaaa", "run", 4), ("20261121T2300Z-bbbbbb", "load", 0)]
+        assert kept[0][0] < kept[1][0]  # ids follow the order the runs started in
+
+        warehouse.downgrade(eng, "0004")  # back to one row per run_id: the latest invocation of each
+        with eng.connect() as conn:
+            back = conn.execute(sa.text("SELECT run_id, command FROM pipeline_runs ORDER BY run_id")).all()
+        assert [tuple(r) for r in back] == [("20261120T2300Z-aaaaaa", "load"), ("20261121T2300Z-bbbbbb", "load")]
+    finally:
+        eng.dispose()
+
+
 def test_migrated_database_matches_schema_py_exactly(engine):
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
@@ -92,9 +119,10 @@ def test_migrated_database_matches_schema_py_exactly(engine):
 
 def test_migrated_indexes_match_schema_py(engine):
     inspector = sa.inspect(engine)
-    for name in ("run_events", "quality_results"):
+    for name in ("run_events", "quality_results", "pipeline_runs"):
         indexes = {(i["name"], tuple(i["column_names"])) for i in inspector.get_indexes(name)}
         assert indexes == {(f"ix_{name}_run_id", ("run_id",))}
+    assert inspector.get_pk_constraint("pipeline_runs")["constrained_columns"] == ["id"]
     assert inspector.get_pk_constraint("prices_daily")["constrained_columns"] == ["symbol", "date"]
     assert inspector.get_pk_constraint("rejects")["constrained_columns"] == ["run_id", "symbol", "date", "reason"]
 
