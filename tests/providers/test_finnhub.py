@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import math
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx

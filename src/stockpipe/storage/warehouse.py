@@ -10,7 +10,6 @@ same lake twice writes nothing:
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 from pathlib import Path
 from typing import TYPE_CHECKING
