@@ -128,7 +128,7 @@ def test_bad_shard_and_run_id_are_usage_errors(capsys):
     assert "--run-id" in capsys.readouterr().err
 
 
-# ------------------------------------------------------------- PostgreSQL, in parallel
+# ------------------------------------------------------------- shards in parallel
 
 
 def _spawn(data_dir: Path, url: str, *args: str) -> subprocess.Popen:
@@ -139,7 +139,10 @@ def _spawn(data_dir: Path, url: str, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_shards_run_side_by_side_on_postgres_without_deadlock_or_lost_rows(tmp_path, postgres_url):
+def test_shards_run_side_by_side_without_deadlock_or_lost_rows(tmp_path, database_url):
+    """On PostgreSQL (the production case) and on SQLite (one machine: WAL and a busy
+    timeout queue the shards' write transactions)."""
+    url = database_url
     many = [f"S{i:03d}" for i in range(60)]
     universe = tmp_path / "universe.txt"
     universe.write_text("\n".join(many) + "\n")
@@ -152,21 +155,21 @@ def test_shards_run_side_by_side_on_postgres_without_deadlock_or_lost_rows(tmp_p
     assert done.returncode == 0, done.stderr
 
     data = tmp_path / "shared"  # one data directory (one lake) and one warehouse for both shards
-    first = _spawn(data, postgres_url, "run", "--symbols-file", str(universe), "--shard", "1/2", "--run-id", "night")
-    second = _spawn(data, postgres_url, "run", "--symbols-file", str(universe), "--shard", "2/2", "--run-id", "night")
+    first = _spawn(data, url, "run", "--symbols-file", str(universe), "--shard", "1/2", "--run-id", "night")
+    second = _spawn(data, url, "run", "--symbols-file", str(universe), "--shard", "2/2", "--run-id", "night")
     deadline = time.monotonic() + 120  # once shard 1 holds its lock, a second copy of it must bounce
     lock_file = data / ".stockpipe.shard-1-of-2.lock"
     while time.monotonic() < deadline and not (lock_file.exists() and lock_file.read_text()):
         time.sleep(0.02)
-    again = _spawn(data, postgres_url, "run", "--symbols-file", str(universe), "--shard", "1/2", "--run-id", "dup")
+    again = _spawn(data, url, "run", "--symbols-file", str(universe), "--shard", "1/2", "--run-id", "dup")
     outs = [p.communicate(timeout=600) for p in (first, second, again)]
     codes = [p.returncode for p in (first, second, again)]
     assert codes[:2] == [0, 0], [err for _, err in outs]
     assert codes[2] == ExitCode.LOCKED, outs[2]
     assert json.loads(outs[2][0])["exit_code"] == ExitCode.LOCKED
 
-    assert contents(postgres_url) == contents(reference)  # nothing lost, nothing twice
-    engine = sa.create_engine(postgres_url)
+    assert contents(url) == contents(reference)  # nothing lost, nothing twice
+    engine = sa.create_engine(url)
     with engine.connect() as conn:
         runs = conn.execute(sa.text("SELECT run_id, shard, status FROM pipeline_runs ORDER BY shard")).all()
         fetched = conn.execute(sa.text("SELECT COUNT(DISTINCT symbol) FROM run_events WHERE run_id = 'night' "
