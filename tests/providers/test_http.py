@@ -184,9 +184,70 @@ def test_concurrent_calls_through_the_client_never_exceed_the_limit(fake_vendor,
     results = client.fetch_many(range(25), lambda i: client.call(QUOTE))
     assert [r.error for r in results] == [None] * 25
     assert len(fake_vendor.calls()) == 25
-    # The limiter keeps a 50 ms margin; 0.1 s of slack covers thread scheduling on a busy machine.
+    # A slot is held until the answer begins, so sends are a full window apart; 0.1 s of
+    # slack covers thread scheduling on a busy machine.
     assert max_in_window(transport.sent, 0.9) <= 10
     assert time.monotonic() - started >= 2.0
+
+
+def test_a_call_holds_its_slot_until_it_settles_and_counts_from_then():
+    clock = FakeClock()
+    limiter = RateLimiter({"calls_per_second": 2}, clock=clock, sleep=clock.sleep)
+    first, second = limiter.begin(), limiter.begin()  # both in flight at t=0
+    began = []
+    third = threading.Thread(target=lambda: began.append((limiter.begin(), clock.now)), daemon=True)
+    third.start()
+    third.join(0.3)
+    assert third.is_alive() and began == []  # no window can expire while both are in flight
+    clock.now = 0.4
+    first.settle()  # its answer began at 0.4: it counts until 1.4
+    first.settle()  # idempotent
+    third.join(5)
+    assert not third.is_alive() and began[0][1] == pytest.approx(1.4)
+    second.settle()
+    began[0][0].settle()
+
+
+def test_the_vendor_never_sees_more_than_the_limit_in_any_window(fake_vendor, client_for):
+    """Measured where it matters: the server's own arrival stamps, in full 1 s windows."""
+    fake_vendor.route("/api/v1/quote", Reply(200, "{}", latency=0.02))
+    client = client_for(limits={"calls_per_second": 10}, sleep=time.sleep)
+    results = client.fetch_many(range(35), lambda i: client.call(QUOTE))
+    assert [r.error for r in results] == [None] * 35
+    arrivals = [call.at for call in fake_vendor.calls()]
+    assert len(arrivals) == 35 and max_in_window(arrivals, 1.0) <= 10
+
+
+def test_a_failed_attempt_frees_its_slot(client_for):
+    clock = FakeClock()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: every attempt fails to connect
+    client = client_for(base_url=f"http://127.0.0.1:{port}", limits={"calls_per_second": 1}, clock=clock,
+                        sleep=clock.sleep, max_attempts=1)
+    with pytest.raises(TransportError):
+        client.call(QUOTE)
+    freed = threading.Thread(target=client.limiter.acquire, daemon=True)  # never hangs the suite
+    freed.start()
+    freed.join(5)
+    assert not freed.is_alive()  # a slot left in flight would block it for ever
+
+
+def test_one_deadline_watchdog_thread_per_client(fake_vendor, client_for):
+    fake_vendor.route("/api/v1/quote", fixture("finnhub", "quote_success.json"))
+    client = client_for(name="finnhub")
+
+    def watchdogs() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "deadline-finnhub" and t.is_alive()]
+
+    for _ in range(5):
+        assert client.call(QUOTE).status == 200
+    assert len(watchdogs()) == 1
+    client.close()
+    for thread in watchdogs():
+        thread.join(5)
+    assert watchdogs() == []
 
 
 # ------------------------------------------------------------------------- retries

@@ -165,3 +165,42 @@ def test_empty_bars():
     assert result.accepted.empty and result.rejected.empty
     assert list(result.accepted.columns) == [name for name, _ in PRICES_DAILY]
     assert list(result.rejected.columns) == [name for name, _ in REJECTS]
+
+
+# --- the batch frames a fetch builds from many symbols -------------------------------------
+
+
+def test_one_frame_for_many_symbols_equals_the_frames_of_each():
+    from stockpipe.stages.validate import accepted_frame, rejected_frame
+
+    results = [validate_bars(symbol, frame, provider="demo", run_id="r1", now=NOW, latest_session=LATEST)
+               for symbol, frame in (("AAA", bars(("2026-11-19", {}), ("2026-11-20", {"open": -1.0}))),
+                                     ("BBB", bars().astype({"date": "datetime64[us]"})),
+                                     ("CCC", bars(("2026-11-18", {"volume": 7.0}), ("2026-11-19", {}))))]
+    expected = pd.concat([r.accepted for r in results], ignore_index=True)
+    pd.testing.assert_frame_equal(accepted_frame(results), expected)
+    assert accepted_frame(results)["symbol"].tolist() == ["AAA", "CCC", "CCC"]
+    assert [r.rows for r in results] == [1, 0, 2]
+    rejected = rejected_frame(results)
+    assert rejected[["symbol", "reason"]].values.tolist() == [["AAA", "non_positive_price"]]
+    assert list(rejected.columns) == [name for name, _ in REJECTS]
+
+
+def test_no_symbols_make_empty_frames_with_the_columns():
+    from stockpipe.stages.validate import accepted_frame, rejected_frame
+
+    assert list(accepted_frame([]).columns) == [name for name, _ in PRICES_DAILY] and accepted_frame([]).empty
+    assert list(rejected_frame([]).columns) == [name for name, _ in REJECTS] and rejected_frame([]).empty
+
+
+def test_unsorted_dates_find_duplicates_wherever_they_are():
+    result = run(bars(("2026-11-20", {}), ("2026-11-18", {}), ("2026-11-20", {"close": 10.7}), ("2026-11-19", {})))
+    assert reasons(result) == {"2026-11-20": "duplicate_date"}
+    assert result.accepted["date"].dt.day.tolist() == [20, 18, 19]  # the order sent, first of each date kept
+
+
+def test_missing_dates_are_duplicates_of_each_other_and_never_future():
+    frame = bars(("2026-11-20", {}), ("2026-11-19", {}), ("2026-11-18", {}))
+    frame.loc[[0, 2], "date"] = pd.NaT
+    result = run(frame)
+    assert result.rejected["reason"].tolist() == ["duplicate_date"] and result.rows == 2

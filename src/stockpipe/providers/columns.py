@@ -28,17 +28,23 @@ _PLAIN_SET = frozenset(_PLAIN)
 _DATE_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9]  # positions of the digits in YYYY-MM-DD
 
 
-def number_columns(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(values, plain): float64 of shape (len(rows), len(keys)), and which rows hold a plain
-    JSON number under every key. Cells of rows that are not plain are NaN: ignore them."""
-    values = np.full((len(rows), len(keys)), np.nan)
-    plain = np.ones(len(rows), dtype=bool)
-    try:  # one pass over the rows when every row has every key (the usual answer)
-        columns = list(zip(*map(operator.itemgetter(*keys), rows))) if len(keys) > 1 else None
-    except KeyError:
-        columns = None
-    for j, key in enumerate(keys):
-        column = columns[j] if columns else [row.get(key) for row in rows]
+def cells(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> list[Sequence[Any]]:
+    """The values of each key, one sequence per key, in row order (None where a row lacks it)."""
+    if len(keys) > 1:
+        try:  # one pass over the rows when every row has every key (the usual answer)
+            return list(zip(*map(operator.itemgetter(*keys), rows))) if rows else [() for _ in keys]
+        except KeyError:
+            pass
+    return [[row.get(key) for row in rows] for key in keys]
+
+
+def number_columns(columns: Sequence[Sequence[Any]]) -> tuple[np.ndarray, np.ndarray]:
+    """(values, plain): float64 of shape (rows, len(columns)), and which rows hold a plain
+    JSON number in every column. Cells of rows that are not plain are NaN: ignore them."""
+    rows = len(columns[0]) if columns else 0
+    values = np.full((rows, len(columns)), np.nan)
+    plain = np.ones(rows, dtype=bool)
+    for j, column in enumerate(columns):
         if set(map(type, column)) <= _PLAIN_SET:
             try:
                 values[:, j] = column
@@ -49,7 +55,7 @@ def number_columns(rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> tuple
     return values, plain
 
 
-def _plain_cells(column: list[Any], out: np.ndarray) -> np.ndarray:
+def _plain_cells(column: Sequence[Any], out: np.ndarray) -> np.ndarray:
     """Fill `out` with the plain numbers of `column`; return where they are."""
     flags = np.zeros(len(column), dtype=bool)
     for i, value in enumerate(column):
@@ -74,22 +80,28 @@ def iso_days(texts: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
         return days, shaped
     picked = texts if shaped.all() else [t for t, ok in zip(texts, shaped) if ok]
     cells = np.frombuffer("".join(picked).encode("ascii"), dtype=np.uint8).reshape(-1, 10).astype(np.int64)
-    good, dated = _calendar_days(cells - ord("0"))
+    good, dated = _calendar_days(cells - ord("0"), picked)
     plain = np.zeros(n, dtype=bool)
     plain[np.flatnonzero(shaped)[good]] = True
     days[plain] = dated[good]
     return days, plain
 
 
-def _calendar_days(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(good, days) for rows of ten YYYY-MM-DD characters given as (character - "0")."""
+def _calendar_days(cells: np.ndarray, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(good, days) for `texts`, ten characters each, given as `cells` (character - "0")."""
     dash = ord("-") - ord("0")
     digits = cells[:, _DATE_DIGITS]
     good = ((digits >= 0) & (digits <= 9)).all(axis=1) & (cells[:, 4] == dash) & (cells[:, 7] == dash)
+    good &= cells[:, :4].any(axis=1)  # year 0000 is no date
+    if good.all():
+        try:  # numpy's own parser, safe on this exact shape; it refuses 2024-02-30 and 2024-13-01
+            return good, np.array(texts, dtype="datetime64[D]")
+        except ValueError:
+            pass
     year = cells[:, 0] * 1000 + cells[:, 1] * 100 + cells[:, 2] * 10 + cells[:, 3]
     month = cells[:, 5] * 10 + cells[:, 6]
     day = cells[:, 8] * 10 + cells[:, 9]
-    good &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)
+    good &= (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)
     months = np.where(good, (year - 1970) * 12 + month - 1, 0).astype("datetime64[M]")
     days = months.astype("datetime64[D]") + np.where(good, day - 1, 0).astype("timedelta64[D]")
     good &= days.astype("datetime64[M]") == months  # 2024-02-30 rolls into March: not a day

@@ -161,13 +161,14 @@ def parse_daily(response: Response, start: dt.date, end: dt.date, *, by_row: boo
     """
     import numpy as np
 
-    from .columns import iso_days, number_columns
+    from .columns import cells, iso_days, number_columns
 
     rows, failure = _rows(response)
     if failure:
         return failure
-    days, plain_days = iso_days([row.get("date") for row in rows])
-    values, plain = number_columns(rows, _SOURCES)
+    dates, *numbers = cells(rows, ("date", *_SOURCES))
+    days, plain_days = iso_days(dates)
+    values, plain = number_columns(numbers)
     plain &= plain_days & (not by_row)
     reasons = _reasons(values, plain)
     for i in np.flatnonzero(~plain):  # the careful path, one row at a time
@@ -354,14 +355,23 @@ def _bar_frame(days: "np.ndarray", values: "np.ndarray") -> "pd.DataFrame":
     """BAR_COLUMNS from datetime64[D] days and float64 values (columns as _SOURCES)."""
     import pandas as pd
 
-    frame = pd.DataFrame(values, columns=list(_COLUMNS))  # BAR_COLUMNS after "date"
+    frame = pd.DataFrame(values, columns=_value_index())  # BAR_COLUMNS after "date"
     frame.insert(0, "date", days.astype("datetime64[us]"))
     return frame
 
 
+@functools.lru_cache(maxsize=1)
+def _value_index() -> "pd.Index":
+    """The value columns' labels, built once. Object dtype: an Index of pandas' arrow-backed
+    str rebuilds its lookup table on every new frame (40 µs a symbol in validate_bars)."""
+    import pandas as pd
+
+    return pd.Index(list(_COLUMNS), dtype=object)
+
+
 def _no_actions() -> "pd.DataFrame":
     """EOD answers carry no actions: an empty actions frame (a copy of one built once)."""
-    return _empty_actions().copy()
+    return _empty_actions().copy(deep=False)  # copy-on-write: changing one never changes the other
 
 
 @functools.lru_cache(maxsize=1)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
@@ -34,6 +36,7 @@ from ..errors import UnavailableError
 from ..models import Dataset, arrow_schema
 
 FILE_NAME = "data.parquet"
+_MONTH_WRITERS = 2  # month partitions merged at once (their Arrow work releases the GIL)
 # The column that decides a row's month partition. Adjustment spans go by the month of
 # their ex-date (valid_to); a symbol's spans are replaced as a whole (`Lake.replace`).
 _PARTITION_COLUMN = {"rejects": "rejected_at", "quotes": "ts", "quotes_daily": "date", "prices_intraday": "ts", "adjustments": "valid_to"}
@@ -92,11 +95,16 @@ class Lake:
         if rows.empty:
             return MergeResult({})
         rows = rows.drop_duplicates(list(dataset.key), keep="last")
-        months = pd.to_datetime(rows[_PARTITION_COLUMN.get(dataset.name, "date")]).dt.strftime("%Y-%m")
+        labels, codes = _month_codes(rows[_PARTITION_COLUMN.get(dataset.name, "date")])
+        table = pa.Table.from_pandas(rows[dataset.column_names], schema=arrow_schema(dataset), preserve_index=False)
+        order = np.argsort(codes, kind="stable")  # rows without a date (-1) come first and are skipped,
+        bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))  # as strftime's NaN key was
+        parts = [(labels[i], table.take(order[bounds[i]:bounds[i + 1]])) for i in range(len(labels))]
         changed: dict[str, int] = {}
-        for month, part in rows.groupby(months.to_numpy(), sort=True):
-            for symbol, count in self._merge_month(dataset, month, part).items():
-                changed[symbol] = changed.get(symbol, 0) + count
+        with ThreadPoolExecutor(_MONTH_WRITERS, thread_name_prefix="lake") as pool:
+            for counts in pool.map(lambda part: self._merge_month(dataset, *part), parts):
+                for symbol, count in counts.items():
+                    changed[symbol] = changed.get(symbol, 0) + count
         return MergeResult(changed)
 
     def _replace_unlocked(self, dataset: Dataset, symbols: Iterable[str], rows: pd.DataFrame) -> MergeResult:
@@ -154,21 +162,41 @@ class Lake:
                                    "restore the file from a backup or delete it and recompute") from None
         return sorted({Path(name) for name in names.column("__filename").to_pylist()})
 
-    def _merge_month(self, dataset: Dataset, month: str, incoming: pd.DataFrame) -> dict[str, int]:
+    def _merge_month(self, dataset: Dataset, month: str, fresh: pa.Table) -> dict[str, int]:
+        """Upsert `fresh` (the dataset's schema) into one partition, in Arrow: read, join,
+        sort, encode and write run without the GIL, so `_merge_unlocked` does two at once."""
         path = self.root / dataset.name / f"month={month}" / FILE_NAME
-        existing = _to_frame(pq.read_table(path, schema=arrow_schema(dataset))) if path.exists() else None
-        fresh = _changed_rows(dataset, incoming, existing)
-        if fresh.empty:
-            return {}
-        if existing is not None and not existing.empty:
-            key = list(dataset.key)
-            keep = existing.merge(fresh[key], on=key, how="left", indicator=True)["_merge"].eq("left_only").to_numpy()
-            merged = pd.concat([existing[keep], fresh], ignore_index=True)
-        else:
-            merged = fresh
-        merged = merged.sort_values(list(dataset.key), kind="stable")
-        _write_atomic(path, pa.Table.from_pandas(merged, schema=arrow_schema(dataset), preserve_index=False))
-        return fresh.groupby("symbol").size().to_dict()
+        schema = arrow_schema(dataset)
+        key = list(dataset.key)
+        merged = fresh
+        if path.exists():
+            existing = pq.read_table(path, schema=schema)
+            fresh = _fresh_rows(dataset, fresh, existing)
+            if fresh.num_rows == 0:
+                return {}
+            kept = existing.join(fresh.select(key), keys=key, join_type="left anti")
+            merged = pa.concat_tables([kept.select(schema.names).cast(fresh.schema), fresh])
+        _write_atomic(path, merged.sort_by([(k, "ascending") for k in key]))
+        counts = fresh.column("symbol").value_counts()
+        return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()))
+
+
+def _fresh_rows(dataset: Dataset, incoming: pa.Table, existing: pa.Table) -> pa.Table:
+    """The rows of `incoming` that are new or differ (on a value column) from the stored row
+    with the same key, in their order: `_changed_rows` done by Arrow's hash join."""
+    key, values = list(dataset.key), dataset.value_columns
+    stored = existing.select(key + values).rename_columns(key + [f"{c}__old" for c in values])
+    stored = stored.append_column("__stored", pa.array(np.ones(stored.num_rows, dtype=bool)))
+    numbered = incoming.select(key + values).append_column("__row", pa.array(np.arange(incoming.num_rows)))
+    joined = numbered.join(stored, keys=key, join_type="left outer")
+    differs = pc.is_null(joined["__stored"])
+    for column in values:
+        new, old = joined[column], joined[f"{column}__old"]
+        same = pc.or_(pc.fill_null(pc.equal(new, old), False),
+                      pc.and_(pc.is_null(new, nan_is_null=True), pc.is_null(old, nan_is_null=True)))
+        differs = pc.or_(differs, pc.invert(same))
+    rows = np.sort(joined["__row"].filter(differs).to_numpy())
+    return incoming.take(pa.array(rows, type=pa.int64()))
 
 
 @contextmanager
@@ -189,6 +217,21 @@ def _writing(directory: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _month_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(labels, codes): the distinct "YYYY-MM" months of `column`, sorted, and each row's
+    index into them (-1 for no date). Months of a zoned column are its own zone's, as
+    strftime gave; computed on datetime64[M], not by formatting every row."""
+    stamps = pd.to_datetime(column)
+    if stamps.dt.tz is not None:
+        stamps = stamps.dt.tz_localize(None)  # the wall time in its zone
+    months = stamps.to_numpy().astype("datetime64[M]")
+    missing = np.isnat(months)
+    distinct, codes = np.unique(months[~missing], return_inverse=True)
+    out = np.full(len(months), -1, dtype=np.int64)
+    out[~missing] = codes
+    return np.datetime_as_string(distinct, unit="M"), out
 
 
 def _to_frame(table: pa.Table) -> pd.DataFrame:

@@ -10,9 +10,12 @@ same lake twice writes nothing:
 
 from __future__ import annotations
 
+import fcntl
 import io
+import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
@@ -122,14 +125,31 @@ _MIGRATION_LOCK = 0x73746B7069706531  # "stkpipe1"
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate to `revision`; on PostgreSQL one process at a time (the others wait, then
-    find the work done: alembic reads the revision inside the locked transaction)."""
+    """Migrate to `revision`, one process at a time: shards that start together on a fresh
+    database would otherwise race to create the same tables. PostgreSQL serialises on an
+    advisory transaction lock; SQLite (whose DDL pysqlite runs outside a transaction) on an
+    flock file beside the database. The others wait, then find the work done: alembic
+    reads the revision only once the lock is held."""
     from alembic import command
 
-    with engine.begin() as conn:
+    with _sqlite_migration_lock(engine), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         command.upgrade(alembic_config(conn), revision)
+
+
+@contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    fd = os.open(f"{database}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
