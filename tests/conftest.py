@@ -85,3 +85,24 @@ def provider_fixtures() -> Path:
 
 
 PROVIDER_FIXTURES = provider_fixtures()
+
+
+@pytest.fixture
+def cli(capsys, monkeypatch, tmp_path):
+    """Run `stockpipe ARGS` in-process in an empty directory, offline (demo provider, 60
+    days of history; test modules may override this fixture), isolated from the real environment; returns (exit code, stdout, stderr)."""
+    from stockpipe.cli import main
+
+    for name in list(os.environ):
+        if name.startswith("STOCKPIPE_") or name == "STATE_DIRECTORY":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("STOCKPIPE_PROVIDER", "demo")
+    monkeypatch.setenv("STOCKPIPE_HISTORY_DAYS", "60")
+    monkeypatch.chdir(tmp_path)
+
+    def call(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return call

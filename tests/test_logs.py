@@ -6,13 +6,11 @@ import datetime as dt
 import io
 import json
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from stockpipe import logs
-from stockpipe.cli import main
 from stockpipe.models import SymbolOutcome
 
 log = logging.getLogger("stockpipe.test")
@@ -128,21 +126,6 @@ def test_urls_never_reach_a_log_with_their_query_string(stderr, fmt):
 # ------------------------------------------------------------------ the CLI as a whole
 
 
-@pytest.fixture
-def cli(capsys, monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("STOCKPIPE_") or name == "STATE_DIRECTORY":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("STOCKPIPE_PROVIDER", "demo")
-    monkeypatch.setenv("STOCKPIPE_HISTORY_DAYS", "60")
-    monkeypatch.chdir(tmp_path)
-
-    def call(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return call
 
 
 def test_run_logs_one_json_line_per_symbol_and_stage(cli):

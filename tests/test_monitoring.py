@@ -16,7 +16,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import NOW, clock
 from stockpipe import checks, closes, metrics, pipeline
-from stockpipe.cli import main
 from stockpipe.errors import ConfigError, ExitCode, HealthCode, SymbolNotFoundError
 from stockpipe.providers import base
 from stockpipe.providers.demo import DemoProvider
@@ -47,21 +46,6 @@ class PartlyUnknown(DemoProvider):
 base.register("partly", PartlyUnknown.from_settings)
 
 
-@pytest.fixture
-def cli(capsys, monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("STOCKPIPE_") or name == "STATE_DIRECTORY":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("STOCKPIPE_PROVIDER", "demo")
-    monkeypatch.setenv("STOCKPIPE_HISTORY_DAYS", "60")
-    monkeypatch.chdir(tmp_path)
-
-    def call(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return call
 
 
 def samples(path) -> dict[tuple[str, tuple], float]:

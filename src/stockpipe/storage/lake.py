@@ -315,12 +315,8 @@ def _write_temp(path: Path, table: pa.Table) -> Path:
 
 
 def _write_atomic(path: Path, table: pa.Table) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _write_temp(path, table)
     try:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=128 * 1024)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
