@@ -186,16 +186,18 @@ def load_settings(
 
 def _run_id(value: str, where: str) -> str:
     if not _RUN_ID.match(value):
-        raise UsageError(f"{where} {value[:80]!r} is not a run id: use 1 to 64 printable characters "
-                         "without spaces (e.g. Airflow's {{ run_id }} or systemd's $INVOCATION_ID)")
+        raise UsageError(f"{where} {value[:80]!r} is not a run id: use 1 to 64 letters, digits and _ . ~ : + @ = - "
+                         "(e.g. Airflow's {{ run_id }} or systemd's $INVOCATION_ID)")
     return value
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions",
                "auto_migrate", "batch_rows", "csv_path", "shard", "run_id")
-# A run id names a run in pipeline_runs/run_events (String(64)): printable ASCII, no spaces.
-_RUN_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
+# A run id names a run in pipeline_runs/run_events (String(64)) and is part of raw archive file
+# names, so it is Airflow's run id alphabet (its default allowed_run_id_pattern) plus @ and =:
+# no separator, no space, never `.` or `..` alone.
+_RUN_ID = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.~:+@=-]{1,64}$")
 
 
 def _config_path(flag: Any, env: Mapping[str, str], cwd: Path) -> Path | None:

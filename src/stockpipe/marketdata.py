@@ -26,10 +26,8 @@ provider refused the key, the one cause's code when every symbol failed alike.
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -43,7 +41,7 @@ from .providers import base as providers
 from .providers import vendors
 from .providers.base import Payload
 from .steps import _Stop, call_concurrently, fetch_verdict
-from .storage import state
+from .storage import archive, state
 from .storage.lake import Lake
 
 log = logging.getLogger("stockpipe")
@@ -238,15 +236,9 @@ def _one(ctx: Context, provider, stage: str, symbol: str, got: object, read, bat
 
 
 def _archive(ctx: Context, payload: Payload, kind: str, number: int | None) -> None:
-    """Keep the payload exactly as received, gzipped, before anything parses it."""
-    suffix = {"application/json": "json", "text/csv": "csv"}.get(payload.media_type.split(";")[0].strip(), "bin")
-    folder = ctx.settings.raw_dir / payload.provider / ctx.now.strftime("%Y-%m-%d")
-    folder.mkdir(parents=True, exist_ok=True)
-    part = "" if number is None else f".{number}"
-    path = folder / f"{payload.symbol}.{kind}.{ctx.run_id}{part}.{suffix}.gz"  # symbols are validated
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_bytes(gzip.compress(payload.content, compresslevel=5))
-    os.replace(tmp, path)
+    """Keep the payload exactly as received (storage/archive.py)."""
+    archive.write(archive.archive_path(ctx.settings.raw_dir, payload.provider, ctx.now.date(), payload.symbol,
+                                       ctx.run_id, payload.media_type, kind, number), payload.content)
 
 
 def _flush(ctx: Context, provider: str, dataset, batch: _Batch) -> int:

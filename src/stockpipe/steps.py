@@ -6,9 +6,7 @@ Kept apart from `pipeline.py` so that `health-check` and `--help` never import p
 from __future__ import annotations
 
 import datetime as dt
-import gzip
 import logging
-import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
@@ -16,6 +14,7 @@ from typing import Callable, Iterator, Sequence
 import pandas as pd
 
 from . import calendars, logs
+from .config import normalize_symbol
 from .errors import ExitCode, StockpipeError
 from .models import DATASETS, SymbolOutcome, StageResult
 from .pipeline import Context
@@ -24,7 +23,7 @@ from .stages.indicators import compute_indicators
 from .stages.plan import FetchTask, plan_fetch
 from .stages.quality import evaluate
 from .stages.validate import Validated, accepted_frame, rejected_frame, validate_bars
-from .storage import state, warehouse
+from .storage import archive, state, warehouse
 from .storage.lake import Lake
 
 log = logging.getLogger("stockpipe")
@@ -33,7 +32,6 @@ PRICES, ACTIONS, INDICATORS, REJECTS = (DATASETS[n] for n in ("prices_daily", "c
 QUOTES, QUOTES_DAILY = DATASETS["quotes"], DATASETS["quotes_daily"]
 LOAD_ORDER = (PRICES, ACTIONS, INDICATORS, REJECTS, QUOTES, QUOTES_DAILY, DATASETS["prices_intraday"])
 SYMBOLS_PER_CHUNK = 2000  # transform/load work on this many symbols' histories at a time
-ARCHIVE_LEVEL = 1  # gzip level of the raw payloads (see _archive)
 EARLIEST = dt.date(1900, 1, 1)
 
 
@@ -85,6 +83,7 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
                 known = state.read_states(conn, PRICES.name, symbols)
             plan = plan_fetch(symbols, known, ctx.now, settings.history_days, exchange_of, start, end)
         else:  # a file source: import all it holds; the lake's merge skips what is there
+            listed = [normalize_symbol(s, f"the symbols {provider.name} listed") for s in listed]  # every source
             symbols = ctx.mine(settings.symbols if settings.universe_source == "command line" else listed)
             plan = plan_fetch(symbols, {}, ctx.now, settings.history_days, exchange_of, start or EARLIEST, end)
             chain = chain[:1]
@@ -234,19 +233,10 @@ def _actions(symbol: str, actions: pd.DataFrame, provider: str, now: dt.datetime
 
 
 def _archive(ctx: Context, payload) -> None:
-    """Keep the payload exactly as received, gzipped, before anything parses it.
-
-    Runs on the fetch's archive thread (gzip releases the GIL). Level 1: a 66 kB EOD answer packs to
-    17 kB in 0.3 ms where level 5 gave 14 kB in 0.8 ms, which at a thousand symbols a
-    second was a core's worth of CPU (bench/bench_fetch.py).
-    """
-    suffix = {"application/json": "json", "text/csv": "csv"}.get(payload.media_type, "bin")
-    folder = ctx.settings.raw_dir / payload.provider / ctx.now.strftime("%Y-%m-%d")
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{payload.symbol}.{ctx.run_id}.{suffix}.gz"  # symbols are validated: no path tricks
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_bytes(gzip.compress(payload.content, compresslevel=ARCHIVE_LEVEL))
-    os.replace(tmp, path)
+    """Keep the payload exactly as received (storage/archive.py); runs on the fetch's archive
+    thread, since gzip and file writes release the GIL."""
+    archive.write(archive.archive_path(ctx.settings.raw_dir, payload.provider, ctx.now.date(), payload.symbol,
+                                       ctx.run_id, payload.media_type), payload.content)
 
 
 def _flush(ctx: Context, batch: _Batch) -> list[SymbolOutcome]:

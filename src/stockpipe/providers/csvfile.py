@@ -25,6 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..config import normalize_symbol
 from ..errors import BadInputError, ConfigError, SymbolNotFoundError
 from .base import ACTION_COLUMNS, BAR_COLUMNS, ParsedDaily, Payload
 
@@ -140,16 +141,22 @@ def _discover(path: Path) -> dict[str, Path]:
 
 
 def _symbols_in(file: Path) -> set[str]:
-    """The file's symbol column values, or its stem when it has no symbol column."""
+    """The file's symbol column values, or its stem when it has no symbol column, each
+    checked like a --symbol (a path is later built from it: see storage/archive.py).
+
+    Raises:
+        BadInputError: a value is not a well-formed ticker (names the file and line).
+    """
     try:
         with file.open(encoding="utf-8-sig", newline="") as handle:
             rows = csv.reader(handle)
             header = _canonical_header(next((row for row in rows if row), []))
             if "symbol" not in header:
-                return {file.stem.upper()}
+                return {normalize_symbol(file.stem, f"{file} (a file without a symbol column is named after its symbol)")}
             at = header.index("symbol")
-            return {row[at].strip().upper() for row in rows if len(row) > at and row[at].strip()}
-    except (OSError, UnicodeDecodeError) as exc:
+            return {normalize_symbol(row[at], f"{file} line {rows.line_num}")
+                    for row in rows if len(row) > at and row[at].strip()}
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise _unreadable(file, exc) from None
 
 
@@ -157,6 +164,8 @@ def _unreadable(where: object, exc: Exception) -> BadInputError:
     """The error for a file that cannot be opened or decoded."""
     if isinstance(exc, UnicodeDecodeError):
         return BadInputError(f"{where}: not UTF-8 text: save it as UTF-8")
+    if isinstance(exc, csv.Error):  # e.g. a field over the csv module's 128 kB limit
+        return BadInputError(f"{where}: not a readable CSV ({exc}): check the file")
     reason = getattr(exc, "strerror", None) or exc
     return BadInputError(f"{where}: cannot read it ({reason}): check the file's permissions")
 
@@ -182,22 +191,31 @@ def _read_table(content: bytes, where: str) -> tuple[list[str], "pd.DataFrame"]:
             f"{where}: empty file, no header: add the line date,open,high,low,close,volume"
         )
     names = _check_header(header, where)
+    try:
+        rows, lines = _rows(reader, len(header), where)
+    except csv.Error as exc:
+        raise _unreadable(f"{where} line {reader.line_num}", exc) from None
+    frame = pd.DataFrame(rows, columns=names, dtype=object).astype(str)
+    frame = pd.DataFrame({c: frame[c].str.strip() for c in frame})  # spaces are not data
+    frame["_line"] = lines
+    return [cell.strip() for cell in header], frame
+
+
+def _rows(reader, width: int, where: str) -> tuple[list[list[str]], list[int]]:
+    """The data rows padded to `width`, and the line each starts on."""
     rows, lines, last = [], [], reader.line_num
     for row in reader:
         first, last = last + 1, reader.line_num  # a quoted field may span lines
         if not row:
             continue  # a blank line is not a row
-        if len(row) > len(header):
+        if len(row) > width:
             raise BadInputError(
-                f"{where} line {first}: {len(row)} fields but the header has {len(header)}: "
+                f"{where} line {first}: {len(row)} fields but the header has {width}: "
                 "quote fields that contain commas or remove the row"
             )
-        rows.append(row + [""] * (len(header) - len(row)))
+        rows.append(row + [""] * (width - len(row)))
         lines.append(first)
-    frame = pd.DataFrame(rows, columns=names, dtype=object).astype(str)
-    frame = pd.DataFrame({c: frame[c].str.strip() for c in frame})  # spaces are not data
-    frame["_line"] = lines
-    return [cell.strip() for cell in header], frame
+    return rows, lines
 
 
 def _check_header(header: list[str], where: str) -> list[str]:
