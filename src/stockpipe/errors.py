@@ -35,6 +35,20 @@ class HealthCode(IntEnum):
     UNKNOWN = 3
 
 
+class StopsProvider:
+    """Marker: the provider answered something that holds for every later call of this run
+    (a refused key, a spent quota, a persistent throttle, a plan that is not entitled).
+
+    The fetch loop makes no further calls to that provider, defers the symbols not yet asked
+    (they come first next run) and hands them to the next provider of a failover chain.
+    """
+
+
+class NotAsked:
+    """Marker: refused before the vendor was asked (e.g. the quota ledger had no call left),
+    so the symbol is deferred, not failed."""
+
+
 class StockpipeError(Exception):
     """Base of every error stockpipe raises on purpose.
 
