@@ -15,7 +15,7 @@ JSON, generated once.
    its maximum, `http.concurrency_for`, 8) and no per-minute or per-day limit (--ledger adds
    a run with the default daily ledger). Side by side, each round in alternating order:
      - bare HTTP: the same GETs (path, query, key) by a bare httpx.Client on as many threads;
-     - stockpipe HTTP only: `steps.call_concurrently` (rate limiter, retries, watchdog)
+     - stockpipe HTTP only: `pipeline.fetching.call_concurrently` (rate limiter, retries, watchdog)
        drained without archiving, parsing or saving;
      - stockpipe fetch: the whole command; its main thread (which parses and saves while
        the pool fetches and archives) is timed function by function.
@@ -220,21 +220,28 @@ def bare_http(url: str, symbols: list[str], workers: int) -> float:
     return elapsed
 
 
-def responses(steps, provider, tasks):
+def fetch_modules():
+    """(the module with the fetch loop, the module with the daily stage): pipeline/ since
+    issue 13, steps.py before (so the bench also runs against an older checkout)."""
+    try:
+        from stockpipe.pipeline import daily, fetching
+    except ImportError:
+        loop, _ = fetch_modules()
+
+        return steps, steps
+    return fetching, daily
+
+
+def responses(loop, provider, tasks):
     """The fetch stage's concurrent calls: (task, payload | error) in task order."""
-    if hasattr(steps, "call_concurrently"):
-        daily = lambda task: provider.fetch_daily(task.symbol, task.start, task.end)  # noqa: E731
-        return steps.call_concurrently(provider, tasks, daily, steps._Stop())
-    return steps._responses(provider, tasks, steps._Stop())  # before call_concurrently
-
-
-def pool_function(steps) -> str:
-    return "call_concurrently" if hasattr(steps, "call_concurrently") else "_responses"
+    daily = lambda task: provider.fetch_daily(task.symbol, task.start, task.end)  # noqa: E731
+    stop = loop.Stop() if hasattr(loop, "Stop") else loop._Stop()
+    return loop.call_concurrently(provider, tasks, daily, stop)
 
 
 def stockpipe_http(url: str, symbols: list[str]) -> tuple[float, int]:
     """The fetch stage's pool drained: stockpipe's HTTP path without parsing or saving."""
-    from stockpipe import steps
+    loop, _ = fetch_modules()
     from stockpipe.providers import base as providers
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -243,7 +250,7 @@ def stockpipe_http(url: str, symbols: list[str]) -> tuple[float, int]:
         workers = provider.concurrency
         tasks = tasks_for(symbols)
         started = time.perf_counter()
-        got = [g for _, g in responses(steps, provider, tasks)]
+        got = [g for _, g in responses(loop, provider, tasks)]
         elapsed = time.perf_counter() - started
         provider.close()
     bad = [g for g in got if not hasattr(g, "content")]
@@ -254,7 +261,7 @@ def stockpipe_http(url: str, symbols: list[str]) -> tuple[float, int]:
 class Timers:
     """Wraps the fetch stage's main-thread functions; seconds per part (wall and CPU).
 
-    The raw archive is written by the fetch's archive thread (steps._archive): no main-thread part."""
+    The raw archive is written by the fetch's archive thread (pipeline/fetching.py): no main-thread part."""
 
     PARTS = ("waiting for responses", "parse (eodhd.parse_daily)", "validate (validate_bars)",
              "lake writes (Lake.merge)", "concat + state (rest of _flush)")
@@ -278,15 +285,14 @@ class Timers:
 
     @contextlib.contextmanager
     def installed(self):
-        from stockpipe import steps
         from stockpipe.providers.vendors import HttpProvider
         from stockpipe.storage.lake import Lake
 
-        pool = pool_function(steps)
-        originals = {(steps, "validate_bars"): steps.validate_bars, (steps, "_flush"): steps._flush,
-                     (steps, pool): getattr(steps, pool), (steps, "fetch_stage"): steps.fetch_stage,
+        loop, daily = fetch_modules()
+        originals = {(daily, "validate_bars"): daily.validate_bars, (loop, "_flush"): loop._flush,
+                     (loop, "call_concurrently"): loop.call_concurrently, (daily, "fetch_stage"): daily.fetch_stage,
                      (HttpProvider, "parse_daily"): HttpProvider.parse_daily, (Lake, "merge"): Lake.merge}
-        calls = getattr(steps, pool)
+        calls = loop.call_concurrently
 
         def timed_responses(*args, **kwargs):
             iterator = calls(*args, **kwargs)
@@ -300,10 +306,10 @@ class Timers:
                     self.seconds["waiting for responses"] += time.perf_counter() - started
                 yield item
 
-        setattr(steps, pool, timed_responses)
-        steps.validate_bars = self.wrap("validate (validate_bars)", steps.validate_bars)
-        steps._flush = self.wrap("_flush", steps._flush)
-        steps.fetch_stage = self.wrap("fetch stage", steps.fetch_stage)
+        loop.call_concurrently = timed_responses
+        daily.validate_bars = self.wrap("validate (validate_bars)", daily.validate_bars)
+        loop._flush = self.wrap("_flush", loop._flush)
+        daily.fetch_stage = self.wrap("fetch stage", daily.fetch_stage)
         HttpProvider.parse_daily = self.wrap("parse (eodhd.parse_daily)", HttpProvider.parse_daily)
         Lake.merge = self.wrap("lake writes (Lake.merge)", Lake.merge)
         try:

@@ -20,10 +20,10 @@ import pytest
 import sqlalchemy as sa
 
 from fakevendor import FakeVendor, Reply, fixture
-from stockpipe import steps
+from stockpipe.pipeline import loading as steps
 from stockpipe.cli import main
 from stockpipe.errors import ExitCode
-from stockpipe.marketdata import plan_window
+from stockpipe.pipeline.marketdata import plan_window
 from stockpipe.models import DATASETS
 from stockpipe.storage.lake import Lake
 

@@ -15,7 +15,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import NOW, clock
-from stockpipe import checks, closes, metrics, pipeline
+from stockpipe import closes, metrics, pipeline
+from stockpipe.pipeline import health as checks
 from stockpipe.errors import ConfigError, ExitCode, HealthCode, SymbolNotFoundError
 from stockpipe.providers import base
 from stockpipe.providers.demo import DemoProvider

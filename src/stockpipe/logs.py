@@ -8,7 +8,7 @@ Decisions:
     * One line per symbol per stage. `outcomes()` logs each `SymbolOutcome` once it is
       committed next to its `run_events` row: `failed` at WARNING (so text mode shows every
       failure exactly once), every other status (ok, no_data, throttled, skipped) at INFO.
-    * Context rides a contextvar: `pipeline._recorded` binds run_id, command and shard for
+    * Context rides a contextvar: `pipeline.context.recorded` binds run_id, command and shard for
       the whole invocation, `@stage(name)` binds the stage around each stage function, so no
       function passes them along. `carry()` hands them to worker threads (a thread pool does
       not copy contextvars).

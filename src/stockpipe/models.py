@@ -168,12 +168,13 @@ class SymbolOutcome:
 
     symbol: str
     stage: str
-    status: str  # ok | no_data | throttled | failed | skipped
+    status: str  # ok | no_data | throttled | failed | skipped (deferred: not asked this run, no failure counted)
     rows: int = 0
     api_calls: int = 0
     message: str = ""
     provider: str = ""
     exit_code: int = 0  # for a failure: the exit code its error class carries
+    rejected: int = 0  # rows the provider sent that went to `rejects`
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Quotes and intraday bars: `fetch --quotes` and `fetch --interval 1m|5m|15m|30m|60m`.
 
-Each stage is the daily fetch's shape (steps.fetch_stage) for another dataset: call the
+Each stage runs the one fetch loop (fetching.py) for another dataset: call the
 provider for every symbol (concurrently, within its rate limits; a refused key or a spent
 quota stops further calls at once), archive each raw payload under raw/<provider>/<day>/
 before parsing it, merge the rows into the lake, then record symbol_state, lake versions
@@ -28,28 +28,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import pandas as pd
 
-from . import logs
-from .errors import ExitCode, StockpipeError, UsageError
-from .models import DATASETS, StageResult, SymbolOutcome
-from .pipeline import Context
-from .providers import base as providers
-from .providers import vendors
-from .providers.base import Payload
-from .steps import _Stop, call_concurrently, fetch_verdict
-from .storage import archive, state
-from .storage.lake import Lake
+from .. import logs
+from ..errors import ExitCode, UsageError
+from ..models import DATASETS, StageResult
+from ..providers import base as providers
+from ..providers import vendors
+from ..providers.base import Payload
+from .context import Context
+from .fetching import Read, Spec, fetch_all, outcome_counts, verdict
 
 log = logging.getLogger("stockpipe")
 
 QUOTES, INTRADAY = DATASETS["quotes"], DATASETS["prices_intraday"]
 QUOTES_DAILY, REJECTS = DATASETS["quotes_daily"], DATASETS["rejects"]
 INTERVALS = vendors.INTERVALS
-SYMBOLS_PER_BATCH = 2000  # saved to the lake and state this often, so a crash loses little
 _OFFLINE = ("demo", "csv")  # built-in providers without quotes or intraday bars
 _MARGIN = dt.timedelta(days=1)  # kept inside the retention limit (the vendor's clock runs on)
 _PRICES = ("open", "high", "low", "close")
@@ -68,13 +65,12 @@ def quotes_stage(ctx: Context) -> StageResult:
     """
     provider = _open(ctx, "quotes")
     try:
-        symbols = ctx.mine(ctx.settings.symbols)
-        fetched = _fetch_all(ctx, provider, symbols, "fetch-quotes", QUOTES,
-                              lambda symbol: [provider.fetch_quote(symbol)],
-                              lambda symbol, payloads: _quote_rows(ctx, provider, symbol, payloads[0]))
+        # symbols whose quotes changed get quotes_daily rebuilt by `transform`
+        return _fetch(ctx, provider, "fetch-quotes", QUOTES, lambda symbol: [provider.fetch_quote(symbol)],
+                      lambda symbol, payloads: _quote_rows(ctx, provider, symbol, payloads[0]),
+                      recompute={QUOTES.name: QUOTES_DAILY.name})
     finally:
         provider.close()
-    return _result("fetch-quotes", symbols, fetched)
 
 
 @logs.stage("fetch-intraday")
@@ -105,14 +101,12 @@ def intraday_stage(ctx: Context, interval: str, start: dt.date | None = None,
         note = f"{what}: clipped to sessions from {window.lo:%Y-%m-%d} (asked from {start})" if window.clipped else ""
         if note:
             log.warning("%s", note)
-        symbols = ctx.mine(ctx.settings.symbols)
-        fetched = _fetch_all(
-            ctx, provider, symbols, "fetch-intraday", INTRADAY,
+        result = _fetch(
+            ctx, provider, "fetch-intraday", INTRADAY,
             lambda symbol: provider.fetch_intraday(symbol, interval, window.lo, window.hi, ctx.now),
             lambda symbol, payloads: _intraday_rows(ctx, provider, symbol, payloads, interval, start, end, note))
     finally:
         provider.close()
-    result = _result("fetch-intraday", symbols, fetched)
     if note and result.exit_code == ExitCode.OK:
         return StageResult(result.stage, result.exit_code, result.counts, result.outcomes, message=note)
     return result
@@ -160,149 +154,33 @@ def _open(ctx: Context, kind: str):
     return provider
 
 
-@dataclass
-class _Got:
-    """What one symbol's payloads gave: rows for the dataset, rejects, a note."""
-
-    rows: pd.DataFrame
-    rejects: pd.DataFrame
-    note: str = ""
+@dataclass(frozen=True)
+class _Job:
+    symbol: str
 
 
-@dataclass
-class _Batch:
-    symbols: list[str] = field(default_factory=list)
-    rows: list[pd.DataFrame] = field(default_factory=list)
-    rejects: list[pd.DataFrame] = field(default_factory=list)
-    outcomes: list[SymbolOutcome] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)
-    deferred: dict[str, str] = field(default_factory=dict)
-    size: int = 0
-
-
-def _fetch_all(ctx: Context, provider, symbols: Sequence[str], stage: str, dataset,
-               call: Callable[[str], list[Payload]],
-               read: Callable[[str, list[Payload]], _Got]) -> tuple[list[SymbolOutcome], int]:
-    """Call, archive, read and save every symbol, in batches; stop the provider on a
-    terminal answer (the symbols not yet asked are deferred to the next run).
-
-    Returns:
-        The outcomes, and the rows the lake took as new or changed.
-    """
-    outcomes: list[SymbolOutcome] = []
-    written = 0
-    batch, stop = _Batch(), _Stop()
-    for done, (symbol, got) in enumerate(call_concurrently(provider, symbols, call, stop), start=1):
-        _one(ctx, provider, stage, symbol, got, read, batch, stop)
-        ctx.progress(stage, done, len(symbols))
-        if batch.size >= ctx.settings.batch_rows or len(batch.symbols) >= SYMBOLS_PER_BATCH:
-            written += _flush(ctx, provider.name, dataset, batch)
-            outcomes += batch.outcomes
-            batch = _Batch()
-    written += _flush(ctx, provider.name, dataset, batch)
-    return outcomes + batch.outcomes, written
-
-
-def _one(ctx: Context, provider, stage: str, symbol: str, got: object, read, batch: _Batch, stop: _Stop) -> None:
-    batch.symbols.append(symbol)
-    if got is None:
-        reason = f"deferred: {provider.name} stopped ({stop.error})"
-        batch.deferred[symbol] = reason
-        batch.outcomes.append(SymbolOutcome(symbol, stage, "skipped", 0, 0, reason, provider.name,
-                                            int(ExitCode.PARTIAL)))
-        return
-    calls = 0
-    try:
-        if isinstance(got, StockpipeError):
-            raise got
-        calls = sum(p.api_calls for p in got)
-        for number, payload in enumerate(got):
-            _archive(ctx, payload, stage.removeprefix("fetch-"), number if len(got) > 1 else None)
-        found = read(symbol, got)
-    except StockpipeError as exc:
-        stop.check(exc)
-        batch.errors[symbol] = str(exc)
-        batch.outcomes.append(SymbolOutcome(symbol, stage, "failed", 0, calls, str(exc), provider.name,
-                                            int(exc.exit_code)))
-        return
-    batch.rows.append(found.rows)
-    batch.rejects.append(found.rejects)
-    batch.size += len(found.rows)
-    notes = [f"{len(found.rejects)} row(s) rejected"] if len(found.rejects) else []
-    notes += [found.note] if found.note else []
-    status = "ok" if len(found.rows) else "no_data"
-    batch.outcomes.append(SymbolOutcome(symbol, stage, status, len(found.rows), calls, "; ".join(notes),
-                                        provider.name))
-
-
-def _archive(ctx: Context, payload: Payload, kind: str, number: int | None) -> None:
-    """Keep the payload exactly as received (storage/archive.py)."""
-    archive.write(archive.archive_path(ctx.settings.raw_dir, payload.provider, ctx.now.date(), payload.symbol,
-                                       ctx.run_id, payload.media_type, kind, number), payload.content)
-
-
-def _flush(ctx: Context, provider: str, dataset, batch: _Batch) -> int:
-    """Save a batch (lake first, then state, so a crash in between only refetches);
-    return the rows the lake took as new or changed."""
-    if not batch.symbols:
-        return 0
-    lake = Lake(ctx.settings.lake_dir)
-    changed = lake.merge(dataset, _concat(batch.rows, dataset)).changed
-    rejected = lake.merge(REJECTS, _concat(batch.rejects, REJECTS)).changed
-    with ctx.engine.begin() as conn:
-        known = state.read_states(conn, dataset.name, batch.symbols)
-        state.save_states(conn, [_state_row(ctx, provider, dataset.name, s, known.get(s, {}), batch)
-                                 for s in batch.symbols])
-        if changed:
-            state.bump_versions(conn, dataset.name, changed)
-        if rejected:
-            state.bump_versions(conn, REJECTS.name, rejected)
-        if dataset is QUOTES and changed:  # transform rebuilds these symbols' daily bars
-            state.save_states(conn, [{"symbol": s, "dataset": QUOTES_DAILY.name, "needs_reprocess": True}
-                                     for s in sorted(changed)])
-        state.record_events(conn, ctx.run_id, batch.outcomes, ctx.now)
-    logs.outcomes(batch.outcomes)  # one log line per symbol, once committed (failures at WARNING)
-    return sum(changed.values())
-
-
-def _state_row(ctx: Context, provider: str, dataset: str, symbol: str, known: dict, batch: _Batch) -> dict:
-    row = {"symbol": symbol, "dataset": dataset, "last_attempt_at": ctx.now, "provider": provider}
-    if symbol in batch.deferred:  # not this symbol's failure: none counted
-        return row | {"last_error": batch.deferred[symbol][:500]}
-    if symbol in batch.errors:
-        return row | {"consecutive_failures": (known.get("consecutive_failures") or 0) + 1,
-                      "last_error": batch.errors[symbol][:500]}
-    return row | {"consecutive_failures": 0, "last_error": None, "last_success_at": ctx.now}
-
-
-def _concat(frames: list[pd.DataFrame], dataset) -> pd.DataFrame:
-    frames = [f for f in frames if len(f)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=dataset.column_names)
-
-
-def _result(stage: str, symbols: Sequence[str], fetched: tuple[list[SymbolOutcome], int]) -> StageResult:
-    """Counts and exit code, as fetch's: 0 all fetched; 4 a refused key; the one cause's
-    code when every symbol failed alike; 3 (partial) otherwise. rows_written counts the
-    rows the lake took as new or changed (0 when the same answer is fetched again)."""
-    outcomes, written = fetched
-    failed = [o for o in outcomes if o.status == "failed"]
-    deferred = [o for o in outcomes if o.status == "skipped"]
-    counts = {"planned": len(symbols), "ok": len(outcomes) - len(failed) - len(deferred), "failed": len(failed),
-              "deferred": len(deferred), "rows_fetched": sum(o.rows for o in outcomes),
-              "rows_rejected": sum(_rejected(o.message) for o in outcomes), "rows_written": written,
-              "api_calls": sum(o.api_calls for o in outcomes)}
-    return fetch_verdict(stage, len(symbols), counts, outcomes)
-
-
-def _rejected(message: str) -> int:
-    head = message.split(" row(s) rejected")[0]
-    return int(head) if head != message and head.isdigit() else 0
+def _fetch(ctx: Context, provider, stage: str, dataset, call: Callable[[str], list[Payload]],
+           read: Callable[[str, list[Payload]], Read], recompute: dict[str, str] | None = None) -> StageResult:
+    """Run the one fetch loop (fetching.py) over the shard's symbols; counts and exit code as
+    fetch's, plus rows_written: the rows the lake took as new or changed (0 when the same
+    answer is fetched again)."""
+    symbols = ctx.mine(ctx.settings.symbols)
+    spec = Spec(stage, dataset.name, (dataset.name, REJECTS.name), lambda job: call(job.symbol),
+                lambda job, payloads: read(job.symbol, payloads), recompute or {},
+                archive_kind=stage.removeprefix("fetch-"))
+    fetched = fetch_all(ctx, provider, [_Job(s) for s in symbols], spec)
+    counts = outcome_counts(len(symbols), fetched.outcomes, written=fetched.written)
+    return verdict(stage, len(symbols), counts, fetched.outcomes)
 
 
 # ------------------------------------------------------------------ reading payloads
 
 
-def _quote_rows(ctx: Context, provider, symbol: str, payload: Payload) -> _Got:
+def _read(dataset, rows: pd.DataFrame, rejects: pd.DataFrame, note: str = "") -> Read:
+    return Read({dataset.name: rows, REJECTS.name: rejects}, len(rows), len(rejects), note)
+
+
+def _quote_rows(ctx: Context, provider, symbol: str, payload: Payload) -> Read:
     parsed = provider.parse_quote(payload)
     quotes = parsed.quotes if parsed.quotes is not None else pd.DataFrame(columns=["ts", *_QUOTE_NUMBERS, "volume"])
     bad = ~(pd.to_numeric(quotes["price"], errors="coerce") > 0) | quotes["ts"].isna()
@@ -317,11 +195,11 @@ def _quote_rows(ctx: Context, provider, symbol: str, payload: Payload) -> _Got:
         "volume": _volume(quotes["volume"]),
         "provider": provider.name,
     }, columns=QUOTES.column_names)
-    return _Got(rows, _rejects(ctx, provider.name, symbol, rejected, "quote"))
+    return _read(QUOTES, rows, _rejects(ctx, provider.name, symbol, rejected, "quote"))
 
 
 def _intraday_rows(ctx: Context, provider, symbol: str, payloads: list[Payload], interval: str,
-                   start: dt.date | None, end: dt.date | None, note: str) -> _Got:
+                   start: dt.date | None, end: dt.date | None, note: str) -> Read:
     parsed = provider.parse_intraday(payloads)  # as traded: Yahoo's split adjustment undone
     rejected = list(parsed.rejected)
     bars = parsed.intraday if parsed.intraday is not None else pd.DataFrame(
@@ -344,8 +222,8 @@ def _intraday_rows(ctx: Context, provider, symbol: str, payloads: list[Payload],
         "volume": _volume(bars["volume"]), "session_date": sessions.dt.date,
         "provider": provider.name, "fetched_at": pd.Timestamp(ctx.now),
     }, columns=INTRADAY.column_names)
-    return _Got(rows.drop_duplicates(["symbol", "interval", "ts"], keep="last"),
-                _rejects(ctx, provider.name, symbol, rejected, f"intraday {interval}"), note)
+    return _read(INTRADAY, rows.drop_duplicates(["symbol", "interval", "ts"], keep="last"),
+                 _rejects(ctx, provider.name, symbol, rejected, f"intraday {interval}"), note)
 
 
 def _volume(values: pd.Series) -> pd.Series:

@@ -1,0 +1,194 @@
+"""The pipeline library: the only module that joins I/O and the pure stages.
+
+Every subcommand is one function here taking `Settings` and returning a `CommandResult`;
+`run` is only the chain validate -> fetch -> transform -> load -> quality-check. Each stage
+saves its output (lake files, warehouse rows, symbol_state) before the next starts, so a
+run interrupted anywhere and started again resumes from what is saved:
+
+- fetch advances `symbol_state.last_date` only after the bars are in the lake;
+- transform clears `needs_reprocess` only after the indicators are in the lake;
+- load sets `loaded_version` in the same transaction as the upsert.
+
+    from stockpipe import pipeline
+    from stockpipe.config import load_settings
+    result = pipeline.run(load_settings({"provider": "demo"}))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from .. import calendars
+from ..config import Settings
+from ..errors import ExitCode, HealthCode
+from ..models import Check, CommandResult, StageResult
+from ..storage import warehouse
+from .context import Clock, Context, Progress, connect, finish, no_progress, open_warehouse, recorded
+
+__all__ = ["Context", "db_current", "db_upgrade", "fetch", "fetch_intraday", "fetch_quotes", "health_check",
+           "health_level", "load", "open_warehouse", "quality_check", "run", "transform", "validate"]
+
+# ------------------------------------------------------------------------ commands
+
+
+def validate(settings: Settings, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Check configuration, credentials, data directory, database and symbols."""
+    from . import checks
+
+    now = clock()
+    result = checks.validate(settings)
+    return CommandResult("validate", "", result.exit_code, (result,), now, clock())
+
+
+def fetch(settings: Settings, start: dt.date | None = None, end: dt.date | None = None,
+          progress: Progress = no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Fetch what each symbol lacks into the lake."""
+    from .daily import fetch_stage
+
+    args = {"start": start, "end": end, "symbols": len(settings.symbols)}
+    with recorded(settings, "fetch", args, progress, clock) as ctx:
+        stage = fetch_stage(ctx, start, end)
+        return finish(ctx, "fetch", (stage,), stage.exit_code)
+
+
+def fetch_quotes(settings: Settings, progress: Progress = no_progress,
+                 clock: Clock = calendars.utcnow) -> CommandResult:
+    """Fetch one quote per symbol into the lake's `quotes` (`fetch --quotes`).
+
+    Recorded in pipeline_runs as "fetch-quotes", so a quotes-only run never passes for a
+    daily fetch in health-check.
+    """
+    from .marketdata import quotes_stage
+
+    with recorded(settings, "fetch-quotes", {"symbols": len(settings.symbols)}, progress, clock) as ctx:
+        stage = quotes_stage(ctx)
+        return finish(ctx, "fetch", (stage,), stage.exit_code)
+
+
+def fetch_intraday(settings: Settings, interval: str, start: dt.date | None = None, end: dt.date | None = None,
+                   progress: Progress = no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Fetch `interval` bars (1m 5m 15m 30m 60m) into the lake's `prices_intraday`
+    (`fetch --interval`), for sessions start..end within the vendor's retention."""
+    from .marketdata import intraday_stage
+
+    args = {"interval": interval, "start": start, "end": end, "symbols": len(settings.symbols)}
+    with recorded(settings, "fetch-intraday", args, progress, clock) as ctx:
+        stage = intraday_stage(ctx, interval, start, end)
+        return finish(ctx, "fetch", (stage,), stage.exit_code)
+
+
+def transform(settings: Settings, progress: Progress = no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Compute indicators for every symbol whose prices changed."""
+    from .transforming import quotes_daily_stage, transform_stage
+
+    with recorded(settings, "transform", {}, progress, clock) as ctx:
+        stages = (transform_stage(ctx), quotes_daily_stage(ctx))
+        return finish(ctx, "transform", stages, ExitCode.OK)
+
+
+def load(settings: Settings, progress: Progress = no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Upsert what changed in the lake into the warehouse."""
+    from .loading import load_stage
+
+    with recorded(settings, "load", {}, progress, clock) as ctx:
+        stage = load_stage(ctx)
+        return finish(ctx, "load", (stage,), stage.exit_code)
+
+
+def quality_check(settings: Settings, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Run the quality rules on the warehouse and store their results."""
+    from .quality import quality_stage
+
+    with recorded(settings, "quality-check", {"symbols": len(settings.symbols)}, no_progress, clock) as ctx:
+        stage = quality_stage(ctx)
+        return finish(ctx, "quality-check", (stage,), stage.exit_code)
+
+
+def run(settings: Settings, start: dt.date | None = None, end: dt.date | None = None,
+        progress: Progress = no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
+    """validate -> fetch -> transform -> load -> quality-check, resuming from what is saved.
+
+    Exit code: validate's when it fails; else quality's (6) when an error rule fails;
+    else fetch's when it is a failure (partial, bad input, ...); else 99 when nothing was
+    planned or written; else 0.
+    """
+    from . import checks
+    from .daily import fetch_stage
+    from .loading import load_stage
+    from .quality import quality_stage
+    from .transforming import quotes_daily_stage, transform_stage
+
+    started = clock()
+    open_warehouse(settings)  # a fresh machine's database is migrated before it is checked
+    checked = checks.validate(settings)
+    if checked.exit_code != ExitCode.OK:
+        return CommandResult("run", "", checked.exit_code, (checked,), started, clock(),
+                             message=checked.message)
+    args = {"start": start, "end": end, "symbols": len(settings.symbols)}
+    with recorded(settings, "run", args, progress, clock) as ctx:
+        fetched = fetch_stage(ctx, start, end)
+        middle = (transform_stage(ctx), quotes_daily_stage(ctx), load_stage(ctx))
+        quality = quality_stage(ctx)
+        stages = (checked, fetched, *middle, quality)
+        return finish(ctx, "run", stages, _run_exit_code(fetched, middle, quality))
+
+
+def _run_exit_code(fetched: StageResult, middle: tuple[StageResult, ...], quality: StageResult) -> int:
+    if quality.exit_code != ExitCode.OK:
+        return quality.exit_code
+    if fetched.exit_code not in (ExitCode.OK, ExitCode.NOTHING_TO_DO):
+        return fetched.exit_code
+    wrote = any(s.counts.get("rows_written", 0) for s in middle)
+    return ExitCode.NOTHING_TO_DO if fetched.exit_code == ExitCode.NOTHING_TO_DO and not wrote else ExitCode.OK
+
+
+def health_check(settings: Settings, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Database, migrations, runs on time (calendar-aware), failing symbols, the last run,
+    quota, disk, lake: fast, without pandas or pyarrow (pipeline/health.py).
+
+    Exit code: the worst level among the checks, critical (2) over unknown (3) over
+    warning (1): a monitor pages for a known outage before a check that could not run.
+    The values judged are in the result's `observed` (for --json and --metrics-file).
+
+    Raises:
+        ConfigError: invalid [health] thresholds (the CLI exits 3, unknown).
+    """
+    from . import health
+
+    now = clock()
+    found = health.health(settings, now)
+    worst = max((health_level(c) for c in found.checks), key=_HEALTH_RANK.__getitem__, default=HealthCode.OK)
+    stage = StageResult("health-check", worst, checks=tuple(found.checks))
+    return CommandResult("health-check", "", worst, (stage,), now, clock(), extra={"observed": found.observed})
+
+
+_HEALTH_RANK = {HealthCode.OK: 0, HealthCode.WARNING: 1, HealthCode.UNKNOWN: 2, HealthCode.CRITICAL: 3}
+
+
+def health_level(check: Check) -> HealthCode:
+    """A failed check's severity: error -> critical, unknown -> unknown, warn -> warning."""
+    if check.ok:
+        return HealthCode.OK
+    return {"error": HealthCode.CRITICAL, "unknown": HealthCode.UNKNOWN}.get(check.severity, HealthCode.WARNING)
+
+
+def db_upgrade(settings: Settings, revision: str = "head", clock: Clock = calendars.utcnow) -> CommandResult:
+    """Migrate the warehouse to `revision` (default: the newest)."""
+    started = clock()
+    engine = connect(settings)
+    before = warehouse.current_revision(engine)
+    warehouse.upgrade(engine, revision)
+    after = warehouse.current_revision(engine)
+    message = f"database at {after}" + ("" if before == after else f" (was {before or 'empty'})")
+    return CommandResult("db upgrade", "", ExitCode.OK, (), started, clock(), message,
+                         {"before": before, "after": after})
+
+
+def db_current(settings: Settings, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Report the database's revision and the newest one the package ships."""
+    started = clock()
+    current, head = warehouse.current_revision(connect(settings)), warehouse.head_revision()
+    state = "current" if current == head else "behind: run `stockpipe db upgrade`"
+    return CommandResult("db current", "", ExitCode.OK, (), started, clock(),
+                         f"database at {current or 'empty'}, newest {head} ({state})",
+                         {"current": current, "head": head})
