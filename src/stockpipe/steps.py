@@ -16,7 +16,7 @@ import pandas as pd
 from . import calendars, logs
 from .config import normalize_symbol
 from .errors import ExitCode, StockpipeError
-from .models import DATASETS, SymbolOutcome, StageResult
+from .models import DATASETS, LOAD_ORDER, SymbolOutcome, StageResult
 from .pipeline import Context
 from .providers import base as providers
 from .stages.indicators import compute_indicators
@@ -30,7 +30,6 @@ log = logging.getLogger("stockpipe")
 
 PRICES, ACTIONS, INDICATORS, REJECTS = (DATASETS[n] for n in ("prices_daily", "corporate_actions", "indicators_daily", "rejects"))
 QUOTES, QUOTES_DAILY = DATASETS["quotes"], DATASETS["quotes_daily"]
-LOAD_ORDER = (PRICES, ACTIONS, INDICATORS, REJECTS, QUOTES, QUOTES_DAILY, DATASETS["prices_intraday"])
 SYMBOLS_PER_CHUNK = 2000  # transform/load work on this many symbols' histories at a time
 EARLIEST = dt.date(1900, 1, 1)
 
@@ -448,26 +447,19 @@ def load_stage(ctx: Context) -> StageResult:
     Only symbols whose lake_version changed are loaded, so a re-run writes nothing.
     rows_loaded counts rows inserted or updated; rows_written adds the spans deleted.
     """
-    from .storage import schema
-
-    adjustments = DATASETS["adjustments"]
-    order = list(LOAD_ORDER)
-    if adjustments.name not in {d.name for d in order}:  # after the actions it derives from
-        order.insert(order.index(ACTIONS) + 1, adjustments)
     lake, counts, deleted = Lake(ctx.settings.lake_dir), {}, 0
-    for dataset in order:
+    for dataset in LOAD_ORDER:
         with ctx.engine.connect() as conn:
             pending = ctx.mine(state.symbols_where(conn, dataset.name, "unloaded"))
         written = 0
         for chunk in _chunks(pending):
             with ctx.engine.begin() as conn:
                 versions = state.read_states(conn, dataset.name, chunk)
-                if dataset.name == adjustments.name:
-                    table = schema.adjustments
-                    for start in range(0, len(chunk), 500):  # far below every driver's parameter limit
-                        part = list(chunk[start:start + 500])
-                        deleted += max(conn.execute(table.delete().where(table.c.symbol.in_(part))).rowcount, 0)
-                written += warehouse.upsert(conn, dataset, lake.read(dataset, chunk))
+                if dataset.replaced:
+                    gone, rows = warehouse.replace(conn, dataset, chunk, lake.read(dataset, chunk))
+                    deleted, written = deleted + gone, written + rows
+                else:
+                    written += warehouse.upsert(conn, dataset, lake.read(dataset, chunk))
                 state.save_states(conn, [{"symbol": s, "dataset": dataset.name,
                                           "loaded_version": versions[s]["lake_version"]} for s in chunk])
         counts[f"{dataset.name}_written"] = written
