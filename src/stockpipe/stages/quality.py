@@ -42,6 +42,7 @@ Decisions:
 from __future__ import annotations
 
 import datetime as dt
+import string
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -53,7 +54,8 @@ Fact = Mapping[str, Any]  # one symbol's facts, as storage.quality_data.collect 
 
 @dataclass(frozen=True)
 class Rule:
-    """One quality rule, declared once, next to the function that judges it.
+    """One quality rule, declared once: next to the function that judges it, or as a counted
+    rule (`_counted_rule`) judging a count of its facts.
 
     `name` is the rule's `check_name` in quality_results, its key in `thresholds()` and in
     the config's [quality] table; `reads` names the facts it judges (a test checks that
@@ -66,6 +68,7 @@ class Rule:
     description: str
     reads: tuple[str, ...]
     judge: Callable[[Rule, str, Fact, float], Check] = field(repr=False, compare=False)
+    detail: str = ""  # a counted rule's message: formatted with the count (n) and the facts
 
     def check(self, symbol: str, fact: Fact, threshold: float) -> Check:
         return self.judge(self, symbol, fact, threshold)
@@ -86,19 +89,27 @@ def _check(rule: Rule, symbol: str, observed: float | None, threshold: float, de
                  float(threshold))
 
 
-def _count(rule: Rule, symbol: str, fact: Fact, threshold: float) -> Check:
-    observed = int(fact[rule.reads[0]] or 0)
-    return _check(rule, symbol, observed, threshold, f"{observed} {rule.description}" if observed else "ok")
+def _counted(rule: Rule, symbol: str, fact: Fact, threshold: float) -> Check:
+    """Judge the count in the rule's first fact: "ok" at zero, else the rule's detail."""
+    count = int(fact[rule.reads[0]] or 0)
+    return _check(rule, symbol, count, threshold, rule.detail.format(n=count, **fact) if count else "ok")
 
 
-# Judged on counts of offending rows, each a fact of the rule's own name.
-COUNT_RULES: tuple[Rule, ...] = tuple(Rule(name, "error", 0, description, (name,), _count) for name, description in (
+def _counted_rule(name: str, severity: str, threshold: float, description: str, count: str, detail: str) -> Rule:
+    """A rule on the count in fact `count`; it reads that fact and those `detail` names."""
+    named = tuple(f for _, f, _, _ in string.Formatter().parse(detail) if f and f != "n")
+    return Rule(name, severity, threshold, description, (count, *dict.fromkeys(named)), _counted, detail)
+
+
+_OFFENDING_ROWS = (  # (rule, description): errors on a count of offending rows, the fact of the rule's name
     ("price_positive", "rows with a price <= 0"),
     ("volume_non_negative", "rows with volume < 0"),
     ("high_encloses", "rows with high < max(open, close)"),
     ("low_encloses", "rows with low > min(open, close)"),
     ("duplicate_keys", "duplicate (symbol, date) keys"),
-))
+)
+COUNT_RULES: tuple[Rule, ...] = tuple(_counted_rule(name, "error", 0, description, name, "{n} " + description)
+                                      for name, description in _OFFENDING_ROWS)
 
 
 def thresholds(overrides: Mapping[str, Any] | None = None, stale_after_sessions: int | None = None) -> dict[str, float]:
@@ -234,25 +245,12 @@ def _spike(rule: Rule, symbol: str, fact: Fact, threshold: float) -> Check:
 # ------------------------------------------------------------------ calendar
 
 
-@_rule("gaps", "warn", 0, "sessions the calendar expects between the first and last bar without a bar",
-       reads=("missing_sessions", "first_missing", "exchange", "first_date", "last_date"))
-def _gaps(rule: Rule, symbol: str, fact: Fact, threshold: float) -> Check:
-    missing = int(fact["missing_sessions"])
-    if not missing:
-        return _check(rule, symbol, 0, threshold, "ok")
-    detail = (f"{missing} {fact['exchange']} session(s) without a bar between {fact['first_date'].isoformat()} and "
-              f"{fact['last_date'].isoformat()}; first {fact['first_missing'].isoformat()} (refetched by the next fetch)")
-    return _check(rule, symbol, missing, threshold, detail)
-
-
-@_rule("unexpected_bars", "warn", 0, "bars on days the exchange was closed",
-       reads=("unexpected_bars", "first_unexpected", "exchange"))
-def _unexpected(rule: Rule, symbol: str, fact: Fact, threshold: float) -> Check:
-    count = int(fact["unexpected_bars"])
-    if not count:
-        return _check(rule, symbol, 0, threshold, "ok")
-    detail = f"{count} bar(s) on days {fact['exchange']} was closed; first {fact['first_unexpected'].isoformat()}"
-    return _check(rule, symbol, count, threshold, detail)
+_gaps = _counted_rule(
+    "gaps", "warn", 0, "sessions the calendar expects between the first and last bar without a bar", "missing_sessions",
+    "{n} {exchange} session(s) without a bar between {first_date} and {last_date}; first {first_missing} "
+    "(refetched by the next fetch)")
+_unexpected = _counted_rule("unexpected_bars", "warn", 0, "bars on days the exchange was closed", "unexpected_bars",
+                            "{n} bar(s) on days {exchange} was closed; first {first_unexpected}")
 
 
 @_rule("stale", "warn", 1, "sessions the last bar lags the latest closed session",
@@ -266,11 +264,8 @@ def _stale(rule: Rule, symbol: str, fact: Fact, threshold: float) -> Check:
 # --------------------------------------------------------------- volume, source
 
 
-@_rule("zero_volume_run", "warn", 5, "consecutive zero-volume bars", reads=("zero_volume_run", "zero_volume_from"))
-def _zero_volume(rule: Rule, symbol: str, fact: Fact, threshold: float) -> Check:
-    run = int(fact["zero_volume_run"])
-    detail = f"{run} consecutive zero-volume bar(s) from {fact['zero_volume_from'].isoformat()}" if run else "ok"
-    return _check(rule, symbol, run, threshold, detail)
+_zero_volume = _counted_rule("zero_volume_run", "warn", 5, "consecutive zero-volume bars", "zero_volume_run",
+                             "{n} consecutive zero-volume bar(s) from {zero_volume_from}")
 
 
 @_rule("provider_divergence", "warn", 0.005, "relative difference of prices_daily's and quotes_daily's close",
