@@ -149,7 +149,8 @@ class Dataset:
 
     Attributes:
         name: the lake directory and the warehouse table.
-        columns: (name, type) pairs, in the order of the lake's schema and the table's columns.
+        columns: (name, type) pairs, in the lake schema's order (a migrated table may order
+            them otherwise: 0002 appended indicators; loads name every column).
         key: the columns that identify a row (the table's primary key, in this order).
         partition: the column whose month decides a row's lake partition.
         volatile: columns that do not make a row "different" when a re-fetch restates it.

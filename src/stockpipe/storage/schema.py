@@ -45,15 +45,6 @@ def _counter(name: str) -> sa.Column:
     return sa.Column(name, sa.Integer, nullable=False, server_default="0")
 
 
-def read_utc(value: dt.datetime | str | None) -> dt.datetime | None:
-    """A timestamp as read back, made aware UTC: SQLite returns naive UTC, and text from an aggregate."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value)
-    if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value
-
-
 DATA_TABLES: dict[str, sa.Table] = {name: _data_table(dataset) for name, dataset in DATASETS.items()}
 prices_daily = DATA_TABLES["prices_daily"]
 corporate_actions = DATA_TABLES["corporate_actions"]
@@ -145,3 +136,12 @@ quota_ledger = sa.Table(
     _ts("resets_at", nullable=False),
     _ts("updated_at", nullable=False),
 )
+
+
+def read_utc(value: dt.datetime | str | None) -> dt.datetime | None:
+    """A timestamp as read back, made aware UTC: SQLite returns naive UTC, and text from an aggregate."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value
