@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from fakevendor import FakeVendor, Reply, fixture
-from stockpipe.pipeline import loading as steps
+from stockpipe import models
 from stockpipe.cli import main
 from stockpipe.errors import ExitCode
 from stockpipe.pipeline.marketdata import plan_window
@@ -266,7 +266,7 @@ def test_yahoo_5m_bars_across_a_session_boundary(cli, vendor, data_dir, database
 
     code, out, err = cli("load", "--database-url", database_url, "--json")
     assert code == ExitCode.OK, err
-    if "prices_intraday" in {d.name for d in steps.LOAD_ORDER}:  # load takes the dataset once it is listed
+    if "prices_intraday" in {d.name for d in models.LOAD_ORDER}:  # load takes the dataset once it is listed
         assert rows(database_url, "SELECT COUNT(*), MIN(interval) FROM prices_intraday") == [(5, "5m")]
         assert rows(database_url, "SELECT COUNT(DISTINCT session_date) FROM prices_intraday") == [(2,)]
 

@@ -8,6 +8,7 @@ import pytest
 
 from stockpipe.errors import ConfigError
 from stockpipe.models import Check
+from stockpipe.stages import quality
 from stockpipe.stages.quality import COUNT_RULES, RULES, evaluate, hundred_x_bars, spike_moves, thresholds
 
 LATEST = dt.date(2026, 11, 23)  # Monday
@@ -51,6 +52,18 @@ def test_rule_names_severities_and_defaults_are_stable():
         ("spike", "warn", 0.20), ("gaps", "warn", 0), ("unexpected_bars", "warn", 0), ("stale", "warn", 1),
         ("zero_volume_run", "warn", 5), ("provider_divergence", "warn", 0.005),
     ]
+
+
+def test_the_rule_table_in_the_docstring_is_the_rules():
+    rows = [line.split("|")[1:3] for line in quality.__doc__.splitlines() if line.startswith("| ")][1:]
+    assert [(name.strip(), severity.strip()) for name, severity in rows] == [(r.name, r.severity) for r in RULES]
+
+
+def test_count_rules_read_the_fact_of_their_own_name_and_a_detail_reads_what_it_names():
+    assert [r.reads for r in COUNT_RULES] == [(r.name,) for r in COUNT_RULES]
+    by_rule = {r.name: r.reads for r in RULES}
+    assert by_rule["gaps"] == ("missing_sessions", "exchange", "first_date", "last_date", "first_missing")
+    assert by_rule["zero_volume_run"] == ("zero_volume_run", "zero_volume_from")
 
 
 def test_thresholds_defaults_then_stale_after_sessions_then_the_quality_table():

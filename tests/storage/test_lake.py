@@ -148,6 +148,13 @@ def test_duplicate_keys_in_one_batch_keep_the_last(lake: Lake):
     assert table.column("close").to_pylist() == [99.0]
 
 
+def test_every_dataset_partitions_by_a_date_or_time_column_of_its_own():
+    for dataset in DATASETS.values():
+        kinds = {name: type_.kind for name, type_ in dataset.columns}
+        assert kinds[dataset.partition] in ("date", "ts"), dataset.name
+        assert set(dataset.key) <= set(kinds) and set(dataset.volatile) <= set(kinds), dataset.name
+
+
 def test_rejects_are_partitioned_by_rejected_at(lake: Lake):
     rejects = pd.DataFrame([
         {"run_id": "r1", "symbol": "AAA", "date": "not a date", "reason": "unparseable",

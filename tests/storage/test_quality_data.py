@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
-from stockpipe.stages.quality import thresholds
+from stockpipe.stages.quality import RULES, thresholds
 from stockpipe.storage import schema, warehouse
 from stockpipe.storage.quality_data import Calendar, collect, missing_sessions, save_refetch
 
@@ -98,6 +98,13 @@ def test_counts_calendar_and_row_facts(engine):
     assert (around["prev_date"], around["next_date"], around["close"]) == (D(6), D(10), 1000.0)
     c = facts["CLEAN"]
     assert (c["missing_sessions"], c["unexpected_bars"], c["zero_volume_run"], c["moves"], c["splits"]) == (0, 0, 0, [], [])
+
+
+def test_every_fact_a_rule_reads_is_collected(engine):
+    """The rules read the facts by name (Rule.reads), so a renamed or dropped fact fails here."""
+    put(engine, schema.prices_daily, bars("AAA"))
+    read = {name for rule in RULES for name in rule.reads}
+    assert read - set(facts_of(engine)["AAA"]) == set()
 
 
 def test_divergence_compares_quotes_daily_for_the_same_day(engine):

@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from stockpipe.errors import ConfigError, DatabaseUnavailableError
-from stockpipe.models import DATASETS, arrow_schema
+from stockpipe.models import DATASETS, LOAD_ORDER, arrow_schema
 from stockpipe.storage import schema, warehouse
 
 PRICES = DATASETS["prices_daily"]
@@ -117,6 +117,42 @@ def test_migrated_database_matches_schema_py_exactly(engine):
     assert diff == []
 
 
+def _reflects_as(type_, reflected) -> bool:
+    """Whether a reflected column type is the one a declared column type makes (SQLite reflects
+    DOUBLE as DOUBLE, PostgreSQL as DOUBLE_PRECISION: both are Float)."""
+    if type_.kind == "str":
+        return isinstance(reflected, sa.String) and reflected.length == type_.size
+    if type_.kind == "int":
+        return isinstance(reflected, sa.Integer) and isinstance(reflected, sa.BigInteger) == (type_.size != 4)
+    kinds = {"date": sa.Date, "float": sa.Float, "json": sa.Text, "ts": sa.DateTime}
+    return isinstance(reflected, kinds[type_.kind])
+
+
+def test_migrated_tables_are_the_datasets_models_declares(engine):
+    """models.py is the one declaration of a dataset; the migrations, history written by hand,
+    must build exactly it: the columns (in any order: 0002 appended indicators), their types
+    and nullability, the key."""
+    inspector = sa.inspect(engine)
+    assert set(DATASETS) <= set(inspector.get_table_names())
+    for dataset in DATASETS.values():
+        columns = {c["name"]: c for c in inspector.get_columns(dataset.name)}
+        assert sorted(columns) == sorted(dataset.column_names), dataset.name
+        assert inspector.get_pk_constraint(dataset.name)["constrained_columns"] == list(dataset.key), dataset.name
+        for name, type_ in dataset.columns:
+            column = columns[name]
+            assert column["nullable"] == (type_.nullable and name not in dataset.key), (dataset.name, name)
+            assert _reflects_as(type_, column["type"]), (dataset.name, name, type_, column["type"])
+    if engine.dialect.name == "postgresql":
+        stamps = [c for c in inspector.get_columns("prices_daily") if c["name"] == "fetched_at"]
+        assert stamps[0]["type"].timezone
+
+
+def test_load_order_is_every_dataset_with_adjustments_right_after_corporate_actions():
+    names = [d.name for d in LOAD_ORDER]
+    assert sorted(names) == sorted(DATASETS) and names[:3] == ["prices_daily", "corporate_actions", "adjustments"]
+    assert [d.name for d in LOAD_ORDER if d.replaced] == ["adjustments"]
+
+
 def test_migrated_indexes_match_schema_py(engine):
     inspector = sa.inspect(engine)
     for name in ("run_events", "quality_results", "pipeline_runs"):
@@ -205,6 +241,32 @@ def test_two_upserts_in_one_transaction(engine):
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.prices_daily)).scalar() == 6
 
 
+def adjustment_table(symbol: str, ends: list[dt.date]) -> pa.Table:
+    rows = [{"symbol": symbol, "valid_to": end, "valid_from": dt.date(1900, 1, 1), "price_factor": 0.5,
+             "volume_factor": 2.0, "computed_at": T0} for end in ends]
+    return pa.Table.from_pylist(rows, schema=arrow_schema(DATASETS["adjustments"]))
+
+
+def test_replace_makes_the_rows_all_of_the_symbols_rows_and_keeps_the_others(engine):
+    spans, d = DATASETS["adjustments"], dt.date
+    with engine.begin() as conn:
+        assert warehouse.replace(conn, spans, ["A"], adjustment_table("A", [d(2024, 1, 2), d(2024, 3, 4)])) == (0, 2)
+        assert warehouse.replace(conn, spans, ["B"], adjustment_table("B", [d(2024, 2, 2)])) == (0, 1)
+    with engine.begin() as conn:  # a new split: A's span to 2024-03-04 is gone, one to 2024-05-06 is new
+        assert warehouse.replace(conn, spans, ["A"], adjustment_table("A", [d(2024, 1, 2), d(2024, 5, 6)])) == (2, 2)
+    a = schema.adjustments
+    with engine.connect() as conn:
+        held = conn.execute(sa.select(a.c.symbol, a.c.valid_to).order_by(a.c.symbol, a.c.valid_to)).all()
+    assert [tuple(r) for r in held] == [("A", d(2024, 1, 2)), ("A", d(2024, 5, 6)), ("B", d(2024, 2, 2))]
+
+
+def test_replace_with_no_rows_deletes_the_symbols_rows(engine):
+    spans = DATASETS["adjustments"]
+    with engine.begin() as conn:
+        warehouse.replace(conn, spans, ["A"], adjustment_table("A", [dt.date(2024, 1, 2)]))
+        assert warehouse.replace(conn, spans, ["A"], arrow_schema(spans).empty_table()) == (1, 0)
+
+
 RAW_VALUES = [
     '{"close": "1,234.5", "note": "say \\"hi\\"", "open": null}',
     'line one\nline two\r\nline three, with "quotes" and a \\ backslash',
@@ -246,6 +308,16 @@ def test_redact_hides_the_password():
     assert "secretpw" not in redacted
     assert redacted == "postgresql+psycopg2://etl:***@db.example:5432/market"
     assert warehouse.redact("sqlite:////var/lib/stockpipe/w.db") == "sqlite:////var/lib/stockpipe/w.db"
+
+
+def test_create_hands_out_one_engine_per_database(tmp_path, monkeypatch):
+    path = tmp_path / "w.db"
+    engine = warehouse.create(f"sqlite:///{path}")
+    assert warehouse.create(f"sqlite:///{path}") is engine
+    monkeypatch.chdir(tmp_path)
+    assert warehouse.create("sqlite:///w.db") is engine  # a relative path names the same file
+    assert warehouse.create(f"sqlite:///{tmp_path / 'other.db'}") is not engine
+    assert warehouse.create("sqlite://") is not warehouse.create("sqlite://")  # each in-memory one is new
 
 
 def test_check_reachable_on_a_closed_port_raises_without_the_password():

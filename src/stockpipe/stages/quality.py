@@ -42,37 +42,74 @@ Decisions:
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+import string
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import ConfigError
 from ..models import Check
 
+Fact = Mapping[str, Any]  # one symbol's facts, as storage.quality_data.collect gathers them
+
 
 @dataclass(frozen=True)
 class Rule:
+    """One quality rule, declared once: next to the function that judges it, or as a counted
+    rule (`_counted_rule`) judging a count of its facts.
+
+    `name` is the rule's `check_name` in quality_results, its key in `thresholds()` and in
+    the config's [quality] table; `reads` names the facts it judges (a test checks that
+    storage.quality_data.collect gathers every one of them).
+    """
+
     name: str
     severity: str  # error | warn
     threshold: float  # default; the largest observed value that passes
     description: str
+    reads: tuple[str, ...]
+    judge: Callable[[Rule, str, Fact, float], Check] = field(repr=False, compare=False)
+    detail: str = ""  # a counted rule's message: formatted with the count (n) and the facts
+
+    def check(self, symbol: str, fact: Fact, threshold: float) -> Check:
+        return self.judge(self, symbol, fact, threshold)
 
 
-RULES: tuple[Rule, ...] = (
-    Rule("price_positive", "error", 0, "rows with a price <= 0"),
-    Rule("volume_non_negative", "error", 0, "rows with volume < 0"),
-    Rule("high_encloses", "error", 0, "rows with high < max(open, close)"),
-    Rule("low_encloses", "error", 0, "rows with low > min(open, close)"),
-    Rule("duplicate_keys", "error", 0, "duplicate (symbol, date) keys"),
-    Rule("hundred_x", "error", 50.0, "a close this many times (or this fraction of) both neighbours' closes"),
-    Rule("spike", "warn", 0.20, "a close-to-close move (fraction) that no split explains"),
-    Rule("gaps", "warn", 0, "sessions the calendar expects between the first and last bar without a bar"),
-    Rule("unexpected_bars", "warn", 0, "bars on days the exchange was closed"),
-    Rule("stale", "warn", 1, "sessions the last bar lags the latest closed session"),
-    Rule("zero_volume_run", "warn", 5, "consecutive zero-volume bars"),
-    Rule("provider_divergence", "warn", 0.005, "relative difference of prices_daily's and quotes_daily's close"),
+def _rule(name: str, severity: str, threshold: float, description: str, reads: tuple[str, ...]):
+    """Declare a rule judged by the decorated function (which becomes the Rule)."""
+    def declare(judge: Callable[[Rule, str, Fact, float], Check]) -> Rule:
+        return Rule(name, severity, threshold, description, reads, judge)
+
+    return declare
+
+
+def _check(rule: Rule, symbol: str, observed: float | None, threshold: float, detail: str,
+           ok: bool | None = None) -> Check:
+    ok = observed is None or observed <= threshold if ok is None else ok
+    return Check(rule.name, ok, detail, rule.severity, symbol, None if observed is None else float(observed),
+                 float(threshold))
+
+
+def _counted(rule: Rule, symbol: str, fact: Fact, threshold: float) -> Check:
+    """Judge the count in the rule's first fact: "ok" at zero, else the rule's detail."""
+    count = int(fact[rule.reads[0]] or 0)
+    return _check(rule, symbol, count, threshold, rule.detail.format(n=count, **fact) if count else "ok")
+
+
+def _counted_rule(name: str, severity: str, threshold: float, description: str, count: str, detail: str) -> Rule:
+    """A rule on the count in fact `count`; it reads that fact and those `detail` names."""
+    named = tuple(f for _, f, _, _ in string.Formatter().parse(detail) if f and f != "n")
+    return Rule(name, severity, threshold, description, (count, *dict.fromkeys(named)), _counted, detail)
+
+
+_OFFENDING_ROWS = (  # (rule, description): errors on a count of offending rows, the fact of the rule's name
+    ("price_positive", "rows with a price <= 0"),
+    ("volume_non_negative", "rows with volume < 0"),
+    ("high_encloses", "rows with high < max(open, close)"),
+    ("low_encloses", "rows with low > min(open, close)"),
+    ("duplicate_keys", "duplicate (symbol, date) keys"),
 )
-RULES_BY_NAME = {rule.name: rule for rule in RULES}
-COUNT_RULES = RULES[:5]  # judged on counts of offending rows
+COUNT_RULES: tuple[Rule, ...] = tuple(_counted_rule(name, "error", 0, description, name, "{n} " + description)
+                                      for name, description in _OFFENDING_ROWS)
 
 
 def thresholds(overrides: Mapping[str, Any] | None = None, stale_after_sessions: int | None = None) -> dict[str, float]:
@@ -98,7 +135,7 @@ def thresholds(overrides: Mapping[str, Any] | None = None, stale_after_sessions:
     return out
 
 
-def evaluate(facts: Mapping[str, Mapping[str, Any]], symbols: Sequence[str],
+def evaluate(facts: Mapping[str, Fact], symbols: Sequence[str],
              limits: Mapping[str, float] | None = None) -> list[Check]:
     """Judge every rule for every symbol of `symbols`, in RULES order.
 
@@ -113,25 +150,10 @@ def evaluate(facts: Mapping[str, Mapping[str, Any]], symbols: Sequence[str],
     for symbol in symbols:
         fact = facts.get(symbol)
         if fact is None:
-            checks.append(Check("stale", False, "no bars in the warehouse", "warn", symbol, None, limits["stale"]))
+            checks.append(_check(_stale, symbol, None, limits[_stale.name], "no bars in the warehouse", ok=False))
             continue
-        checks += [_count_check(rule, symbol, fact[rule.name], limits[rule.name]) for rule in COUNT_RULES]
-        checks += [_hundred_x(symbol, fact, limits), _spike(symbol, fact, limits), _gaps(symbol, fact, limits),
-                   _unexpected(symbol, fact, limits), _stale(symbol, fact, limits), _zero_volume(symbol, fact, limits),
-                   _divergence(symbol, fact, limits)]
+        checks += [rule.check(symbol, fact, limits[rule.name]) for rule in RULES]
     return checks
-
-
-def _check(name: str, symbol: str, observed: float | None, threshold: float, detail: str,
-           ok: bool | None = None) -> Check:
-    ok = observed is None or observed <= threshold if ok is None else ok
-    return Check(name, ok, detail, RULES_BY_NAME[name].severity, symbol,
-                 None if observed is None else float(observed), float(threshold))
-
-
-def _count_check(rule: Rule, symbol: str, observed: Any, threshold: float) -> Check:
-    observed = int(observed or 0)
-    return _check(rule.name, symbol, observed, threshold, f"{observed} {rule.description}" if observed else "ok")
 
 
 def _pct(x: float) -> str:
@@ -157,7 +179,7 @@ def _split_between(splits: Iterable[dt.date], start: dt.date | None, end: dt.dat
     return any((start or end) <= day <= end for day in splits)
 
 
-def hundred_x_bars(fact: Mapping[str, Any], factor: float) -> list[tuple[dt.date, float]]:
+def hundred_x_bars(fact: Fact, factor: float) -> list[tuple[dt.date, float]]:
     """(date, factor) of the closes more than `factor` away from their neighbours (see Decisions)."""
     def far(move, side):
         fold = _fold(move["close"], move[f"{side}_close"])
@@ -178,24 +200,25 @@ def hundred_x_bars(fact: Mapping[str, Any], factor: float) -> list[tuple[dt.date
     return sorted(out)
 
 
-def _hundred_x(symbol: str, fact: Mapping[str, Any], limits: Mapping[str, float]) -> Check:
-    factor = limits["hundred_x"]
+@_rule("hundred_x", "error", 50.0, "a close this many times (or this fraction of) both neighbours' closes",
+       reads=("moves", "splits"))
+def _hundred_x(rule: Rule, symbol: str, fact: Fact, factor: float) -> Check:
     bad = hundred_x_bars(fact, factor)
     if not bad:
-        return _check("hundred_x", symbol, None, factor, f"no close more than {factor:g}x away from its neighbours")
+        return _check(rule, symbol, None, factor, f"no close more than {factor:g}x away from its neighbours")
     day, fold = max(bad, key=lambda b: b[1])
     move = next(m for m in fact["moves"] if m["date"] == day)
     detail = (f"{len(bad)} close(s) more than {factor:g}x away from the neighbouring closes (a unit error?); "
               f"worst {fold:.1f}x on {day.isoformat()}: {_neighbours(move)}")
-    return _check("hundred_x", symbol, fold, factor, detail)
+    return _check(rule, symbol, fold, factor, detail)
 
 
-def _neighbours(move: Mapping[str, Any]) -> str:
+def _neighbours(move: Fact) -> str:
     parts = [f"{move[k]:g}" if move[k] is not None else "-" for k in ("prev_close", "close", "next_close")]
     return " -> ".join(parts)
 
 
-def spike_moves(fact: Mapping[str, Any], threshold: float) -> list[tuple[dt.date, float]]:
+def spike_moves(fact: Fact, threshold: float) -> list[tuple[dt.date, float]]:
     """(date, move) of the close-to-close moves above `threshold` that no split explains."""
     out = []
     for move in fact["moves"]:
@@ -208,63 +231,60 @@ def spike_moves(fact: Mapping[str, Any], threshold: float) -> list[tuple[dt.date
     return out
 
 
-def _spike(symbol: str, fact: Mapping[str, Any], limits: Mapping[str, float]) -> Check:
-    threshold = limits["spike"]
+@_rule("spike", "warn", 0.20, "a close-to-close move (fraction) that no split explains", reads=("moves", "splits"))
+def _spike(rule: Rule, symbol: str, fact: Fact, threshold: float) -> Check:
     moves = spike_moves(fact, threshold)
     if not moves:
-        return _check("spike", symbol, None, threshold, f"no unexplained move above {_share(threshold)}")
+        return _check(rule, symbol, None, threshold, f"no unexplained move above {_share(threshold)}")
     day, change = max(moves, key=lambda m: abs(m[1]))
     detail = (f"{len(moves)} close-to-close move(s) above {_share(threshold)} without a split; "
               f"largest {_pct(change)} on {day.isoformat()}")
-    return _check("spike", symbol, abs(change), threshold, detail)
+    return _check(rule, symbol, abs(change), threshold, detail)
 
 
 # ------------------------------------------------------------------ calendar
 
 
-def _gaps(symbol: str, fact: Mapping[str, Any], limits: Mapping[str, float]) -> Check:
-    missing = int(fact["missing_sessions"])
-    if not missing:
-        return _check("gaps", symbol, 0, limits["gaps"], "ok")
-    detail = (f"{missing} {fact['exchange']} session(s) without a bar between {fact['first_date'].isoformat()} and "
-              f"{fact['last_date'].isoformat()}; first {fact['first_missing'].isoformat()} (refetched by the next fetch)")
-    return _check("gaps", symbol, missing, limits["gaps"], detail)
+_gaps = _counted_rule(
+    "gaps", "warn", 0, "sessions the calendar expects between the first and last bar without a bar", "missing_sessions",
+    "{n} {exchange} session(s) without a bar between {first_date} and {last_date}; first {first_missing} "
+    "(refetched by the next fetch)")
+_unexpected = _counted_rule("unexpected_bars", "warn", 0, "bars on days the exchange was closed", "unexpected_bars",
+                            "{n} bar(s) on days {exchange} was closed; first {first_unexpected}")
 
 
-def _unexpected(symbol: str, fact: Mapping[str, Any], limits: Mapping[str, float]) -> Check:
-    count = int(fact["unexpected_bars"])
-    if not count:
-        return _check("unexpected_bars", symbol, 0, limits["unexpected_bars"], "ok")
-    detail = f"{count} bar(s) on days {fact['exchange']} was closed; first {fact['first_unexpected'].isoformat()}"
-    return _check("unexpected_bars", symbol, count, limits["unexpected_bars"], detail)
-
-
-def _stale(symbol: str, fact: Mapping[str, Any], limits: Mapping[str, float]) -> Check:
+@_rule("stale", "warn", 1, "sessions the last bar lags the latest closed session",
+       reads=("sessions_behind", "latest_session", "last_date"))
+def _stale(rule: Rule, symbol: str, fact: Fact, threshold: float) -> Check:
     behind, latest = int(fact["sessions_behind"]), fact["latest_session"]
     detail = f"last bar {fact['last_date'].isoformat()}, {behind} session(s) behind {latest.isoformat()}"
-    return _check("stale", symbol, behind, limits["stale"], detail)
+    return _check(rule, symbol, behind, threshold, detail)
 
 
 # --------------------------------------------------------------- volume, source
 
 
-def _zero_volume(symbol: str, fact: Mapping[str, Any], limits: Mapping[str, float]) -> Check:
-    run = int(fact["zero_volume_run"])
-    detail = f"{run} consecutive zero-volume bar(s) from {fact['zero_volume_from'].isoformat()}" if run else "ok"
-    return _check("zero_volume_run", symbol, run, limits["zero_volume_run"], detail)
+_zero_volume = _counted_rule("zero_volume_run", "warn", 5, "consecutive zero-volume bars", "zero_volume_run",
+                             "{n} consecutive zero-volume bar(s) from {zero_volume_from}")
 
 
-def _divergence(symbol: str, fact: Mapping[str, Any], limits: Mapping[str, float]) -> Check:
-    threshold, days = limits["provider_divergence"], int(fact["quote_days"])
+@_rule("provider_divergence", "warn", 0.005, "relative difference of prices_daily's and quotes_daily's close",
+       reads=("quote_days", "max_divergence", "divergences"))
+def _divergence(rule: Rule, symbol: str, fact: Fact, threshold: float) -> Check:
+    days = int(fact["quote_days"])
     if not days:
-        return _check("provider_divergence", symbol, None, threshold, "no quotes_daily day to compare")
+        return _check(rule, symbol, None, threshold, "no quotes_daily day to compare")
     worst = fact["max_divergence"]
     bad = [d for d in fact["divergences"] if abs(d["quote_close"] - d["close"]) > threshold * d["close"]]
     if not bad:
-        return _check("provider_divergence", symbol, worst, threshold,
+        return _check(rule, symbol, worst, threshold,
                       f"{days} day(s) compared with quotes_daily, all within {_share(threshold)}", ok=True)
     top = max(bad, key=lambda d: abs(d["quote_close"] / d["close"] - 1))
     detail = (f"{len(bad)} of {days} day(s) where quotes_daily's close differs from prices_daily's by more than "
               f"{_share(threshold)}; largest on {top['date'].isoformat()}: {top['close']:g} vs {top['quote_close']:g}")
-    return _check("provider_divergence", symbol, max(worst or 0.0, abs(top["quote_close"] / top["close"] - 1)),
-                  threshold, detail)
+    return _check(rule, symbol, max(worst or 0.0, abs(top["quote_close"] / top["close"] - 1)), threshold, detail)
+
+
+# Every rule, in the order `evaluate` judges them and quality_results lists them.
+RULES: tuple[Rule, ...] = (*COUNT_RULES, _hundred_x, _spike, _gaps, _unexpected, _stale, _zero_volume, _divergence)
+RULES_BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}

@@ -1,7 +1,7 @@
 """The Parquet lake: one directory per dataset, one file per calendar month.
 
-Layout: `<data dir>/lake/<dataset>/month=YYYY-MM/data.parquet`, each file sorted by the
-dataset's key, zstd-compressed. Partitioning by time, never by symbol (PERFORMANCE.md §3):
+Layout: `<data dir>/lake/<dataset>/month=YYYY-MM/data.parquet` (the month of the
+dataset's `partition` column, models.py), each file sorted by the dataset's key, zstd-compressed. Partitioning by time, never by symbol (PERFORMANCE.md §3):
 a daily run rewrites one small month file, and a one-symbol read skips row groups by
 their statistics. Files are replaced atomically (temp file in the same directory, fsync,
 rename), so a crash leaves either the old file or the new one, never half of one.
@@ -37,9 +37,6 @@ from ..models import Dataset, arrow_schema
 
 FILE_NAME = "data.parquet"
 _MONTH_WRITERS = 2  # month partitions merged at once (their Arrow work releases the GIL)
-# The column that decides a row's month partition. Adjustment spans go by the month of
-# their ex-date (valid_to); a symbol's spans are replaced as a whole (`Lake.replace`).
-_PARTITION_COLUMN = {"rejects": "rejected_at", "quotes": "ts", "quotes_daily": "date", "prices_intraday": "ts", "adjustments": "valid_to"}
 
 
 @dataclass(frozen=True)
@@ -95,7 +92,7 @@ class Lake:
         if rows.empty:
             return MergeResult({})
         rows = rows.drop_duplicates(list(dataset.key), keep="last")
-        labels, codes = _month_codes(rows[_PARTITION_COLUMN.get(dataset.name, "date")])
+        labels, codes = _month_codes(rows[dataset.partition])
         table = pa.Table.from_pandas(rows[dataset.column_names], schema=arrow_schema(dataset), preserve_index=False)
         order = np.argsort(codes, kind="stable")  # rows without a date (-1) come first and are skipped,
         bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))  # as strftime's NaN key was
@@ -133,7 +130,7 @@ class Lake:
         if stray:
             raise ValueError(f"replace got rows of {sorted(stray)[:5]} outside the symbols it replaces")
         rows = rows.drop_duplicates(list(dataset.key), keep="last")
-        months = pd.to_datetime(rows[_PARTITION_COLUMN.get(dataset.name, "date")]).dt.strftime("%Y-%m").to_numpy()
+        months = pd.to_datetime(rows[dataset.partition]).dt.strftime("%Y-%m").to_numpy()
         paths = {path.parent.name.removeprefix("month="): path for path in self._files_holding(dataset, symbols)}
         paths.update({m: self.root / dataset.name / f"month={m}" / FILE_NAME for m in set(months)})
         changed: dict[str, int] = {}

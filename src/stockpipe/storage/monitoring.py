@@ -20,14 +20,6 @@ FETCHING = ("run", "fetch")  # the commands that bring new bars (quotes and intr
 SHARD_SPREAD = dt.timedelta(hours=24)  # shards of one scheduled run start within this of each other
 
 
-def _utc(value) -> dt.datetime | None:
-    if isinstance(value, str):  # SQLite returns text from an aggregate
-        value = dt.datetime.fromisoformat(value)
-    if value is not None and value.tzinfo is None:  # SQLite hands back naive UTC
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value
-
-
 @dataclass(frozen=True)
 class LastRun:
     """What the latest fetching run(s) left: one per shard, their symbols' final fetch outcomes."""
@@ -51,10 +43,10 @@ def last_fetch_runs(conn: Connection) -> LastRun | None:
                         .order_by(runs.c.started_at.desc()).limit(5000)).all()
     if not rows:
         return None
-    newest = _utc(rows[0].started_at)
+    newest = schema.read_utc(rows[0].started_at)
     latest: dict[str | None, sa.Row] = {}
     for row in rows:
-        if _utc(row.started_at) >= newest - SHARD_SPREAD:
+        if schema.read_utc(row.started_at) >= newest - SHARD_SPREAD:
             latest.setdefault(row.shard, row)
     run_ids = tuple(dict.fromkeys(r.run_id for r in latest.values()))
     events = schema.run_events
@@ -62,7 +54,7 @@ def last_fetch_runs(conn: Connection) -> LastRun | None:
                   .where(events.c.run_id.in_(run_ids), events.c.stage == "fetch").group_by(events.c.symbol))
     counted = conn.execute(sa.select(events.c.status, sa.func.count())
                            .where(events.c.id.in_(last_event)).group_by(events.c.status)).all()
-    finished = max(_utc(r.finished_at) for r in latest.values())
+    finished = max(schema.read_utc(r.finished_at) for r in latest.values())
     return LastRun(run_ids, finished, {status: int(n) for status, n in counted})
 
 
@@ -107,7 +99,7 @@ def quotas(conn: Connection, now: dt.datetime, providers: Sequence[str] | None =
     query = sa.select(ledger).where(ledger.c.window_start <= now, ledger.c.resets_at > now)
     if providers is not None:
         query = query.where(ledger.c.provider.in_(list(providers)))
-    return [Quota(r.provider, int(r.calls), r.call_limit, _utc(r.resets_at))
+    return [Quota(r.provider, int(r.calls), r.call_limit, schema.read_utc(r.resets_at))
             for r in conn.execute(query.order_by(ledger.c.provider))]
 
 
@@ -115,7 +107,7 @@ def last_success(conn: Connection, commands: Sequence[str], shard: str | None) -
     """When an invocation of `commands` for `shard` (None: unsharded) last finished ok."""
     runs = schema.pipeline_runs
     where = runs.c.shard.is_(None) if shard is None else runs.c.shard == shard
-    return _utc(conn.execute(sa.select(sa.func.max(runs.c.finished_at))
+    return schema.read_utc(conn.execute(sa.select(sa.func.max(runs.c.finished_at))
                              .where(runs.c.status == "ok", runs.c.command.in_(list(commands)), where)).scalar())
 
 

@@ -42,18 +42,17 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import schema, state
+from .warehouse import chunks
 
-_CHUNK = 500  # symbols per IN (...) list
 _BEFORE = dt.timedelta(days=31)  # no exchange closes this long: sessions from here on say where coverage starts
 _AHEAD = dt.timedelta(days=366)  # a bar this far past the latest session is judged against nothing
-COUNT_COLUMNS = ("price_positive", "volume_non_negative", "high_encloses", "low_encloses", "duplicate_keys")
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ def collect(conn: Connection, calendar: Calendar, thresholds: Mapping[str, float
         thresholds: rule name -> threshold; `spike`, `hundred_x` and `provider_divergence`
             select the candidate rows read here (the rules judge them again).
 
-    Each dict holds: rows, first_date, last_date, the COUNT_COLUMNS counts, exchange,
+    Each dict holds: rows, first_date, last_date, the `_row_counts` counts, exchange,
     latest_session, sessions_behind, missing_sessions, first_missing, unexpected_bars,
     first_unexpected, zero_volume_run, zero_volume_from, moves (candidate bars: date,
     close, prev_date, prev_close, next_date, next_close), splits (dates), quote_days,
@@ -115,24 +114,33 @@ def collect(conn: Connection, calendar: Calendar, thresholds: Mapping[str, float
 # ------------------------------------------------------------------ per-symbol counts
 
 
+def _row_counts(p: sa.Table) -> dict[str, sa.ColumnElement]:
+    """Fact name -> its count per symbol over prices_daily `p`: the offending rows the count
+    rules of stages/quality.py judge (each reads the fact of its own name)."""
+    bad = lambda cond: sa.func.sum(sa.case((cond, 1), else_=0))  # noqa: E731 - a local SQL shorthand
+    return {
+        "price_positive": bad((p.c.open <= 0) | (p.c.high <= 0) | (p.c.low <= 0) | (p.c.close <= 0)),
+        "volume_non_negative": bad(p.c.volume < 0),
+        "high_encloses": bad((p.c.high < p.c.open) | (p.c.high < p.c.close)),
+        "low_encloses": bad((p.c.low > p.c.open) | (p.c.low > p.c.close)),
+        "duplicate_keys": sa.func.count() - sa.func.count(sa.distinct(p.c.date)),
+    }
+
+
 def _stats(conn: Connection) -> dict[str, dict[str, Any]]:
     p = schema.prices_daily
-    bad = lambda cond: sa.func.sum(sa.case((cond, 1), else_=0))  # noqa: E731 - a local SQL shorthand
+    counts = _row_counts(p)
     query = sa.select(
         p.c.symbol,
         sa.func.count().label("rows"),
         sa.func.min(p.c.date).label("first_date"),
         sa.func.max(p.c.date).label("last_date"),
-        bad((p.c.open <= 0) | (p.c.high <= 0) | (p.c.low <= 0) | (p.c.close <= 0)).label("price_positive"),
-        bad(p.c.volume < 0).label("volume_non_negative"),
-        bad((p.c.high < p.c.open) | (p.c.high < p.c.close)).label("high_encloses"),
-        bad((p.c.low > p.c.open) | (p.c.low > p.c.close)).label("low_encloses"),
-        (sa.func.count() - sa.func.count(sa.distinct(p.c.date))).label("duplicate_keys"),
+        *(count.label(name) for name, count in counts.items()),
     ).group_by(p.c.symbol)
     facts = {}
     for row in conn.execute(query):
         fact = dict(row._mapping)
-        fact.update({name: int(fact[name] or 0) for name in ("rows", *COUNT_COLUMNS)})
+        fact.update({name: int(fact[name] or 0) for name in ("rows", *counts)})
         fact.update(missing_sessions=0, first_missing=None, unexpected_bars=0, first_unexpected=None,
                     zero_volume_run=0, zero_volume_from=None, moves=[], splits=[], quote_days=0,
                     max_divergence=None, divergences=[])
@@ -205,7 +213,7 @@ def _gaps(conn: Connection, facts: dict[str, dict[str, Any]], sessions: Mapping[
         if fact["first_date"] < known.known_from or known.count(fact["first_date"], fact["last_date"]) != on_sessions:
             suspects.append(symbol)
     p = schema.prices_daily
-    for chunk in _chunks(suspects):
+    for chunk in chunks(suspects):
         held: dict[str, list[int]] = {s: [] for s in chunk}
         query = sa.select(p.c.symbol, _ordinal(conn, p.c.date)).where(p.c.symbol.in_(chunk))
         for symbol, ordinal in conn.execute(query):
@@ -290,7 +298,7 @@ def _zero_volume_runs(facts: dict[str, dict[str, Any]], zero: list[tuple[str, in
 
 def _splits(conn: Connection, facts: dict[str, dict[str, Any]], symbols: Sequence[str]) -> None:
     a = schema.corporate_actions
-    for chunk in _chunks(symbols):
+    for chunk in chunks(symbols):
         query = sa.select(a.c.symbol, a.c.date).where(a.c.kind == "split", a.c.symbol.in_(chunk)).order_by(a.c.date)
         for symbol, day in conn.execute(query):
             facts[symbol]["splits"].append(day)
@@ -330,9 +338,3 @@ def save_refetch(conn: Connection, first_missing: Mapping[str, dt.date | None], 
                for sym, day in first_missing.items() if held.get(sym) != day]
     state.save_states(conn, changed)
     return len(changed)
-
-
-def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-

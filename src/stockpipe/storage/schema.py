@@ -1,118 +1,59 @@
 """Warehouse tables (SQLAlchemy Core): the target of the alembic migrations.
 
-A test checks that the migrations produce exactly these tables, so the two never drift.
-Price tables are WITHOUT ROWID on SQLite: the primary key is the storage order.
+The data tables are built from the datasets `models.py` declares (one table per dataset, its
+key the primary key); the run metadata tables are declared here. A test checks that the
+migrations produce exactly these tables, so the two never drift. Data tables are WITHOUT
+ROWID on SQLite: the primary key is the storage order.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+
 import sqlalchemy as sa
 
-from ..models import INDICATOR_COLUMNS
+from ..models import DATASETS, Dataset, Type
 
 metadata = sa.MetaData()
 
 _SYMBOL = sa.String(32)
-_NO_ROWID = {"sqlite_with_rowid": False}
+_SQL_TYPES = {"date": sa.Date(), "float": sa.Double(), "ts": sa.DateTime(timezone=True), "json": sa.Text()}
+# The counters of an invocation (pipeline_runs), each 0 until the run finishes.
+RUN_COUNTS = ("planned", "ok", "failed", "skipped", "rows_fetched", "rows_rejected", "rows_loaded", "api_calls")
+
+
+def _sql_type(type_: Type) -> sa.types.TypeEngine:
+    if type_.kind == "str":
+        return sa.String(type_.size)
+    if type_.kind == "int":
+        return sa.Integer() if type_.size == 4 else sa.BigInteger()
+    return _SQL_TYPES[type_.kind]
+
+
+def _data_table(dataset: Dataset) -> sa.Table:
+    columns = (sa.Column(name, _sql_type(type_), nullable=type_.nullable and name not in dataset.key)
+               for name, type_ in dataset.columns)
+    return sa.Table(dataset.name, metadata, *columns, sa.PrimaryKeyConstraint(*dataset.key),
+                    sqlite_with_rowid=False)
 
 
 def _ts(name: str, nullable: bool = True) -> sa.Column:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=nullable)
 
 
-prices_daily = sa.Table(
-    "prices_daily", metadata,
-    sa.Column("symbol", _SYMBOL, primary_key=True),
-    sa.Column("date", sa.Date, primary_key=True),
-    sa.Column("open", sa.Double, nullable=False),
-    sa.Column("high", sa.Double, nullable=False),
-    sa.Column("low", sa.Double, nullable=False),
-    sa.Column("close", sa.Double, nullable=False),
-    sa.Column("adj_close", sa.Double),
-    sa.Column("volume", sa.BigInteger, nullable=False),
-    sa.Column("provider", sa.String(32), nullable=False),
-    _ts("fetched_at", nullable=False),
-    **_NO_ROWID,
-)
+def _counter(name: str) -> sa.Column:
+    return sa.Column(name, sa.Integer, nullable=False, server_default="0")
 
-corporate_actions = sa.Table(
-    "corporate_actions", metadata,
-    sa.Column("symbol", _SYMBOL, primary_key=True),
-    sa.Column("date", sa.Date, primary_key=True),
-    sa.Column("kind", sa.String(16), primary_key=True),
-    sa.Column("value", sa.Double, nullable=False),
-    sa.Column("provider", sa.String(32), nullable=False),
-    _ts("fetched_at", nullable=False),
-    **_NO_ROWID,
-)
 
-indicators_daily = sa.Table(
-    "indicators_daily", metadata,
-    sa.Column("symbol", _SYMBOL, primary_key=True),
-    sa.Column("date", sa.Date, primary_key=True),
-    *(sa.Column(name, sa.Double) for name in INDICATOR_COLUMNS),
-    _ts("computed_at", nullable=False),
-    **_NO_ROWID,
-)
-
-adjustments = sa.Table(
-    "adjustments", metadata,
-    sa.Column("symbol", _SYMBOL, primary_key=True),
-    sa.Column("valid_to", sa.Date, primary_key=True),
-    sa.Column("valid_from", sa.Date, nullable=False),
-    sa.Column("price_factor", sa.Double, nullable=False),
-    sa.Column("volume_factor", sa.Double, nullable=False),
-    _ts("computed_at", nullable=False),
-    **_NO_ROWID,
-)
-
-quotes = sa.Table(
-    "quotes", metadata,
-    sa.Column("symbol", _SYMBOL, primary_key=True),
-    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),
-    sa.Column("price", sa.Double, nullable=False),
-    sa.Column("open", sa.Double),
-    sa.Column("high", sa.Double),
-    sa.Column("low", sa.Double),
-    sa.Column("prev_close", sa.Double),
-    sa.Column("change", sa.Double),
-    sa.Column("change_pct", sa.Double),
-    sa.Column("volume", sa.BigInteger),
-    sa.Column("provider", sa.String(32), nullable=False),
-    **_NO_ROWID,
-)
-
-quotes_daily = sa.Table(
-    "quotes_daily", metadata,
-    sa.Column("symbol", _SYMBOL, primary_key=True),
-    sa.Column("date", sa.Date, primary_key=True),
-    sa.Column("open", sa.Double, nullable=False),
-    sa.Column("high", sa.Double, nullable=False),
-    sa.Column("low", sa.Double, nullable=False),
-    sa.Column("close", sa.Double, nullable=False),
-    sa.Column("prev_close", sa.Double),
-    sa.Column("change", sa.Double),
-    sa.Column("change_pct", sa.Double),
-    sa.Column("volume", sa.BigInteger),
-    sa.Column("quotes", sa.Integer, nullable=False),
-    sa.Column("avg_volume_per_quote", sa.Double),
-    _ts("first_ts", nullable=False),
-    _ts("last_ts", nullable=False),
-    _ts("computed_at", nullable=False),
-    **_NO_ROWID,
-)
-
-rejects = sa.Table(
-    "rejects", metadata,
-    sa.Column("run_id", sa.String(64), primary_key=True),
-    sa.Column("symbol", _SYMBOL, primary_key=True),
-    sa.Column("date", sa.String(32), primary_key=True),
-    sa.Column("reason", sa.String(64), primary_key=True),
-    sa.Column("raw", sa.Text, nullable=False),
-    sa.Column("provider", sa.String(32), nullable=False),
-    _ts("rejected_at", nullable=False),
-    **_NO_ROWID,
-)
+DATA_TABLES: dict[str, sa.Table] = {name: _data_table(dataset) for name, dataset in DATASETS.items()}
+prices_daily = DATA_TABLES["prices_daily"]
+corporate_actions = DATA_TABLES["corporate_actions"]
+adjustments = DATA_TABLES["adjustments"]
+indicators_daily = DATA_TABLES["indicators_daily"]
+rejects = DATA_TABLES["rejects"]
+quotes = DATA_TABLES["quotes"]
+quotes_daily = DATA_TABLES["quotes_daily"]
+prices_intraday = DATA_TABLES["prices_intraday"]
 
 # One row per invocation (`id`). `run_id` names the run: the scheduler's (`--run-id`), which
 # one Airflow DAG run shares between its tasks, shards and retries, else a fresh one.
@@ -128,14 +69,7 @@ pipeline_runs = sa.Table(
     _ts("finished_at"),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("exit_code", sa.Integer),
-    sa.Column("planned", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("ok", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("skipped", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("rows_fetched", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("rows_rejected", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("rows_loaded", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("api_calls", sa.Integer, nullable=False, server_default="0"),
+    *(_counter(name) for name in RUN_COUNTS),
     sa.Column("error", sa.Text),
 )
 
@@ -147,13 +81,13 @@ symbol_state = sa.Table(
     sa.Column("last_date", sa.Date),
     _ts("last_attempt_at"),
     _ts("last_success_at"),
-    sa.Column("consecutive_failures", sa.Integer, nullable=False, server_default="0"),
+    _counter("consecutive_failures"),
     sa.Column("last_error", sa.Text),
     sa.Column("needs_reprocess", sa.Boolean, nullable=False, server_default=sa.false()),
     # The lake's rows for (symbol, dataset) changed `lake_version` times; the warehouse
     # holds them as of `loaded_version`. load takes the symbols where the two differ.
-    sa.Column("lake_version", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("loaded_version", sa.Integer, nullable=False, server_default="0"),
+    _counter("lake_version"),
+    _counter("loaded_version"),
     sa.Column("provider", sa.String(32)),
     # The earliest session the calendar found missing inside the held history: the next
     # plan refetches from there (one request), then clears it.
@@ -169,8 +103,8 @@ run_events = sa.Table(
     sa.Column("symbol", _SYMBOL, nullable=False),
     sa.Column("stage", sa.String(16), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("rows", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("api_calls", sa.Integer, nullable=False, server_default="0"),
+    _counter("rows"),
+    _counter("api_calls"),
     sa.Column("provider", sa.String(32)),
     sa.Column("message", sa.Text),
     _ts("created_at", nullable=False),
@@ -190,25 +124,6 @@ quality_results = sa.Table(
     _ts("checked_at", nullable=False),
 )
 
-prices_intraday = sa.Table(
-    "prices_intraday", metadata,
-    sa.Column("symbol", _SYMBOL, primary_key=True),
-    sa.Column("interval", sa.String(8), primary_key=True),
-    sa.Column("ts", sa.DateTime(timezone=True), primary_key=True),  # the bar's start, UTC
-    sa.Column("open", sa.Double, nullable=False),
-    sa.Column("high", sa.Double, nullable=False),
-    sa.Column("low", sa.Double, nullable=False),
-    sa.Column("close", sa.Double, nullable=False),
-    sa.Column("volume", sa.BigInteger),
-    sa.Column("session_date", sa.Date, nullable=False),  # the exchange's trading date
-    sa.Column("provider", sa.String(32), nullable=False),
-    _ts("fetched_at", nullable=False),
-    **_NO_ROWID,
-)
-
-DATA_TABLES = {t.name: t for t in (prices_daily, corporate_actions, indicators_daily, rejects, adjustments,
-                                   quotes, quotes_daily, prices_intraday)}
-
 # Calls spent per provider per quota day (providers/ledger.py). window_start is the start
 # of the vendor's quota day (midnight in its reset zone) as a UTC instant; call_limit is
 # the daily limit in force for that window (NULL: none known).
@@ -221,3 +136,12 @@ quota_ledger = sa.Table(
     _ts("resets_at", nullable=False),
     _ts("updated_at", nullable=False),
 )
+
+
+def read_utc(value: dt.datetime | str | None) -> dt.datetime | None:
+    """A timestamp as read back, made aware UTC: SQLite returns naive UTC, and text from an aggregate."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value

@@ -9,24 +9,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..models import Check, SymbolOutcome
 from . import schema
-
-_CHUNK = 500  # symbols per IN (...) list: far below every driver's parameter limit
+from .warehouse import chunks
 
 
 def new_run_id(now: dt.datetime) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-
-
-def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterator[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _insert(conn: Connection):
@@ -53,8 +47,7 @@ def start_run(conn: Connection, run_id: str, command: str, arguments: Mapping[st
 
 def finish_run(conn: Connection, invocation: int, status: str, exit_code: int, counts: Mapping[str, int],
                error: str | None, now: dt.datetime) -> None:
-    columns = {c.name for c in schema.pipeline_runs.columns} - {"id", "run_id"}
-    values = {k: int(v) for k, v in counts.items() if k in columns}
+    values = {k: int(v) for k, v in counts.items() if k in schema.RUN_COUNTS}
     conn.execute(schema.pipeline_runs.update().where(schema.pipeline_runs.c.id == invocation).values(
         status=status, exit_code=exit_code, finished_at=now, error=error, **values,
     ))
@@ -62,13 +55,8 @@ def finish_run(conn: Connection, invocation: int, status: str, exit_code: int, c
 
 def last_successful_run(conn: Connection) -> dt.datetime | None:
     runs = schema.pipeline_runs
-    value = conn.execute(sa.select(sa.func.max(runs.c.finished_at)).where(
-        runs.c.status == "ok", runs.c.command.in_(("run", "fetch")))).scalar()
-    if isinstance(value, str):  # SQLite returns text from an aggregate
-        value = dt.datetime.fromisoformat(value)
-    if value is not None and value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value
+    return schema.read_utc(conn.execute(sa.select(sa.func.max(runs.c.finished_at)).where(
+        runs.c.status == "ok", runs.c.command.in_(("run", "fetch")))).scalar())
 
 
 # ------------------------------------------------------------------- symbol_state
@@ -78,7 +66,7 @@ def read_states(conn: Connection, dataset: str, symbols: Sequence[str]) -> dict[
     """symbol -> its symbol_state row (as a dict) for `dataset`; absent symbols are new."""
     state = schema.symbol_state
     out: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(list(symbols)):
+    for chunk in chunks(list(symbols)):
         query = sa.select(state).where(state.c.dataset == dataset, state.c.symbol.in_(chunk))
         out.update({row.symbol: dict(row._mapping) for row in conn.execute(query)})
     return out

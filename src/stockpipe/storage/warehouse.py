@@ -1,4 +1,7 @@
-"""The SQL warehouse: engine, migrations, and the dialect-aware bulk upsert.
+"""The SQL warehouse: engines, migrations, and the dialect-aware bulk upsert and replace.
+
+One engine per process and database URL: `create` hands out the same engine to every
+stage, provider and check that asks for the same database, so a run holds one pool.
 
 SQLite (the embedded default) and PostgreSQL share one schema and one alembic history.
 Upserts write only rows whose values differ from what the table holds, so loading the
@@ -13,15 +16,17 @@ from __future__ import annotations
 import fcntl
 import io
 import os
+import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from ..errors import ConfigError, DatabaseUnavailableError
-from ..models import DATASETS, Dataset
+from ..models import Dataset
+from . import schema
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -36,23 +41,61 @@ def redact(url: str) -> str:
         return "<unparseable database URL>"
 
 
+_ENGINES: dict[tuple[int, str], Engine] = {}  # (process id, URL) -> its engine
+_ENGINES_LOCK = threading.Lock()
+_MAX_ENGINES = 8  # URLs a process keeps engines for; the least recently created goes first
+
+
 def create(url: str) -> Engine:
-    """An engine for `url` (SQLite gets WAL, a busy timeout and foreign keys).
+    """The process's engine for `url`, created on first use (SQLite gets WAL and a busy
+    timeout); every later call with the same URL returns the same engine.
+
+    An in-memory SQLite URL is a new database each time, so it is never shared; a forked
+    child gets engines of its own (a pool must not cross a fork).
 
     Raises:
         ConfigError: the URL is malformed or names a driver that is not installed.
     """
     try:
         parsed = make_url(url)
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        raise _unusable(url, exc) from None
+    key = _engine_key(parsed)
+    if key is None:
+        return _new_engine(url, parsed)
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = _ENGINES[key] = _new_engine(url, parsed)
+            while len(_ENGINES) > _MAX_ENGINES:  # dropped, not disposed: a holder keeps using it
+                del _ENGINES[next(iter(_ENGINES))]
+        return engine
+
+
+def _engine_key(parsed: sa.URL) -> tuple[int, str] | None:
+    """(process id, URL) naming the engine `parsed` shares; None for in-memory SQLite."""
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            return None
+        parsed = parsed.set(database=os.path.abspath(parsed.database))  # a relative path follows the cwd
+    return os.getpid(), parsed.render_as_string(hide_password=False)
+
+
+def _new_engine(url: str, parsed: sa.URL) -> Engine:
+    try:
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(parsed, pool_pre_ping=True)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
-        raise ConfigError(f"database URL {redact(url)} is not usable ({type(exc).__name__}): "
-                          "use sqlite:///path.db or postgresql+psycopg2://user@host/db") from None
+        raise _unusable(url, exc) from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _unusable(url: str, exc: Exception) -> ConfigError:
+    return ConfigError(f"database URL {redact(url)} is not usable ({type(exc).__name__}): "
+                       "use sqlite:///path.db or postgresql+psycopg2://user@host/db")
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -162,6 +205,30 @@ def downgrade(engine: Engine, revision: str = "base") -> None:
 # --------------------------------------------------------------------------- upsert
 
 
+_IN_LIST = 500  # values per IN (...) list: far below every driver's parameter limit
+
+
+def chunks(items: Sequence[str], size: int = _IN_LIST) -> Iterator[Sequence[str]]:
+    """`items` in slices of `size` (default: small enough for an IN list on every driver)."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def replace(conn: Connection, dataset: Dataset, symbols: Iterable[str], table: "pa.Table") -> tuple[int, int]:
+    """Make `table` all of `dataset`'s rows for `symbols`: delete the symbols' rows, then
+    insert, in the caller's transaction, so a row the new ones lack (an adjustment span a
+    new split made obsolete) vanishes and no reader sees a mix of old and new.
+
+    Returns:
+        (rows deleted, rows written).
+    """
+    target = schema.DATA_TABLES[dataset.name]
+    deleted = 0
+    for part in chunks(sorted(set(symbols))):
+        deleted += max(conn.execute(target.delete().where(target.c.symbol.in_(part))).rowcount, 0)
+    return deleted, upsert(conn, dataset, table)
+
+
 def upsert(conn: Connection, dataset: Dataset, table: "pa.Table") -> int:
     """Insert new rows and update changed ones; returns the number of rows written."""
     if table.num_rows == 0:
@@ -232,6 +299,3 @@ def _upsert_postgres(conn: Connection, dataset: Dataset, table: "pa.Table") -> i
 def _q(names) -> list[str]:
     return [f'"{n}"' for n in names]
 
-
-def dataset(name: str) -> Dataset:
-    return DATASETS[name]
