@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .models import CommandResult
 
 Progress = Callable[[str, int, int], None]
-PipelineCall = Callable[["Settings", Progress], "CommandResult"]  # a pipeline function, its settings and progress
+PipelineCall = Callable[["Settings", Progress], "CommandResult"]  # a pipeline function: (settings, progress) -> result
 
 
 def _typer(**options: Any) -> typer.Typer:
@@ -167,19 +167,14 @@ def _pipeline(opts: Options, call: PipelineCall, *, progress: bool = False,
     return render.emit_result(opts.command, result, opts.as_json)
 
 
-def _selection(all_: bool, opts: Options) -> Callable[[Settings], None]:
-    """`fetch`/`run` work on --all or on named symbols, never both, never neither (except csv,
-    whose files name them)."""
-
-    def check(settings: Settings) -> None:
-        chosen = bool(opts.symbols or opts.symbols_file or opts.lists)
-        if all_ and chosen:
-            raise UsageError("--all and --symbol/--symbols-file/--list exclude each other")
-        if not all_ and not chosen and settings.provider != "csv":
-            raise UsageError("name symbols with --symbol (or --symbols-file, --list) or take the whole universe "
-                             "with --all")
-
-    return check
+def _need_selection(all_: bool, opts: Options, provider: str) -> None:
+    """`fetch` and `run` take --all or named symbols, never both, never neither (except from
+    csv files, which name their symbols)."""
+    chosen = bool(opts.symbols or opts.symbols_file or opts.lists)
+    if all_ and chosen:
+        raise UsageError("--all and --symbol/--symbols-file/--list exclude each other")
+    if not all_ and not chosen and provider != "csv":
+        raise UsageError("name symbols with --symbol (or --symbols-file, --list) or take the whole universe with --all")
 
 
 def _fetch_call(quotes: bool, interval: Interval | None, start: dt.date | None, end: dt.date | None) -> PipelineCall:
@@ -230,7 +225,7 @@ def fetch(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile =
                    log_format=log_format, shard=shard, run_id=run_id, provider=provider, symbols=symbol,
                    symbols_file=symbols_file, lists=list_, csv_path=path)
     _call(opts, lambda: _pipeline(opts, _fetch_call(quotes, interval, _date(start), _date(end)), progress=True,
-                                  check=_selection(all_, opts)))
+                                  check=lambda settings: _need_selection(all_, opts, settings.provider)))
 
 
 def _lake_command(name: str, help_text: str) -> None:
@@ -290,8 +285,8 @@ def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = N
     opts = Options("run", as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
                    log_format=log_format, shard=shard, run_id=run_id, provider=provider, symbols=symbol,
                    symbols_file=symbols_file, lists=list_, csv_path=path)
-    _call(opts, lambda: _pipeline(opts, lambda settings, progress: pipeline.run(
-        settings, _date(start), _date(end), progress), progress=True, check=_selection(all_, opts)))
+    _call(opts, lambda: _pipeline(opts, lambda settings, progress: pipeline.run(settings, _date(start), _date(end), progress),
+                                  progress=True, check=lambda settings: _need_selection(all_, opts, settings.provider)))
 
 
 @db_app.command("upgrade")
@@ -348,10 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code = app(args=argv, standalone_mode=False, prog_name="stockpipe")
     except typer.TyperException as exc:  # the parser's usage errors (unknown option, bad value)
-        ctx = getattr(exc, "ctx", None)
+        ctx = getattr(exc, "ctx", None)  # only the parser's UsageError knows the (sub)command
         where = ctx.command_path if ctx is not None else "stockpipe"
         render.usage_error(where, exc.format_message())
-        return int(getattr(exc, "exit_code", ExitCode.USAGE))
+        return int(exc.exit_code)
     except typer.Abort:
         render.interrupted()
         return int(ExitCode.INTERRUPTED)
