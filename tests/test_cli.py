@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import fcntl
 import json
 import os
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import table_counts
-from stockpipe.cli import main
+import stockpipe
+from stockpipe.cli import app, db_app, main, schedule_app
 from stockpipe.errors import ExitCode
 from stockpipe.providers import base
 from stockpipe.storage import warehouse
@@ -300,3 +302,50 @@ def test_db_upgrade_and_current(cli, tmp_path):
     code, out, _ = cli("db", "current", "--json")
     doc = json.loads(out)
     assert doc["current"] == doc["head"] == warehouse.head_revision()
+
+
+# ------------------------------------------------------------- one error handler
+
+
+def test_tracebacks_never_show_locals():
+    """Settings hold API keys: Typer's pretty tracebacks, which can print every local, stay off."""
+    for typer_app in (app, db_app, schedule_app):
+        assert typer_app.pretty_exceptions_enable is False and typer_app.pretty_exceptions_show_locals is False
+
+
+def test_debug_traceback_shows_no_api_key(cli, monkeypatch):
+    monkeypatch.setenv("STOCKPIPE_EODHD_API_KEY", "sekrit-key-123")
+    base.register("broken", BrokenProvider.from_settings)
+    code, out, err = cli("fetch", "--all", "--provider", "broken", "--debug", "--json")
+    assert code == ExitCode.BUG and "Traceback" in err and json.loads(out)["exit_name"] == "bug"
+    assert "sekrit-key-123" not in out + err
+
+
+def test_health_check_that_cannot_check_exits_3_whatever_the_error(cli):
+    code, out, err = cli("health-check", "--metrics-file", "health.txt", "--json")  # a usage error elsewhere
+    assert code == 3 and json.loads(out)["exit_name"] == "unknown"
+    assert err == "stockpipe health-check: error: --metrics-file health.txt: name it *.prom " \
+                  "(node_exporter's textfile collector reads only those)\n"
+
+
+def test_schedule_output_that_cannot_be_written_exits_5(cli, tmp_path):
+    (tmp_path / "file").write_text("")
+    code, out, err = cli("schedule", "cron", "--output", str(tmp_path / "file" / "units"))
+    assert code == ExitCode.UNAVAILABLE and out == ""
+    assert err == f"stockpipe schedule cron: error: cannot write into {tmp_path / 'file' / 'units'}: Not a directory\n"
+
+
+PRINTING = ("print", "sys.stdout.write", "sys.stderr.write", "traceback.print_exc", "traceback.print_exception",
+            "typer.echo", "Console")
+
+
+def test_only_render_prints():
+    """stdout carries the result and nothing else: every print lives in render.py (logs go through logging)."""
+    package = Path(stockpipe.__file__).parent
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name != "render.py":
+            calls = (n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call))
+            found += [f"{path.relative_to(package)}:{c.lineno} {ast.unparse(c.func)}" for c in calls
+                      if ast.unparse(c.func) in PRINTING]
+    assert found == []

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner
 
-from stockpipe import schedule
+from stockpipe import render, schedule
 from stockpipe.cli import app
 from stockpipe.errors import UsageError
 
@@ -186,7 +186,7 @@ def rendered_units(tmp_path) -> Path:
     if not (prefix / "bin" / "stockpipe").exists():
         pytest.fail(f"{prefix}/bin/stockpipe is missing: install the package (pip install -e .)")
     directory = tmp_path / "units"
-    schedule.write(schedule.systemd_units(str(prefix), "stockpipe", ("eodhd", "pgpass")), directory)
+    render.write_files(schedule.systemd_units(str(prefix), "stockpipe", ("eodhd", "pgpass")), directory)
     return directory
 
 

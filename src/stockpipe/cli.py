@@ -1,34 +1,47 @@
 """The `stockpipe` command: parse options, build settings, call one pipeline function, render.
 
-This is the one place that maps errors to exit codes (`_call`). pandas and pyarrow are
-imported only by the commands that need them, so `--help` and `health-check` stay fast.
+`_call` is the one place that turns errors into a line on stderr and an exit code, by a
+per-command policy (`_error_exit`). pandas and pyarrow are imported only by the commands that
+need them, so `--help` and `health-check` stay fast. Only render.py prints.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-import logging
-import sys
-import traceback
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, Sequence
 
 import typer
 
 from . import interrupt, logs, render
-from .errors import ExitCode, StockpipeError, UsageError
+from .errors import ExitCode, HealthCode, StockpipeError, UsageError
 
-app = typer.Typer(
+if TYPE_CHECKING:
+    from .config import Settings
+    from .models import CommandResult
+
+Progress = Callable[[str, int, int], None]
+PipelineCall = Callable[["Settings", Progress], "CommandResult"]  # a pipeline function: (settings, progress) -> result
+
+
+def _typer(**options: Any) -> typer.Typer:
+    """A Typer app that never prints a pretty traceback, let alone its locals (settings hold API keys)."""
+    return typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, pretty_exceptions_show_locals=False,
+                       **options)
+
+
+app = _typer(
     name="stockpipe",
     help="ETL for stock-market data: fetch daily bars, validate, compute indicators, "
     "keep a Parquet lake and load a SQL warehouse. Exit codes: see the README.",
-    no_args_is_help=True,
     add_completion=False,
-    pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Warehouse migrations (alembic, shipped with the package).", no_args_is_help=True)
+db_app = _typer(help="Warehouse migrations (alembic, shipped with the package).")
 app.add_typer(db_app, name="db")
+schedule_app = _typer(help="Scheduling files for this installation: systemd units or a crontab (plain text).")
+app.add_typer(schedule_app, name="schedule")
 
 Config = Annotated[Optional[Path], typer.Option("--config", help="stockpipe.toml to read (default: STOCKPIPE_CONFIG, else ./stockpipe.toml).")]
 DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory for the lake, raw payloads and the SQLite file.")]
@@ -64,63 +77,123 @@ IntervalOption = Annotated[Optional[Interval], typer.Option(
     "--interval", help="Fetch intraday bars of this size into `prices_intraday` instead of daily bars, for the "
     "sessions --start..--end within what the vendor keeps (default: all it keeps).")]
 
-log = logging.getLogger("stockpipe")
+
+@dataclass(frozen=True)
+class Options:
+    """What a command was asked besides its own arguments: how it reports, and the flags
+    that build its Settings (None: not given, so the environment or config file decides)."""
+
+    command: str
+    as_json: bool = False
+    debug: bool = False
+    metrics_file: Path | None = None
+    config: Path | None = None
+    data_dir: Path | None = None
+    database_url: str | None = None
+    log_format: str | None = None
+    shard: str | None = None
+    run_id: str | None = None
+    provider: str | None = None
+    symbols: Sequence[str] | None = None
+    symbols_file: Path | None = None
+    lists: Sequence[str] | None = None
+    csv_path: Path | None = None
+
+    def settings(self) -> Settings:
+        """The Settings of these flags over the environment and config file; logging set to match.
+
+        Raises:
+            StockpipeError: see config.load_settings.
+        """
+        from .config import load_settings
+
+        settings = load_settings({name: getattr(self, name) for name in _SETTINGS_FLAGS})
+        logs.configure(settings.log_format, self.debug)
+        return settings
 
 
-def _settings(**flags: Any):
-    from .config import load_settings
-
-    if flags.get("symbols"):
-        flags["symbols"] = tuple(flags["symbols"])
-    settings = load_settings(flags)
-    logs.configure(settings.log_format, flags.get("debug", False))
-    return settings
+_SETTINGS_FLAGS = ("config", "data_dir", "database_url", "log_format", "shard", "run_id", "provider", "symbols",
+                   "symbols_file", "lists", "csv_path")
+_INTERRUPTED = "interrupted: the open transaction was rolled back; run again to resume"
+_BUG = "unexpected {} (a bug; rerun with --debug for the traceback)"
 
 
-def _exported(settings, metrics_file: Path | None, call: Callable[[], Any]) -> Any:
-    """`call()`, its result's metrics written to --metrics-file (the path is checked first,
-    so a typo costs no work)."""
-    if metrics_file is None:
-        return call()
-    from . import metrics
-
-    metrics.check_path(metrics_file)
-    result = call()
-    metrics.export(settings, result, metrics_file)
-    return result
+def _error_exit(command: str, exc: StockpipeError) -> int:
+    """The exit code of `command` stopped by `exc`: the error's own (errors.ExitCode), except for
+    health-check, whose monitors read 3 (unknown) as "the check itself could not run"."""
+    return HealthCode.UNKNOWN if command == "health-check" else exc.exit_code
 
 
-def _call(command: str, as_json: bool, debug: bool, action: Callable[[], Any]) -> None:
-    """Run one pipeline call; the only place that turns errors into exit codes."""
+def _call(opts: Options, action: Callable[[], int]) -> None:
+    """Run a command's `action` (which hands its result to the renderer and returns the exit code).
+
+    The one place that turns errors into one line on stderr (plus the error document with
+    --json) and an exit code: a StockpipeError per `_error_exit`, Ctrl-C/SIGTERM 130, anything
+    else is a bug, exit 1 (its traceback only with --debug). typer.Exit passes through.
+    """
     try:
-        result = action()
+        code = action()
     except StockpipeError as exc:
-        render.emit_error(command, str(exc), exc.exit_code, as_json)
-        raise typer.Exit(int(exc.exit_code)) from None
+        code = _error_exit(opts.command, exc)
+        render.emit_error(opts.command, str(exc), code, opts.as_json)
     except KeyboardInterrupt:
-        render.emit_error(command, "interrupted: the open transaction was rolled back; run again to resume",
-                          ExitCode.INTERRUPTED, as_json)
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
-    except (typer.Exit, typer.TyperException):
+        code = ExitCode.INTERRUPTED
+        render.emit_error(opts.command, _INTERRUPTED, code, opts.as_json)
+    except (typer.Exit, typer.Abort, typer.TyperException):  # typer.Exit is a RuntimeError: Typer's own
         raise
     except Exception as exc:  # noqa: BLE001 - anything else is a bug: say so, trace only with --debug
-        if debug:
-            traceback.print_exc()
-        render.emit_error(command, f"unexpected {type(exc).__name__} (a bug; rerun with --debug for the traceback)",
-                          ExitCode.BUG, as_json)
-        raise typer.Exit(int(ExitCode.BUG)) from None
-    render.emit(result, as_json)
-    if result.message and result.exit_code not in (ExitCode.OK, ExitCode.NOTHING_TO_DO):
-        render.error_line(command, result.message, result.exit_code)
-    raise typer.Exit(int(result.exit_code))
+        if opts.debug:
+            render.bug_traceback()
+        code = ExitCode.BUG
+        render.emit_error(opts.command, _BUG.format(type(exc).__name__), code, opts.as_json)
+    raise typer.Exit(int(code))
 
 
-def _need_selection(all_: bool, symbols, symbols_file, lists, provider: str | None) -> None:
-    chosen = bool(symbols or symbols_file or lists)
+def _pipeline(opts: Options, call: PipelineCall, *, progress: bool = False,
+              check: Callable[[Settings], None] | None = None) -> int:
+    """Build the settings, `check` them, call the pipeline, write --metrics-file (its path
+    checked first, so a typo costs no work), render; returns the exit code."""
+    settings = opts.settings()
+    if check is not None:
+        check(settings)
+    if opts.metrics_file is not None:
+        from . import metrics
+
+        metrics.check_path(opts.metrics_file)
+    with render.progress(progress and not opts.as_json) as report:
+        result = call(settings, report)
+    if opts.metrics_file is not None:
+        metrics.export(settings, result, opts.metrics_file)
+    return render.emit_result(opts.command, result, opts.as_json)
+
+
+def _need_selection(all_: bool, opts: Options, provider: str) -> None:
+    """`fetch` and `run` take --all or named symbols, never both, never neither (except from
+    csv files, which name their symbols)."""
+    chosen = bool(opts.symbols or opts.symbols_file or opts.lists)
     if all_ and chosen:
         raise UsageError("--all and --symbol/--symbols-file/--list exclude each other")
     if not all_ and not chosen and provider != "csv":
         raise UsageError("name symbols with --symbol (or --symbols-file, --list) or take the whole universe with --all")
+
+
+def _fetch_call(quotes: bool, interval: Interval | None, start: dt.date | None, end: dt.date | None) -> PipelineCall:
+    """What `fetch` fetches: daily bars, or quotes (--quotes), or intraday bars (--interval).
+
+    Raises:
+        UsageError: --quotes with --interval, or with --start/--end.
+    """
+    from . import pipeline
+
+    if quotes and interval is not None:
+        raise UsageError("--quotes and --interval exclude each other: fetch one kind at a time")
+    if quotes and (start or end):
+        raise UsageError("--start/--end do not apply to --quotes (a quote is the latest price)")
+    if quotes:
+        return pipeline.fetch_quotes
+    if interval is not None:
+        return lambda settings, progress: pipeline.fetch_intraday(settings, interval.value, start, end, progress)
+    return lambda settings, progress: pipeline.fetch(settings, start, end, progress)
 
 
 def _date(value: dt.datetime | None) -> dt.date | None:
@@ -134,9 +207,9 @@ def validate(config: Config = None, data_dir: DataDir = None, database_url: Data
     """Check configuration, credentials, data directory, database and symbols."""
     from . import pipeline
 
-    _call("validate", as_json, debug, lambda: pipeline.validate(_settings(
-        config=config, data_dir=data_dir, database_url=database_url, provider=provider, symbols=symbol,
-        symbols_file=symbols_file, lists=list_, csv_path=path, debug=debug)))
+    opts = Options("validate", as_json, debug, config=config, data_dir=data_dir, database_url=database_url,
+                   provider=provider, symbols=symbol, symbols_file=symbols_file, lists=list_, csv_path=path)
+    _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.validate(settings)))
 
 
 @app.command()
@@ -148,39 +221,29 @@ def fetch(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile =
           debug: Debug = False) -> None:
     """Fetch the bars each symbol lacks into the lake (raw payloads archived, bad rows to rejects);
     with --quotes, quotes; with --interval, intraday bars."""
-    _fetching("fetch", **locals())
+    opts = Options("fetch", as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
+                   log_format=log_format, shard=shard, run_id=run_id, provider=provider, symbols=symbol,
+                   symbols_file=symbols_file, lists=list_, csv_path=path)
+    _call(opts, lambda: _pipeline(opts, _fetch_call(quotes, interval, _date(start), _date(end)), progress=True,
+                                  check=lambda settings: _need_selection(all_, opts, settings.provider)))
 
 
-@app.command()
-def transform(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
-              log_format: LogFormat = None, shard: ShardOption = None, run_id: RunId = None,
-              metrics_file: MetricsFile = None, as_json: Json = False, debug: Debug = False) -> None:
-    """Compute indicators for the symbols whose prices changed."""
-    from . import pipeline
+def _lake_command(name: str, help_text: str) -> None:
+    """`transform` and `load`: the same options, each a stage over what changed since the last."""
 
-    def action():
-        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, log_format=log_format,
-                             shard=shard, run_id=run_id, debug=debug)
-        with render.progress(not as_json) as progress:
-            return _exported(settings, metrics_file, lambda: pipeline.transform(settings, progress))
+    @app.command(name, help=help_text)
+    def command(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
+                log_format: LogFormat = None, shard: ShardOption = None, run_id: RunId = None,
+                metrics_file: MetricsFile = None, as_json: Json = False, debug: Debug = False) -> None:
+        from . import pipeline
 
-    _call("transform", as_json, debug, action)
+        opts = Options(name, as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
+                       log_format=log_format, shard=shard, run_id=run_id)
+        _call(opts, lambda: _pipeline(opts, getattr(pipeline, name), progress=True))  # the stage of that name
 
 
-@app.command()
-def load(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
-         log_format: LogFormat = None, shard: ShardOption = None, run_id: RunId = None,
-         metrics_file: MetricsFile = None, as_json: Json = False, debug: Debug = False) -> None:
-    """Upsert what changed in the lake into the warehouse (a re-run writes nothing)."""
-    from . import pipeline
-
-    def action():
-        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, log_format=log_format,
-                             shard=shard, run_id=run_id, debug=debug)
-        with render.progress(not as_json) as progress:
-            return _exported(settings, metrics_file, lambda: pipeline.load(settings, progress))
-
-    _call("load", as_json, debug, action)
+_lake_command("transform", "Compute indicators for the symbols whose prices changed.")
+_lake_command("load", "Upsert what changed in the lake into the warehouse (a re-run writes nothing).")
 
 
 @app.command("quality-check")
@@ -191,13 +254,10 @@ def quality_check(symbol: Symbols = None, symbols_file: SymbolsFile = None, list
     """Run the quality rules on the warehouse; exit 6 when an error-severity rule fails."""
     from . import pipeline
 
-    def action():
-        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, symbols=symbol,
-                             symbols_file=symbols_file, lists=list_, log_format=log_format, shard=shard,
-                             run_id=run_id, debug=debug)
-        return _exported(settings, metrics_file, lambda: pipeline.quality_check(settings))
-
-    _call("quality-check", as_json, debug, action)
+    opts = Options("quality-check", as_json, debug, metrics_file, config=config, data_dir=data_dir,
+                   database_url=database_url, log_format=log_format, shard=shard, run_id=run_id, symbols=symbol,
+                   symbols_file=symbols_file, lists=list_)
+    _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.quality_check(settings)))
 
 
 @app.command("health-check")
@@ -208,15 +268,9 @@ def health_check(config: Config = None, data_dir: DataDir = None, database_url: 
     Exit 0 ok, 1 warning, 2 critical, 3 unknown."""
     from . import pipeline
 
-    try:
-        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, log_format=log_format,
-                             debug=debug)
-        result = _exported(settings, metrics_file, lambda: pipeline.health_check(settings))
-    except StockpipeError as exc:  # monitors expect 3 (unknown) when the check itself cannot run
-        render.emit_error("health-check", str(exc), 3, as_json)
-        raise typer.Exit(3) from None
-    render.emit(result, as_json)
-    raise typer.Exit(int(result.exit_code))
+    opts = Options("health-check", as_json, debug, metrics_file, config=config, data_dir=data_dir,
+                   database_url=database_url, log_format=log_format)
+    _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.health_check(settings)))
 
 
 @app.command()
@@ -226,35 +280,13 @@ def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = N
         shard: ShardOption = None, run_id: RunId = None, metrics_file: MetricsFile = None, as_json: Json = False,
         debug: Debug = False) -> None:
     """validate -> fetch -> transform -> load -> quality-check; resumes from what is saved."""
-    _fetching("run", **locals())
-
-
-def _fetching(command: str, *, all_, symbol, symbols_file, list_, provider, path, start, end, config, data_dir,
-              database_url, log_format, shard, run_id, as_json, debug, metrics_file: Path | None = None,
-              quotes: bool = False, interval: Interval | None = None) -> None:
-    """`fetch` and `run`: same options, same checks, a different pipeline function
-    (`fetch --quotes` and `fetch --interval` each have their own)."""
     from . import pipeline
 
-    def action():
-        if quotes and interval is not None:
-            raise UsageError("--quotes and --interval exclude each other: fetch one kind at a time")
-        if quotes and (start or end):
-            raise UsageError("--start/--end do not apply to --quotes (a quote is the latest price)")
-        settings = _settings(config=config, data_dir=data_dir, database_url=database_url, provider=provider,
-                             symbols=symbol, symbols_file=symbols_file, lists=list_, csv_path=path,
-                             log_format=log_format, shard=shard, run_id=run_id, debug=debug)
-        _need_selection(all_, symbol, symbols_file, list_, settings.provider)
-        with render.progress(not as_json) as progress:
-            if quotes:
-                return _exported(settings, metrics_file, lambda: pipeline.fetch_quotes(settings, progress))
-            if interval is not None:
-                return _exported(settings, metrics_file, lambda: pipeline.fetch_intraday(
-                    settings, interval.value, _date(start), _date(end), progress))
-            call = pipeline.fetch if command == "fetch" else pipeline.run
-            return _exported(settings, metrics_file, lambda: call(settings, _date(start), _date(end), progress))
-
-    _call(command, as_json, debug, action)
+    opts = Options("run", as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
+                   log_format=log_format, shard=shard, run_id=run_id, provider=provider, symbols=symbol,
+                   symbols_file=symbols_file, lists=list_, csv_path=path)
+    _call(opts, lambda: _pipeline(opts, lambda settings, progress: pipeline.run(settings, _date(start), _date(end), progress),
+                                  progress=True, check=lambda settings: _need_selection(all_, opts, settings.provider)))
 
 
 @db_app.command("upgrade")
@@ -263,8 +295,8 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     """Migrate the warehouse to the newest revision (or REVISION)."""
     from . import pipeline
 
-    _call("db upgrade", as_json, debug, lambda: pipeline.db_upgrade(_settings(
-        config=config, data_dir=data_dir, database_url=database_url, debug=debug), revision))
+    opts = Options("db upgrade", as_json, debug, config=config, data_dir=data_dir, database_url=database_url)
+    _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.db_upgrade(settings, revision)))
 
 
 @db_app.command("current")
@@ -273,13 +305,10 @@ def db_current(config: Config = None, data_dir: DataDir = None, database_url: Da
     """Show the warehouse's revision and the newest one shipped."""
     from . import pipeline
 
-    _call("db current", as_json, debug, lambda: pipeline.db_current(_settings(
-        config=config, data_dir=data_dir, database_url=database_url, debug=debug)))
+    opts = Options("db current", as_json, debug, config=config, data_dir=data_dir, database_url=database_url)
+    _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.db_current(settings)))
 
 
-schedule_app = typer.Typer(help="Scheduling files for this installation: systemd units or a crontab (plain text).",
-                           no_args_is_help=True)
-app.add_typer(schedule_app, name="schedule")
 SchedulePrefix = Annotated[str, typer.Option("--prefix", help="Virtualenv stockpipe is installed in (runs PREFIX/bin/stockpipe).")]
 ScheduleOutput = Annotated[Optional[Path], typer.Option("--output", help="Write the files into this directory instead of printing them.")]
 
@@ -293,7 +322,8 @@ def schedule_systemd(
     """Print the systemd units (daily run, hourly quotes, shards) and the environment file example."""
     from . import schedule
 
-    _schedule_files("schedule systemd", lambda: schedule.systemd_units(prefix, user, tuple(credential or ())), output)
+    _call(Options("schedule systemd"), lambda: render.files(
+        schedule.systemd_units(prefix, user, tuple(credential or ())), output))
 
 
 @schedule_app.command("cron")
@@ -304,46 +334,26 @@ def schedule_cron(
     """Print the crontab of the daily run (22:30 New York on weekdays) for a host whose cron runs in UTC."""
     from . import schedule
 
-    _schedule_files("schedule cron", lambda: {"stockpipe.crontab": schedule.crontab(prefix, data_dir)}, output)
-
-
-def _schedule_files(command: str, render_files: Callable[[], dict[str, str]], output: Path | None) -> None:
-    """Plain text on stdout (files separated by `# ==> NAME <==`), or the files written into --output."""
-    from . import schedule
-
-    try:
-        files = render_files()
-        if output is not None:
-            for path in schedule.write(files, output):
-                sys.stdout.write(f"{path}\n")
-            return
-    except StockpipeError as exc:
-        render.emit_error(command, str(exc), exc.exit_code, False)
-        raise typer.Exit(int(exc.exit_code)) from None
-    except OSError as exc:
-        render.emit_error(command, f"cannot write into {output}: {exc.strerror}", ExitCode.UNAVAILABLE, False)
-        raise typer.Exit(int(ExitCode.UNAVAILABLE)) from None
-    if len(files) == 1:
-        sys.stdout.write(next(iter(files.values())))
-        return
-    sys.stdout.write("\n".join(f"# ==> {name} <==\n{text}" for name, text in files.items()))
+    _call(Options("schedule cron"), lambda: render.files({"stockpipe.crontab": schedule.crontab(prefix, data_dir)}, output))
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point: usage errors become one line and exit 2."""
+    """Console-script entry point: the parser's usage errors become one line and exit 2."""
     interrupt.install()
     try:
         code = app(args=argv, standalone_mode=False, prog_name="stockpipe")
     except typer.TyperException as exc:  # the parser's usage errors (unknown option, bad value)
-        ctx = getattr(exc, "ctx", None)
+        ctx = getattr(exc, "ctx", None)  # only the parser's UsageError knows the (sub)command
         where = ctx.command_path if ctx is not None else "stockpipe"
-        sys.stderr.write(f"{where}: error: {exc.format_message()} (see '{where} --help')\n")
-        return int(getattr(exc, "exit_code", ExitCode.USAGE))
+        render.usage_error(where, exc.format_message())
+        return int(exc.exit_code)
     except typer.Abort:
-        sys.stderr.write("stockpipe: interrupted\n")
+        render.interrupted()
         return int(ExitCode.INTERRUPTED)
     return int(code or 0)
 
 
 if __name__ == "__main__":
+    import sys
+
     sys.exit(main())

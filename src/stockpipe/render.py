@@ -14,17 +14,23 @@ JSON shape (`"schema": "stockpipe.result/1"`; fields are only ever added):
     health-check: observed {last_success, missed_sessions, failing_symbols, tracked_symbols,
     last_run, quota [{provider, calls, limit, remaining, resets_at}], disk_free_bytes,
     disk_total_bytes}, each present when its check could run).
+
+Besides results: the one-line errors on stderr (`stockpipe COMMAND: error: ...`), the parser's
+usage errors, a bug's traceback (`--debug`), and `stockpipe schedule`'s files (printed, or
+written into `--output`).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import traceback
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any, Callable, Iterator
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
 
-from .errors import ExitCode, HealthCode
+from .errors import ExitCode, HealthCode, UnavailableError
 from .models import CommandResult
 
 SCHEMA = "stockpipe.result/1"
@@ -72,6 +78,15 @@ def emit(result: CommandResult, as_json: bool) -> None:
         _plain(result)
 
 
+def emit_result(command: str, result: CommandResult, as_json: bool) -> int:
+    """Print a result on stdout; when it failed with a message, that message also closes stderr
+    as the command's error line. Returns the command's exit code."""
+    emit(result, as_json)
+    if result.message and result.exit_code not in (ExitCode.OK, ExitCode.NOTHING_TO_DO):
+        error_line(command, result.message, result.exit_code)
+    return int(result.exit_code)
+
+
 def error_line(command: str, message: str, code: int) -> None:
     """`stockpipe COMMAND: error: MESSAGE` on stderr; under `--log-format json` a JSON log
     line like every other line there (logs.py), so a log shipper parses every line."""
@@ -90,6 +105,56 @@ def emit_error(command: str, message: str, code: int, as_json: bool) -> None:
         doc = {"schema": SCHEMA, "command": command, "exit_code": int(code),
                "exit_name": exit_name(command, code), "error": message}
         sys.stdout.write(json.dumps(doc) + "\n")
+
+
+def usage_error(where: str, message: str) -> None:
+    """The parser's one line for a command line it refuses (unknown option, bad value)."""
+    sys.stderr.write(f"{where}: error: {message} (see '{where} --help')\n")
+
+
+def interrupted() -> None:
+    """The line for Ctrl-C while the command line was still being parsed."""
+    sys.stderr.write("stockpipe: interrupted\n")
+
+
+def bug_traceback() -> None:
+    """The traceback of the exception being handled, on stderr (`--debug` only; no locals)."""
+    traceback.print_exc()
+
+
+def files(texts: Mapping[str, str], output: Path | None) -> int:
+    """Generated files (`stockpipe schedule`): plain text on stdout, several separated by
+    `# ==> NAME <==`; or written into `output` (created if missing), one path a line on stdout.
+    Returns exit code 0.
+
+    Raises:
+        UnavailableError: `output` cannot be written.
+    """
+    if output is not None:
+        try:
+            paths = write_files(texts, output)
+        except OSError as exc:
+            raise UnavailableError(f"cannot write into {output}: {exc.strerror}") from None
+        sys.stdout.write("".join(f"{path}\n" for path in paths))
+    elif len(texts) == 1:
+        sys.stdout.write(next(iter(texts.values())))
+    else:
+        sys.stdout.write("\n".join(f"# ==> {name} <==\n{text}" for name, text in texts.items()))
+    return ExitCode.OK
+
+
+def write_files(texts: Mapping[str, str], directory: Path) -> list[Path]:
+    """Write each NAME -> text into `directory` (created if missing), each file replaced
+    atomically; returns the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in texts.items():
+        path = directory / name
+        tmp = path.with_name(f".{name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        written.append(path)
+    return written
 
 
 def _plain(result: CommandResult) -> None:

@@ -1,6 +1,7 @@
 """Scheduling files: systemd units and a crontab, rendered for one installation.
 
-`stockpipe schedule systemd` and `stockpipe schedule cron` print what this module renders.
+`stockpipe schedule systemd` and `stockpipe schedule cron` print what this module renders
+(render.files prints or writes them: this module only returns text).
 The files in the repository's `systemd/` directory are the default rendering
 (`DEFAULT_PREFIX`, `DEFAULT_USER`); a test asserts they are equal, so they never drift.
 
@@ -32,7 +33,7 @@ Decisions, written down here because the units are where they show:
 from __future__ import annotations
 
 import re
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 from .config import PROVIDERS_WITH_KEYS
 from .errors import UsageError
@@ -268,15 +269,3 @@ def crontab(prefix: str = DEFAULT_PREFIX, data_dir: str = CRON_DATA_DIR) -> str:
     command = f"{CRON_GUARD} && flock -n {data_dir}/.cron.lock {stockpipe} run --all >/dev/null"
     return _fill(_CRON, data_dir=data_dir, command=command)
 
-
-def write(files: dict[str, str], directory: Path) -> list[Path]:
-    """Write rendered files into DIRECTORY (created if missing); returns the paths written."""
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in files.items():
-        path = directory / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-        written.append(path)
-    return written
