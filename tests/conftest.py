@@ -1,4 +1,6 @@
-"""Shared fixtures: settings in a temporary directory, real SQLite, real PostgreSQL.
+"""Shared fixtures: settings in a temporary directory, real SQLite, real PostgreSQL, the
+in-process CLI (`make_cli`, `cli`), a migrated warehouse (`engine`), the fake vendor server
+(`fake_vendor`). Plain helpers are in helpers.py (`from helpers import ...`).
 
 PostgreSQL tests read STOCKPIPE_TEST_DATABASE_URL. Without it they skip with a reason
 on a developer's machine; under CI=true a skipped PostgreSQL test is a failure.
@@ -7,12 +9,15 @@ on a developer's machine; under CI=true a skipped PostgreSQL test is a failure.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from fakevendor import fake_vendor  # noqa: F401 - a fixture, for every test module
+from helpers import PROVIDER_FIXTURES, clean_environment, table_counts  # noqa: F401 - two re-exported (older imports)
 from stockpipe.config import Settings, load_settings
 
 # A fixed clock: Monday 2026-11-23 23:00 UTC = 18:00 New York, after the close,
@@ -65,44 +70,46 @@ def database_url(request, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
-def table_counts(url: str) -> dict[str, int]:
-    """Row count of every table (for "nothing changed" assertions)."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            names = sa.inspect(conn).get_table_names()
-            return {n: conn.exec_driver_sql(f'SELECT COUNT(*) FROM "{n}"').scalar() for n in names}
-    finally:
-        engine.dispose()
+@pytest.fixture
+def engine(database_url: str):
+    """A warehouse engine migrated to the newest revision, on SQLite and on PostgreSQL."""
+    from stockpipe.storage import warehouse
 
-
-def provider_fixtures() -> Path:
-    """shared/fixtures/providers: STOCKPIPE_PROVIDER_FIXTURES, else beside the repository (as in CI)."""
-    override = os.environ.get("STOCKPIPE_PROVIDER_FIXTURES")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "providers"
-
-
-PROVIDER_FIXTURES = provider_fixtures()
+    eng = warehouse.create(database_url)
+    warehouse.upgrade(eng)
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture
-def cli(capsys, monkeypatch, tmp_path):
-    """Run `stockpipe ARGS` in-process in an empty directory, offline (demo provider, 60
-    days of history; test modules may override this fixture), isolated from the real environment; returns (exit code, stdout, stderr)."""
+def make_cli(capsys, monkeypatch, tmp_path):
+    """The one way to run `stockpipe ARGS` in-process: `make_cli(**environment)` drops the
+    developer's settings (helpers.clean_environment), moves into the empty tmp_path, sets
+    `environment` and returns `cli(*args) -> (exit code, stdout, stderr)`. A module's own
+    `cli` fixture is `make_cli(...)` with what it needs (a fake vendor's URL, keys).
+
+    The `stockpipe` logger is put back afterwards: a run points it at this test's captured
+    stderr, which is closed once the test ends (a process runs `main` once; tests run it often)."""
     from stockpipe.cli import main
 
-    for name in list(os.environ):
-        if name.startswith("STOCKPIPE_") or name == "STATE_DIRECTORY":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("STOCKPIPE_PROVIDER", "demo")
-    monkeypatch.setenv("STOCKPIPE_HISTORY_DAYS", "60")
-    monkeypatch.chdir(tmp_path)
+    def make(**environment: str):
+        clean_environment(monkeypatch, **environment)
+        monkeypatch.chdir(tmp_path)
 
-    def call(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
+        def call(*args: str) -> tuple[int, str, str]:
+            code = main(list(args))
+            out = capsys.readouterr()
+            return code, out.out, out.err
 
-    return call
+        return call
+
+    logger = logging.getLogger("stockpipe")  # logs.LOGGER
+    saved = (logger.handlers[:], logger.level)
+    yield make
+    logger.handlers[:], logger.level = saved
+
+
+@pytest.fixture
+def cli(make_cli):
+    """`stockpipe ARGS` offline (demo provider, 60 days of history) in an empty directory."""
+    return make_cli(STOCKPIPE_PROVIDER="demo", STOCKPIPE_HISTORY_DAYS="60")

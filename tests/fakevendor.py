@@ -2,13 +2,13 @@
 
 Every provider test can point a real client (STOCKPIPE_<PROVIDER>_BASE_URL or the
 client's base_url) at it and replay the vendors' own bodies from
-shared/fixtures/providers/<vendor>/ (PROVIDERS.md), plus the failures no fixture file
-can hold: latency, Retry-After, a sequence of answers per path (429, 429, 200), a daily
-quota (402 after N calls), a connection reset mid-response, a truncated body, a body
-that never ends, a required key, and Yahoo's cookie + crumb session (`yahoo_session`).
-The request log says what the client sent.
+tests/fixtures/providers/<vendor>/ (tests/fixtures/PROVIDERS.md), plus the failures no
+fixture file can hold: latency, Retry-After, a sequence of answers per path (429, 429,
+200), a daily quota (402 after N calls), a connection reset mid-response, a truncated
+body, a body that never ends, a required key, and Yahoo's cookie + crumb session
+(`yahoo_session`). The request log says what the client sent.
 
-    from fakevendor import FakeVendor, Reply, fixture, fake_vendor  # noqa: F401 (fixture)
+    from fakevendor import FakeVendor, Reply, fixture
 
     def test_x(fake_vendor):
         fake_vendor.route("/query", Reply(429, "slow down", headers={"Retry-After": "2"}),
@@ -16,28 +16,25 @@ The request log says what the client sent.
         ...  # call fake_vendor.url + "/query"
         assert fake_vendor.calls("/query")[0].param("apikey") == "KEY"
 
-The fixtures folder is shared/fixtures/providers beside the repository (as in CI's clone),
-or STOCKPIPE_PROVIDER_FIXTURES.
+`fake_vendor` is a fixture of every test module (conftest.py imports it).
 """
 
 from __future__ import annotations
 
 import fnmatch
-import os
 import socket
 import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Callable, Mapping, Union
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-FIXTURES = Path(os.environ.get("STOCKPIPE_PROVIDER_FIXTURES")
-                or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "providers")
+from helpers import fixture_path
+
 CONTENT_TYPES = {".json": "application/json", ".csv": "text/csv", ".txt": "text/plain", ".html": "text/html"}
 MAX_STREAM_SECONDS = 70.0  # an endless body stops by itself after this long
 
@@ -58,14 +55,6 @@ class Reply:
     @property
     def data(self) -> bytes:
         return self.body.encode() if isinstance(self.body, str) else self.body
-
-
-def fixture_path(vendor: str, name: str) -> Path:
-    path = FIXTURES / vendor / name
-    if not path.is_file():
-        raise FileNotFoundError(f"no fixture {path}: is shared/ beside the repository, or "
-                                "STOCKPIPE_PROVIDER_FIXTURES set?")
-    return path
 
 
 def fixture(vendor: str, name: str, status: int = 200, **knobs) -> Reply:

@@ -31,6 +31,8 @@ import pytest
 
 from stockpipe.shards import shard_of
 
+from helpers import environment_without_settings
+
 REPO = Path(__file__).resolve().parents[1]
 DAG_FOLDER = REPO / "airflow"
 DAG_ID = "stockpipe_daily"
@@ -68,8 +70,7 @@ def _stockpipe_bin() -> str:
 def _environment(home: Path, **extra: str) -> dict[str, str]:
     """This process's environment without any STOCKPIPE_* or AIRFLOW* setting of the developer's
     (a real STOCKPIPE_DATABASE_URL must never be reached), plus a throw-away Airflow home."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("STOCKPIPE_", "AIRFLOW")) and k != "STATE_DIRECTORY"}
+    env = {k: v for k, v in environment_without_settings().items() if not k.startswith("AIRFLOW")}
     env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(DAG_FOLDER),
                AIRFLOW__CORE__LOAD_EXAMPLES="False", AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING")
     env.update(extra)

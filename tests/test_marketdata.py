@@ -1,7 +1,7 @@
 """`stockpipe fetch --quotes` and `fetch --interval`: the real CLI against a fake vendor.
 
 STOCKPIPE_<PROVIDER>_BASE_URL points the real HTTP providers at tests/fakevendor.py,
-which replays the vendors' own bodies (shared/fixtures/providers) or chart answers built
+which replays the vendors' own bodies (tests/fixtures/providers) or chart answers built
 here. The CLI runs on the real clock, so intraday bars are built a few days back from
 today (Yahoo keeps 5-minute bars for 60 days).
 """
@@ -11,13 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import json
-import os
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from fakevendor import FakeVendor, Reply, fixture
 from stockpipe import models
@@ -27,6 +25,8 @@ from stockpipe.pipeline.marketdata import plan_window
 from stockpipe.models import DATASETS
 from stockpipe.storage.lake import Lake
 
+from helpers import query as rows, vendor_base_urls
+
 KEY = "SECRETKEY-7a2c4e"
 NEW_YORK = ZoneInfo("America/New_York")
 UTC = dt.timezone.utc
@@ -34,9 +34,8 @@ ZERO_QUOTE = '{"c":0,"d":null,"dp":null,"h":0,"l":0,"o":0,"pc":0,"t":0}'  # finn
 
 
 @pytest.fixture
-def vendor():
-    with FakeVendor() as server:
-        yield server
+def vendor(fake_vendor):
+    return fake_vendor
 
 
 @pytest.fixture
@@ -45,35 +44,12 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def cli(capsys, monkeypatch, tmp_path, vendor):
-    for name in list(os.environ):  # the PostgreSQL URL for the tests stays (stockpipe never reads it)
-        if (name.startswith("STOCKPIPE_") and name != "STOCKPIPE_TEST_DATABASE_URL") or name == "STATE_DIRECTORY":
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    for provider in ("YAHOO", "EODHD", "ALPHAVANTAGE", "FINNHUB", "POLYGON", "TIINGO", "STOOQ"):
-        monkeypatch.setenv(f"STOCKPIPE_{provider}_BASE_URL", vendor.url)
-    monkeypatch.setenv("STOCKPIPE_FINNHUB_API_KEY", KEY)
-    monkeypatch.setenv("STOCKPIPE_EODHD_API_KEY", KEY)
-
-    def call(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return call
+def cli(make_cli, vendor):
+    return make_cli(**vendor_base_urls(vendor.url), STOCKPIPE_FINNHUB_API_KEY=KEY, STOCKPIPE_EODHD_API_KEY=KEY)
 
 
 def lake(data_dir: Path, name: str) -> pd.DataFrame:
     return Lake(data_dir / "lake").read_frame(DATASETS[name])
-
-
-def rows(url: str, sql: str) -> list[tuple]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(sa.text(sql))]
-    finally:
-        engine.dispose()
 
 
 def sqlite_url(data_dir: Path) -> str:

@@ -22,6 +22,8 @@ from stockpipe.providers import base
 from stockpipe.providers.demo import DemoProvider
 from stockpipe.providers.ledger import Ledger
 
+from helpers import environment_without_settings
+
 NY, UTC = ZoneInfo("America/New_York"), dt.timezone.utc
 
 
@@ -200,8 +202,7 @@ def test_disk_free_thresholds(make_settings, environ, level):
 
 
 def test_health_check_after_a_run_imports_no_pandas(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKPIPE_") and k != "STATE_DIRECTORY"}
-    env |= {"STOCKPIPE_PROVIDER": "demo", "STOCKPIPE_HISTORY_DAYS": "30"}
+    env = environment_without_settings(STOCKPIPE_PROVIDER="demo", STOCKPIPE_HISTORY_DAYS="30")
     subprocess.run([sys.executable, "-m", "stockpipe", "run", "--all"], cwd=tmp_path, env=env, check=True,
                    capture_output=True, timeout=300)
     probe = ("import sys\nfrom stockpipe.cli import main\ncode = main(['health-check'])\n"

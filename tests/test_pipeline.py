@@ -13,16 +13,9 @@ from stockpipe.errors import ExitCode
 from stockpipe.models import DATASETS
 from stockpipe.storage.lake import Lake
 
+from helpers import query
+
 AUDIT = {"pipeline_runs", "run_events", "quality_results"}
-
-
-def query(url: str, sql: str) -> list[tuple]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(r) for r in conn.exec_driver_sql(sql)]
-    finally:
-        engine.dispose()
 
 
 def test_run_twice_on_both_warehouses(make_settings, database_url):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -13,12 +12,12 @@ from pathlib import Path
 
 from stockpipe.errors import ExitCode
 
+from helpers import environment_without_settings
+
 
 def env_without_settings() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKPIPE_") and k != "STATE_DIRECTORY"}
-    env["STOCKPIPE_PROVIDER"] = "demo"  # offline
-    env["STOCKPIPE_HISTORY_DAYS"] = "365"  # a year is enough to be interrupted mid-run, and quicker
-    return env
+    # demo: offline; a year is enough to be interrupted mid-run, and quicker
+    return environment_without_settings(STOCKPIPE_PROVIDER="demo", STOCKPIPE_HISTORY_DAYS="365")
 
 
 def stockpipe(*args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -27,7 +27,6 @@ import datetime as dt
 import gzip
 import json
 import logging
-import os
 import re
 import shutil
 import sqlite3
@@ -48,7 +47,8 @@ from stockpipe.providers import eodhd
 from stockpipe.providers.vendors import VENDORS, module_for
 from stockpipe.providers.wire import Outcome, Response
 
-PROVIDERS_MD = PROVIDER_FIXTURES.parents[1] / "PROVIDERS.md"
+from helpers import PROVIDERS_MD, db
+
 KEY = "TESTKEY-matrix-0b7c"
 NEW_YORK = ZoneInfo("America/New_York")
 SYMBOL = {v: "MSFT" if v == "alphavantage" else "AAPL" for v in VENDORS}  # the fixtures' tickers
@@ -439,9 +439,8 @@ class Daily:
 
 
 @pytest.fixture
-def server():
-    with FakeVendor() as fake:
-        yield fake
+def server(fake_vendor):
+    return fake_vendor
 
 
 @pytest.fixture(scope="module")
@@ -462,31 +461,17 @@ def migrated_db(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def cli(capsys, monkeypatch, tmp_path, server, migrated_db):
+def cli(make_cli, tmp_path, server, migrated_db):
     """The real CLI in tmp_path with a clean STOCKPIPE_* environment, every vendor at the fake."""
-    for name in list(os.environ):
-        if name.startswith("STOCKPIPE_") or name == "STATE_DIRECTORY":
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
     (tmp_path / "stockpipe-data").mkdir()
     shutil.copyfile(migrated_db, tmp_path / "stockpipe-data" / "stockpipe.db")
+    environment = {}
     for vendor in VENDORS:
-        monkeypatch.setenv(f"STOCKPIPE_{vendor.upper()}_BASE_URL", server.url)
+        environment[f"STOCKPIPE_{vendor.upper()}_BASE_URL"] = server.url
         # Published minute/hour limits would make retries wait; they are not under test here.
-        monkeypatch.setenv(f"STOCKPIPE_{vendor.upper()}_CALLS_PER_MINUTE", "100000")
-        monkeypatch.setenv(f"STOCKPIPE_{vendor.upper()}_CALLS_PER_HOUR", "100000")
-
-    def call(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return call
-
-
-def db(tmp_path: Path, sql: str, *params) -> list[tuple]:
-    with sqlite3.connect(tmp_path / "stockpipe-data" / "stockpipe.db") as conn:
-        return conn.execute(sql, params).fetchall()
+        environment[f"STOCKPIPE_{vendor.upper()}_CALLS_PER_MINUTE"] = "100000"
+        environment[f"STOCKPIPE_{vendor.upper()}_CALLS_PER_HOUR"] = "100000"
+    return make_cli(**environment)
 
 
 def stored(tmp_path: Path, symbol: str) -> list[tuple]:

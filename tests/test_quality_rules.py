@@ -18,6 +18,8 @@ from stockpipe.models import Check
 from stockpipe.stages.quality import RULES
 from stockpipe.storage import schema, warehouse
 
+from helpers import query
+
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 11, 30, 23, 0, tzinfo=UTC)  # Monday 18:00 New York: the 30th has closed
 THANKSGIVING, SATURDAY = dt.date(2026, 11, 26), dt.date(2026, 11, 28)
@@ -73,14 +75,6 @@ def judge(make_settings, url: str, **flags):
 
 def failures(checks: dict) -> set[tuple[str, str]]:
     return {key for key, c in checks.items() if not c.ok}
-
-
-def query(url: str, sql: str) -> list[tuple]:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        rows = [tuple(r) for r in conn.exec_driver_sql(sql)]
-    engine.dispose()
-    return rows
 
 
 def test_the_calendar_these_tests_rely_on():

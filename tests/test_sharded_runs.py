@@ -4,7 +4,6 @@ universe, one lock per shard, and shards running side by side against one Postgr
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,17 +16,15 @@ from stockpipe.cli import main
 from stockpipe.errors import ExitCode
 from stockpipe.shards import Shard
 
+from helpers import clean_environment, environment_without_settings
+
 SYMBOLS = ["AAPL", "MSFT", "IBM", "GOOGL", "AMZN", "NVDA", "META", "TSLA", "JPM", "XOM", "KO", "PEP"]
 TABLES = ("prices_daily", "corporate_actions", "indicators_daily", "adjustments")
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if (name.startswith("STOCKPIPE_") or name == "STATE_DIRECTORY") and name != "STOCKPIPE_TEST_DATABASE_URL":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("STOCKPIPE_PROVIDER", "demo")
-    monkeypatch.setenv("STOCKPIPE_HISTORY_DAYS", "200")
+    clean_environment(monkeypatch, STOCKPIPE_PROVIDER="demo", STOCKPIPE_HISTORY_DAYS="200")
     monkeypatch.chdir(tmp_path)
 
 
@@ -132,9 +129,8 @@ def test_bad_shard_and_run_id_are_usage_errors(capsys):
 
 
 def _spawn(data_dir: Path, url: str, *args: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STOCKPIPE_")}
-    env.update(STOCKPIPE_PROVIDER="demo", STOCKPIPE_HISTORY_DAYS="365", STOCKPIPE_DATABASE_URL=url,
-               STOCKPIPE_DATA_DIR=str(data_dir))
+    env = environment_without_settings(STOCKPIPE_PROVIDER="demo", STOCKPIPE_HISTORY_DAYS="365",
+                                       STOCKPIPE_DATABASE_URL=url, STOCKPIPE_DATA_DIR=str(data_dir))
     return subprocess.Popen([sys.executable, "-m", "stockpipe", *args, "--json"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -149,9 +145,9 @@ def test_shards_run_side_by_side_without_deadlock_or_lost_rows(tmp_path, postgre
     universe.write_text("\n".join(many) + "\n")
     reference = f"sqlite:///{tmp_path / 'reference.db'}"
     done = subprocess.run([sys.executable, "-m", "stockpipe", "run", "--symbols-file", str(universe), "--json"],
-                          env={**{k: v for k, v in os.environ.items() if not k.startswith("STOCKPIPE_")},
-                               "STOCKPIPE_PROVIDER": "demo", "STOCKPIPE_HISTORY_DAYS": "365",
-                               "STOCKPIPE_DATABASE_URL": reference, "STOCKPIPE_DATA_DIR": str(tmp_path / "ref")},
+                          env=environment_without_settings(STOCKPIPE_PROVIDER="demo", STOCKPIPE_HISTORY_DAYS="365",
+                                                           STOCKPIPE_DATABASE_URL=reference,
+                                                           STOCKPIPE_DATA_DIR=str(tmp_path / "ref")),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
 

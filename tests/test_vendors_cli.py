@@ -6,7 +6,6 @@ STOCKPIPE_<PROVIDER>_BASE_URL points the real HTTP providers at tests/fakevendor
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from pathlib import Path
 
@@ -16,37 +15,20 @@ from fakevendor import FakeVendor, Reply, fixture
 from stockpipe.cli import main
 from stockpipe.errors import ExitCode
 
+from helpers import db, vendor_base_urls
+
 KEY = "SECRETKEY-5d1e9f"
 WINDOW = ("--start", "2024-05-06", "--end", "2024-05-10")
 
 
 @pytest.fixture
-def vendor():
-    with FakeVendor() as server:
-        yield server
+def vendor(fake_vendor):
+    return fake_vendor
 
 
 @pytest.fixture
-def cli(capsys, monkeypatch, tmp_path, vendor):
-    for name in list(os.environ):
-        if name.startswith("STOCKPIPE_") or name == "STATE_DIRECTORY":
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    for provider in ("YAHOO", "EODHD", "ALPHAVANTAGE", "FINNHUB", "POLYGON", "TIINGO", "STOOQ"):
-        monkeypatch.setenv(f"STOCKPIPE_{provider}_BASE_URL", vendor.url)
-    monkeypatch.setenv("STOCKPIPE_EODHD_API_KEY", KEY)
-
-    def call(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return call
-
-
-def db(tmp_path: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(tmp_path / "stockpipe-data" / "stockpipe.db") as conn:
-        return conn.execute(sql).fetchall()
+def cli(make_cli, vendor):
+    return make_cli(**vendor_base_urls(vendor.url), STOCKPIPE_EODHD_API_KEY=KEY)
 
 
 def everything_written(tmp_path: Path, out: str, err: str, caplog) -> str:

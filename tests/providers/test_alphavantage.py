@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -15,8 +13,9 @@ from stockpipe.providers import alphavantage as av
 from stockpipe.providers.base import ACTION_COLUMNS, BAR_COLUMNS
 from stockpipe.providers.wire import Outcome, Response
 
-FIXTURES = Path(os.environ.get("STOCKPIPE_PROVIDER_FIXTURES")
-                or Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "providers") / "alphavantage"
+from helpers import PROVIDER_FIXTURES, dates, fixture_response, response
+
+FIXTURES = PROVIDER_FIXTURES / "alphavantage"
 WIDE = (dt.date(2000, 1, 1), dt.date(2100, 1, 1))
 JUNE = (dt.date(2024, 6, 1), dt.date(2024, 6, 30))
 END_MAY = dt.date(2024, 5, 31)
@@ -38,17 +37,8 @@ DEMO_KEY = {"Information": "The **demo** API key is for demo purposes only. Plea
                            "It takes fewer than 20 seconds."}
 
 
-def response(body: bytes | str | dict, status: int = 200, content_type: str = "application/json",
-             **headers: str) -> Response:
-    """A response as the HTTP layer hands it over (header names lower-cased)."""
-    data = json.dumps(body) if isinstance(body, dict) else body
-    data = data.encode() if isinstance(data, str) else data
-    names = {k.replace("_", "-").lower(): v for k, v in headers.items()}
-    return Response(status, {"content-type": content_type, **names}, data)
-
-
 def fixture(name: str, content_type: str = "application/json") -> Response:
-    return response((FIXTURES / name).read_bytes(), content_type=content_type)
+    return fixture_response("alphavantage", name, content_type=content_type)
 
 
 def daily_body(rows: dict[str, dict], adjusted: bool = False) -> dict:
@@ -62,10 +52,6 @@ def daily_body(rows: dict[str, dict], adjusted: bool = False) -> dict:
 
 def row(o="10.0", h="11.0", l="9.0", c="10.5", v="1000", **extra) -> dict:
     return {"open": o, "high": h, "low": l, "close": c, "volume": v, **extra}
-
-
-def dates(frame: pd.DataFrame, column: str = "date") -> list[str]:
-    return [d.strftime("%Y-%m-%d") for d in frame[column]]
 
 
 # ------------------------------------------------------------------------ fixtures

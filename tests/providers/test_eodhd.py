@@ -6,8 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -17,28 +15,23 @@ from stockpipe.providers import eodhd
 from stockpipe.providers.base import ACTION_COLUMNS, BAR_COLUMNS
 from stockpipe.providers.wire import Outcome, Request, Response
 from conftest import PROVIDER_FIXTURES
+from helpers import fixture_bytes, through_httpx
 
 FIXTURES = PROVIDER_FIXTURES / "eodhd"
 MAY = (dt.date(2024, 5, 1), dt.date(2024, 5, 31))
 SECRET = "k3y-DO-NOT-LEAK.123"
 
 
-def serve(request: Request, status: int, body: bytes, content_type: str, **headers: str) -> Response:
-    """Send `request` through httpx to a fake EODHD answering `body`; the key is added here,
-    as the HTTP layer would, and must never come back in a message."""
-    def answer(sent: httpx.Request) -> httpx.Response:
-        assert sent.url.params["api_token"] == SECRET
-        return httpx.Response(status, content=body, headers={"content-type": content_type, **headers})
-
-    with httpx.Client(transport=httpx.MockTransport(answer), base_url=eodhd.BASE_URL) as client:
-        params = {**request.params, eodhd.KEY_PARAM: SECRET}
-        got = client.get(request.path, params=params, headers=dict(request.headers))
-    return Response(got.status_code, {k.lower(): v for k, v in got.headers.items()}, got.content)
+def key_sent(sent: httpx.Request) -> None:
+    assert sent.url.params["api_token"] == SECRET
 
 
 def fixture(name: str, status: int = 200, content_type: str = "application/json", **headers) -> Response:
-    return serve(eodhd.daily_request(eodhd.vendor_symbol("AAPL"), *MAY), status, (FIXTURES / name).read_bytes(),
-                 content_type, **headers)
+    """The fixture as EODHD's answer to AAPL's May bars, through httpx; the key is added here,
+    as the HTTP layer would, and must never come back in a message."""
+    return through_httpx(eodhd.daily_request(eodhd.vendor_symbol("AAPL"), *MAY), eodhd.BASE_URL, status,
+                         fixture_bytes("eodhd", name), content_type, params={eodhd.KEY_PARAM: SECRET},
+                         check=key_sent, **headers)
 
 
 def ok(data, status: int = 200) -> Response:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import time
+from functools import partial
 
 import pandas as pd
 import pytest
@@ -14,6 +14,7 @@ from stockpipe.providers import finnhub
 from stockpipe.providers.base import ACTION_COLUMNS, BAR_COLUMNS
 from stockpipe.providers.wire import Outcome, Request, Response
 from conftest import PROVIDER_FIXTURES
+from helpers import assert_no_key, dates, fixture_response, response
 
 FIXTURES = PROVIDER_FIXTURES / "finnhub"
 JUNE = (dt.date(2024, 6, 1), dt.date(2024, 6, 30))
@@ -21,17 +22,7 @@ WIDE = (dt.date(2000, 1, 1), dt.date(2100, 1, 1))
 QUOTE_UNKNOWN = {"c": 0, "d": None, "dp": None, "h": 0, "l": 0, "o": 0, "pc": 0, "t": 0}
 
 
-def response(body: bytes | str | dict, status: int = 200, **headers: str) -> Response:
-    """A response as the HTTP layer hands it over (header names lower-cased)."""
-    if isinstance(body, dict):
-        body = json.dumps(body)
-    data = body.encode() if isinstance(body, str) else body
-    names = {k.replace("_", "-").lower(): v for k, v in headers.items()}
-    return Response(status, {"content-type": "application/json", **names}, data)
-
-
-def fixture(name: str, status: int = 200, **headers: str) -> Response:
-    return response((FIXTURES / name).read_bytes(), status, **headers)
+fixture = partial(fixture_response, "finnhub")  # fixture(name, status=200, **headers) -> Response
 
 
 def candles(*rows: tuple) -> dict:
@@ -42,10 +33,6 @@ def candles(*rows: tuple) -> dict:
 
 def ny_midnight(day: str) -> int:
     return int(pd.Timestamp(day, tz="America/New_York").timestamp())
-
-
-def dates(bars: pd.DataFrame) -> list[str]:
-    return [d.strftime("%Y-%m-%d") for d in bars["date"]]
 
 
 # ------------------------------------------------------------------------ fixtures
@@ -316,11 +303,6 @@ def test_intraday_no_data_is_empty():
 
 
 # ------------------------------------------------------------------------ requests
-
-
-def assert_no_key(request: Request) -> None:
-    names = {k.lower() for k in (*request.params, *request.headers)}
-    assert not names & {"token", "x-finnhub-token", "apikey", "authorization"}
 
 
 def test_constants():

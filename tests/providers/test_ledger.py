@@ -12,6 +12,8 @@ from stockpipe.errors import ConfigError
 from stockpipe.providers.ledger import Ledger
 from stockpipe.storage import schema, warehouse
 
+from helpers import as_utc
+
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 11, 23, 23, 0, tzinfo=UTC)
 
@@ -24,22 +26,10 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def engine(database_url: str):
-    eng = warehouse.create(database_url)
-    warehouse.upgrade(eng)
-    yield eng
-    eng.dispose()
-
-
 def rows(engine) -> list[dict]:
     t = schema.quota_ledger
     with engine.connect() as conn:
         return [dict(r) for r in conn.execute(sa.select(t).order_by(t.c.provider, t.c.window_start)).mappings()]
-
-
-def as_utc(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def test_a_second_run_the_same_day_sees_what_the_first_spent(engine):

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import math
 import time
+from functools import partial
 
 import pandas as pd
 import pytest
@@ -14,6 +15,7 @@ from stockpipe.providers import polygon
 from stockpipe.providers.base import ACTION_COLUMNS, BAR_COLUMNS
 from stockpipe.providers.wire import Outcome, Request, Response
 from conftest import PROVIDER_FIXTURES
+from helpers import assert_no_key, dates, fixture_response, response
 
 FIXTURES = PROVIDER_FIXTURES / "polygon"
 JUNE = (dt.date(2024, 6, 1), dt.date(2024, 6, 30))
@@ -24,17 +26,7 @@ NO_KEY = {"status": "ERROR", "request_id": "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
           "error": "API Key was not provided"}
 
 
-def response(body: bytes | str | dict, status: int = 200, **headers: str) -> Response:
-    """A response as the HTTP layer hands it over (header names lower-cased)."""
-    if isinstance(body, dict):
-        body = json.dumps(body)
-    data = body.encode() if isinstance(body, str) else body
-    names = {k.replace("_", "-").lower(): v for k, v in headers.items()}
-    return Response(status, {"content-type": "application/json", **names}, data)
-
-
-def fixture(name: str, status: int = 200, **headers: str) -> Response:
-    return response((FIXTURES / name).read_bytes(), status, **headers)
+fixture = partial(fixture_response, "polygon")  # fixture(name, status=200, **headers) -> Response
 
 
 def ms(instant: str) -> int:
@@ -49,10 +41,6 @@ def aggs(*rows: dict, **extra) -> dict:
 
 def bar(t: int, o=10.0, h=11.0, l=9.0, c=10.5, v=1000.0) -> dict:
     return {"v": v, "vw": 10.2, "o": o, "c": c, "h": h, "l": l, "t": t, "n": 12}
-
-
-def dates(bars: pd.DataFrame) -> list[str]:
-    return [d.strftime("%Y-%m-%d") for d in bars["date"]]
 
 
 # ------------------------------------------------------------------------ fixtures
@@ -279,11 +267,6 @@ def test_intraday_ts_is_utc_and_session_date_is_new_york():
 
 
 # ------------------------------------------------------------------------ requests
-
-
-def assert_no_key(request: Request) -> None:
-    names = {k.lower() for k in (*request.params, *request.headers)}
-    assert not names & {"apikey", "authorization", "token"}
 
 
 def test_constants():

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-from pathlib import Path
 
 import httpx
 import pandas as pd
@@ -14,8 +12,10 @@ from stockpipe.providers import stooq
 from stockpipe.providers.base import ACTION_COLUMNS, BAR_COLUMNS
 from stockpipe.providers.wire import Outcome, Response
 
-FIXTURES = Path(os.environ.get("STOCKPIPE_PROVIDER_FIXTURES")
-                or Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "providers") / "stooq"
+from helpers import PROVIDER_FIXTURES, dates, fixture_response
+from helpers import response as any_response
+
+FIXTURES = PROVIDER_FIXTURES / "stooq"
 WIDE = (dt.date(2000, 1, 1), dt.date(2100, 1, 1))
 JUNE = (dt.date(2024, 6, 1), dt.date(2024, 6, 30))
 KEY = "stooqsecret0123456789"
@@ -29,22 +29,16 @@ ANTI_BOT = ("<!DOCTYPE html><html><head><title>stooq</title></head><body><noscri
 
 
 def response(body: bytes | str, status: int = 200, content_type: str = "text/plain", **headers: str) -> Response:
-    """A response as the HTTP layer hands it over (header names lower-cased)."""
-    data = body.encode() if isinstance(body, str) else body
-    names = {k.replace("_", "-").lower(): v for k, v in headers.items()}
-    return Response(status, {"content-type": content_type, **names}, data)
+    """helpers.response for stooq, whose answers are text: text/plain unless told."""
+    return any_response(body, status, content_type, **headers)
 
 
 def fixture(name: str) -> Response:
-    return response((FIXTURES / name).read_bytes(), content_type="text/csv" if name.endswith(".csv") else "text/plain")
+    return fixture_response("stooq", name, content_type="text/csv" if name.endswith(".csv") else "text/plain")
 
 
 def csv_body(*lines: str) -> str:
     return HEADER + "".join(line + "\r\n" for line in lines)
-
-
-def dates(bars: pd.DataFrame) -> list[str]:
-    return [d.strftime("%Y-%m-%d") for d in bars["date"]]
 
 
 # ------------------------------------------------------------------------ fixtures and described cases

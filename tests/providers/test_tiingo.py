@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import time
-from pathlib import Path
+from functools import partial
 
 import httpx
 import pandas as pd
@@ -16,8 +14,9 @@ from stockpipe.providers import tiingo
 from stockpipe.providers.base import ACTION_COLUMNS, BAR_COLUMNS
 from stockpipe.providers.wire import Outcome, Response
 
-FIXTURES = Path(os.environ.get("STOCKPIPE_PROVIDER_FIXTURES")
-                or Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "providers") / "tiingo"
+from helpers import PROVIDER_FIXTURES, dates, fixture_response, response
+
+FIXTURES = PROVIDER_FIXTURES / "tiingo"
 WIDE = (dt.date(2000, 1, 1), dt.date(2100, 1, 1))
 MAY = (dt.date(2024, 5, 1), dt.date(2024, 5, 31))
 KEY = "0123456789abcdef0123456789abcdef01234567"
@@ -30,27 +29,13 @@ DAILY = {"detail": "Error: You have run over your daily request allocation. Plea
 NO_CREDENTIALS = {"detail": "Authentication credentials were not provided."}
 
 
-def response(body: bytes | str | dict | list, status: int = 200, content_type: str = "application/json",
-             **headers: str) -> Response:
-    """A response as the HTTP layer hands it over (header names lower-cased)."""
-    data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-    data = data.encode() if isinstance(data, str) else data
-    names = {k.replace("_", "-").lower(): v for k, v in headers.items()}
-    return Response(status, {"content-type": content_type, **names}, data)
-
-
-def fixture(name: str, status: int = 200, **headers: str) -> Response:
-    return response((FIXTURES / name).read_bytes(), status, **headers)
+fixture = partial(fixture_response, "tiingo")  # fixture(name, status=200, **headers) -> Response
 
 
 def bar(day: str, close=10.5, **extra) -> dict:
     return {"date": f"{day}T00:00:00.000Z", "close": close, "high": 11.0, "low": 9.0, "open": 10.0,
             "volume": 1000, "adjClose": close, "adjHigh": 11.0, "adjLow": 9.0, "adjOpen": 10.0,
             "adjVolume": 1000, "divCash": 0.0, "splitFactor": 1.0, **extra}
-
-
-def dates(bars: pd.DataFrame) -> list[str]:
-    return [d.strftime("%Y-%m-%d") for d in bars["date"]]
 
 
 # ------------------------------------------------------------------------ fixtures and described cases

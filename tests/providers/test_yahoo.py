@@ -17,6 +17,7 @@ from stockpipe.providers import yahoo
 from stockpipe.providers.base import ACTION_COLUMNS, BAR_COLUMNS
 from stockpipe.providers.wire import Outcome, Request, Response
 from conftest import PROVIDER_FIXTURES
+from helpers import fixture_bytes, through_httpx
 
 FIXTURES = PROVIDER_FIXTURES / "yahoo"
 UTC = dt.timezone.utc
@@ -25,20 +26,14 @@ JUNE = (dt.date(2024, 6, 1), dt.date(2024, 6, 30))
 NOW = dt.datetime(2024, 6, 20, 21, 0, tzinfo=UTC)
 
 
-def serve(request: Request, status: int, body: bytes, content_type: str, **headers: str) -> Response:
-    """Send `request` through httpx to a fake Yahoo answering `body`; return what came back."""
-    def answer(sent: httpx.Request) -> httpx.Response:
-        assert sent.headers["user-agent"].startswith("Mozilla/5.0")
-        return httpx.Response(status, content=body, headers={"content-type": content_type, **headers})
-
-    with httpx.Client(transport=httpx.MockTransport(answer), base_url=yahoo.BASE_URL) as client:
-        got = client.get(request.path, params=dict(request.params), headers=dict(request.headers))
-    return Response(got.status_code, {k.lower(): v for k, v in got.headers.items()}, got.content)
+def browser_sent(sent: httpx.Request) -> None:
+    assert sent.headers["user-agent"].startswith("Mozilla/5.0")
 
 
 def fixture(name: str, status: int = 200, content_type: str = "application/json", **headers) -> Response:
-    request = yahoo.daily_request("AAPL", *MAY)
-    return serve(request, status, (FIXTURES / name).read_bytes(), content_type, **headers)
+    """The fixture as Yahoo's answer to AAPL's May bars, through httpx."""
+    return through_httpx(yahoo.daily_request("AAPL", *MAY), yahoo.BASE_URL, status, fixture_bytes("yahoo", name),
+                         content_type, check=browser_sent, **headers)
 
 
 def body(status: int, data) -> Response:
