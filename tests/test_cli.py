@@ -5,15 +5,15 @@ from __future__ import annotations
 import ast
 import fcntl
 import json
-import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from conftest import table_counts
+from helpers import db
 import stockpipe
-from stockpipe.cli import app, db_app, main, schedule_app
+from stockpipe.cli import app, db_app, schedule_app
 from stockpipe.errors import ExitCode
 from stockpipe.providers import base
 from stockpipe.storage import warehouse
@@ -22,24 +22,10 @@ COMMANDS = ["validate", "fetch", "transform", "load", "quality-check", "health-c
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("STOCKPIPE_") or name == "STATE_DIRECTORY":
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("STOCKPIPE_PROVIDER", "demo")  # offline: the default provider (yahoo) needs the internet
-    monkeypatch.chdir(tmp_path)
-
-
-@pytest.fixture
-def cli(capsys):
-    """Run `stockpipe ARGS` in-process; returns (exit code, stdout, stderr)."""
-
-    def call(*args: str) -> tuple[int, str, str]:
-        code = main(list(args))
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return call
+def cli(make_cli):
+    """`stockpipe ARGS` in-process with the demo provider (the default, yahoo, needs the
+    internet); autouse, so every test here runs in a clean environment and directory."""
+    return make_cli(STOCKPIPE_PROVIDER="demo")
 
 
 def db_path(tmp_path: Path) -> Path:
@@ -47,8 +33,7 @@ def db_path(tmp_path: Path) -> Path:
 
 
 def rows(tmp_path: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(db_path(tmp_path)) as conn:
-        return conn.execute(sql).fetchall()
+    return db(tmp_path, sql)
 
 
 def write_csv(folder: Path, name: str, text: str) -> Path:

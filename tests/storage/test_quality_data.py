@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from stockpipe.stages.quality import RULES, thresholds
-from stockpipe.storage import schema, warehouse
+from stockpipe.storage import schema
 from stockpipe.storage.quality_data import Calendar, collect, missing_sessions, save_refetch
 
 UTC = dt.timezone.utc
@@ -29,14 +29,6 @@ def fake_sessions(start: dt.date, end: dt.date, exchange: str) -> list[dt.date]:
 CALENDAR = Calendar(exchange_of=lambda s: {"T": "XTST", "LATE": "XLATE"}.get(s.rpartition(".")[2], "XNYS"),
                     sessions_between=fake_sessions, latest_session=lambda exchange: D(30))
 NYSE = fake_sessions(D(2), D(30), "XNYS")  # 20 sessions
-
-
-@pytest.fixture
-def engine(database_url: str):
-    eng = warehouse.create(database_url)
-    warehouse.upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 def bars(symbol: str, days=NYSE, **at) -> list[dict]:

@@ -6,29 +6,15 @@ import datetime as dt
 import json
 import re
 
-import pytest
 import sqlalchemy as sa
 
+from helpers import as_utc
 from stockpipe.models import Check, SymbolOutcome
-from stockpipe.storage import schema, state, warehouse
+from stockpipe.storage import schema, state
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 11, 23, 23, 0, tzinfo=UTC)
 DS = "prices_daily"
-
-
-@pytest.fixture
-def engine(database_url: str):
-    eng = warehouse.create(database_url)
-    warehouse.upgrade(eng)
-    yield eng
-    eng.dispose()
-
-
-def as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def test_new_run_id_is_sortable_and_unique():

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
+from helpers import as_utc
 from stockpipe.errors import ConfigError, DatabaseUnavailableError
 from stockpipe.models import DATASETS, LOAD_ORDER, arrow_schema
 from stockpipe.storage import schema, warehouse
@@ -20,19 +21,6 @@ UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 23, 23, 0, 0, 123456, tzinfo=UTC)
 T1 = dt.datetime(2026, 11, 24, 23, 0, tzinfo=UTC)
 STOCKPIPE_TABLES = set(schema.metadata.tables)
-
-
-@pytest.fixture
-def engine(database_url: str):
-    eng = warehouse.create(database_url)
-    warehouse.upgrade(eng)
-    yield eng
-    eng.dispose()
-
-
-def as_utc(value: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive UTC datetimes, PostgreSQL aware ones."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def price_table(closes=(100.0, 101.5, 99.25), fetched_at=T0, adj_close=None, symbol="AAA") -> pa.Table:
