@@ -13,7 +13,8 @@ import pytest
 from conftest import table_counts
 from stockpipe.cli import main
 from stockpipe.errors import ExitCode
-from stockpipe.providers import base
+from stockpipe.providers import registry
+from stockpipe.providers.base import ProviderBase
 from stockpipe.storage import warehouse
 
 COMMANDS = ["validate", "fetch", "transform", "load", "quality-check", "health-check", "run", "db", "db upgrade", "db current"]
@@ -253,7 +254,7 @@ def test_locked_data_dir_exits_75_before_any_write(cli, tmp_path):
     assert rows(tmp_path, "SELECT COUNT(*) FROM pipeline_runs") == [(0,)]
 
 
-class BrokenProvider:
+class BrokenProvider(ProviderBase):
     name, needs_key = "broken", False
 
     @classmethod
@@ -271,7 +272,7 @@ class BrokenProvider:
 
 
 def test_unexpected_error_is_a_bug_exit_1(cli, tmp_path):
-    base.register("broken", BrokenProvider.from_settings)
+    registry.register("broken", BrokenProvider.from_settings)
     code, out, err = cli("run", "--all", "--provider", "broken")
     assert code == ExitCode.BUG
     assert "unexpected RuntimeError" in err and "--debug" in err and "Traceback" not in err

@@ -17,9 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import NOW, clock
 from stockpipe import checks, closes, metrics, pipeline
 from stockpipe.errors import ConfigError, ExitCode, HealthCode, SymbolNotFoundError
-from stockpipe.providers import base
+from stockpipe.providers import registry
 from stockpipe.providers.demo import DemoProvider
-from stockpipe.providers.ledger import Ledger
+from stockpipe.storage.ledger import Ledger
 
 NY, UTC = ZoneInfo("America/New_York"), dt.timezone.utc
 
@@ -43,7 +43,7 @@ class PartlyUnknown(DemoProvider):
         return super().fetch_daily(symbol, start, end)
 
 
-base.register("partly", PartlyUnknown.from_settings)
+registry.register("partly", PartlyUnknown.from_settings)
 
 
 

@@ -37,20 +37,17 @@ from . import logs
 from .errors import ExitCode, StockpipeError, UsageError
 from .models import DATASETS, StageResult, SymbolOutcome
 from .pipeline import Context
-from .providers import base as providers
-from .providers import vendors
-from .providers.base import Payload
+from .providers import registry as providers
+from .providers.base import INTERVALS, Payload
 from .steps import _Stop, call_concurrently, fetch_verdict
-from .storage import archive, state
+from .storage import archive, ledger, state
 from .storage.lake import Lake
 
 log = logging.getLogger("stockpipe")
 
 QUOTES, INTRADAY = DATASETS["quotes"], DATASETS["prices_intraday"]
 QUOTES_DAILY, REJECTS = DATASETS["quotes_daily"], DATASETS["rejects"]
-INTERVALS = vendors.INTERVALS
 SYMBOLS_PER_BATCH = 2000  # saved to the lake and state this often, so a crash loses little
-_OFFLINE = ("demo", "csv")  # built-in providers without quotes or intraday bars
 _MARGIN = dt.timedelta(days=1)  # kept inside the retention limit (the vendor's clock runs on)
 _PRICES = ("open", "high", "low", "close")
 _QUOTE_NUMBERS = ("price", "open", "high", "low", "prev_close", "change", "change_pct")
@@ -150,14 +147,8 @@ def _midnight(day: dt.date) -> dt.datetime:
 
 def _open(ctx: Context, kind: str):
     """The configured provider, if it serves `kind`; asked before its key is checked."""
-    name = ctx.settings.provider
-    if name in _OFFLINE or (name in vendors.VENDORS and not vendors.supports(name, kind)):
-        raise vendors.unsupported(name, kind)
-    provider = providers.create(name, ctx.settings, ctx.clock)
-    if not (callable(getattr(provider, "supports", None)) and provider.supports(kind)):
-        provider.close()
-        raise vendors.unsupported(name, kind)
-    return provider
+    return providers.create(ctx.settings.provider, ctx.settings, ctx.clock, ledger=ledger.opener(ctx.engine),
+                            kind=kind)
 
 
 @dataclass

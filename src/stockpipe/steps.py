@@ -15,15 +15,16 @@ import pandas as pd
 
 from . import calendars, logs
 from .config import normalize_symbol
-from .errors import ExitCode, StockpipeError
+from .errors import ExitCode, NotAsked, StockpipeError, StopsProvider
 from .models import DATASETS, SymbolOutcome, StageResult
 from .pipeline import Context
-from .providers import base as providers
+from .providers import registry as providers
+from .providers.base import Payload
 from .stages.indicators import compute_indicators
 from .stages.plan import FetchTask, plan_fetch
 from .stages.quality import evaluate
 from .stages.validate import Validated, accepted_frame, rejected_frame, validate_bars
-from .storage import archive, state, warehouse
+from .storage import archive, ledger, state, warehouse
 from .storage.lake import Lake
 
 log = logging.getLogger("stockpipe")
@@ -74,7 +75,7 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
     settings = ctx.settings
     exchange_of = exchange_resolver(settings.exchanges)
     chain = list(settings.providers or (settings.provider,))
-    provider = providers.create(chain[0], settings, ctx.clock)
+    provider = providers.create(chain[0], settings, ctx.clock, ledger=ledger.opener(ctx.engine))
     try:
         listed = provider.symbols()
         if listed is None:  # an API: ask only for what symbol_state says is missing
@@ -92,7 +93,7 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
         for position, name in enumerate(chain):
             if position:
                 provider.close()
-                provider = providers.create(name, settings, ctx.clock)
+                provider = providers.create(name, settings, ctx.clock, ledger=ledger.opener(ctx.engine))
             outcomes, handover = _fetch_all(ctx, provider, tasks)
             last.update((o.symbol, o) for o in outcomes)
             tasks = [t for t in tasks if t.symbol in handover]
@@ -142,7 +143,7 @@ def _fetch_all(ctx: Context, provider, tasks: Sequence[FetchTask]) -> tuple[list
 class _Fetched:
     """A payload as received and the archiving of it (done before anything parses it)."""
 
-    payload: providers.Payload
+    payload: Payload
     archived: Future
 
 
@@ -153,13 +154,13 @@ class _Stop:
         self.error: StockpipeError | None = None
 
     def check(self, exc: StockpipeError) -> None:
-        if getattr(exc, "stops_provider", False) and self.error is None:
+        if isinstance(exc, StopsProvider) and self.error is None:
             self.error = exc
 
 
 def call_concurrently(provider, items: Sequence, call: Callable, stop: _Stop) -> Iterator[tuple[object, object]]:
     """(item, call(item) | error | None) in item order; None = not asked (provider stopped,
-    or an error marked `not_asked`: stopped by the quota before the vendor answered).
+    or a NotAsked error: stopped by the quota before the vendor answered).
 
     Calls run on a thread pool sized from the provider's rate limits (its client blocks
     to keep them); parsing and saving stay in the caller's thread.
@@ -172,9 +173,9 @@ def call_concurrently(provider, items: Sequence, call: Callable, stop: _Stop) ->
         except StockpipeError as exc:
             stop.check(exc)
             # Stopped before the vendor answered (a spent quota ledger): not asked, so deferred.
-            return item, None if getattr(exc, "not_asked", False) else exc
+            return item, None if isinstance(exc, NotAsked) else exc
 
-    workers = max(1, int(getattr(provider, "concurrency", 1)))
+    workers = max(1, provider.concurrency)
     if workers == 1 or len(items) < 2:
         yield from map(ask, items)
         return
@@ -206,7 +207,7 @@ def _fetch_one(ctx: Context, provider, task: FetchTask, got: object, batch: _Bat
                                 parser_rejects=parsed.rejected)
     except StockpipeError as exc:
         stop.check(exc)
-        if getattr(exc, "stops_provider", False) or type(exc).__name__ == "NotEntitledError":
+        if isinstance(exc, StopsProvider):
             batch.handover.add(task.symbol)
         batch.errors[task.symbol] = str(exc)
         batch.outcomes.append(SymbolOutcome(task.symbol, "fetch", "failed", 0, 0, str(exc), provider.name,

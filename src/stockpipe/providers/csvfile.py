@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import normalize_symbol
 from ..errors import BadInputError, ConfigError, SymbolNotFoundError
-from .base import ACTION_COLUMNS, BAR_COLUMNS, ParsedDaily, Payload
+from .base import ACTION_COLUMNS, BAR_COLUMNS, ParsedDaily, Payload, ProviderBase
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,11 +52,10 @@ _MISSING = frozenset({"", "null", "nan", "n/a", "na", "-"})  # compared lower-ca
 _DATE_RE = r"^(\d{4})([-/])(\d{2})\2(\d{2})(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
 
 
-class CsvProvider:
+class CsvProvider(ProviderBase):
     """Reads daily bars from local CSV files; no key, no network."""
 
     name = "csv"
-    needs_key = False
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -111,9 +110,6 @@ class CsvProvider:
         if "symbol" in frame:  # a multi-symbol file: keep this symbol's rows
             frame = frame[frame["symbol"].str.upper() == payload.symbol.strip().upper()]
         return _build(payload.symbol, header, frame, start, end, where)
-
-    def close(self) -> None:
-        """Nothing to release: files are opened and closed per call."""
 
     @cached_property
     def _files(self) -> dict[str, Path]:
