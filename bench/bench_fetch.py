@@ -235,7 +235,7 @@ def pool_function(steps) -> str:
 def stockpipe_http(url: str, symbols: list[str]) -> tuple[float, int]:
     """The fetch stage's pool drained: stockpipe's HTTP path without parsing or saving."""
     from stockpipe import steps
-    from stockpipe.providers import base as providers
+    from stockpipe.providers import registry as providers
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = settings_for(Path(tmp), url, symbols, NO_LIMIT_RATE)
@@ -279,7 +279,7 @@ class Timers:
     @contextlib.contextmanager
     def installed(self):
         from stockpipe import steps
-        from stockpipe.providers.vendors import HttpProvider
+        from stockpipe.providers.http_provider import HttpProvider
         from stockpipe.storage.lake import Lake
 
         pool = pool_function(steps)
@@ -391,7 +391,12 @@ def main() -> None:
     import logging
 
     logging.getLogger("stockpipe").setLevel(logging.ERROR)
-    from stockpipe.providers import http
+    from types import SimpleNamespace
+
+    from stockpipe.providers.http import client, limiter
+
+    http = SimpleNamespace(VendorClient=client.VendorClient, RateLimiter=limiter.RateLimiter, Slot=limiter.Slot,
+                           WINDOWS=limiter.WINDOWS, concurrency_for=limiter.concurrency_for)
 
     body = eod_body()
     bars = len(json.loads(body))
@@ -545,7 +550,7 @@ class Probe:
     def installed(self):
         from httpcore._sync.http11 import HTTP11Connection
 
-        limiter, client, slot = self.http.RateLimiter, self.http.VendorClient, self.http._Slot
+        limiter, client, slot = self.http.RateLimiter, self.http.VendorClient, self.http.Slot
         begin, send, headers, settle = (limiter.begin, client._send, HTTP11Connection._send_request_headers,
                                         slot.settle)
         probe, now = self, time.monotonic

@@ -65,6 +65,12 @@ class StockpipeError(Exception):
 
     exit_code: ExitCode = ExitCode.BUG
 
+    def __init_subclass__(cls, exit_code: ExitCode | None = None, **kwargs: object) -> None:
+        """`class XError(Base, exit_code=ExitCode.X)` sets the code; without it, the base's holds."""
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code = exit_code
+
     def __init__(self, message: object = "", *args: object) -> None:
         super().__init__(redact(message) if isinstance(message, str) else message, *args)
 
@@ -77,42 +83,32 @@ class TerminalError(StockpipeError):
     """Retrying will not help until a person changes something."""
 
 
-class UsageError(TerminalError):
+class UsageError(TerminalError, exit_code=ExitCode.USAGE):
     """A command line that does not say what to do (beyond what the parser checks)."""
 
-    exit_code = ExitCode.USAGE
 
-
-class ConfigError(TerminalError):
+class ConfigError(TerminalError, exit_code=ExitCode.CONFIG):
     """Missing or invalid configuration or credentials."""
 
-    exit_code = ExitCode.CONFIG
 
-
-class BadInputError(TerminalError):
+class BadInputError(TerminalError, exit_code=ExitCode.BAD_INPUT):
     """Input data or a symbol that cannot be accepted."""
-
-    exit_code = ExitCode.BAD_INPUT
 
 
 class SymbolNotFoundError(BadInputError):
     """The provider does not know the symbol (permanent for that symbol only)."""
 
 
-class UnavailableError(TransientError):
+class UnavailableError(TransientError, exit_code=ExitCode.UNAVAILABLE):
     """The database or the storage is unavailable."""
-
-    exit_code = ExitCode.UNAVAILABLE
 
 
 class DatabaseUnavailableError(UnavailableError):
     """The warehouse cannot be reached or is not migrated."""
 
 
-class LockedError(TransientError):
+class LockedError(TransientError, exit_code=ExitCode.LOCKED):
     """Another run holds the lock on this data directory."""
-
-    exit_code = ExitCode.LOCKED
 
 
 # ------------------------------------------------------------------ provider errors
@@ -120,10 +116,8 @@ class LockedError(TransientError):
 # key (exit 4, a configuration a person must fix).
 
 
-class ProviderError(TransientError):
+class ProviderError(TransientError, exit_code=ExitCode.PARTIAL):
     """A provider failed in a way the next run may not see (down, throttled)."""
-
-    exit_code = ExitCode.PARTIAL
 
 
 class TransportError(ProviderError):
@@ -138,15 +132,13 @@ class AuthFailedError(StopsProvider, ConfigError):
     """The provider refused the key (or the session), or none is set: stop the provider."""
 
 
-class NotEntitledError(StopsProvider, TerminalError):
+class NotEntitledError(StopsProvider, TerminalError, exit_code=ExitCode.PARTIAL):
     """The plan does not cover this endpoint/parameter: terminal for that combination.
 
     It stops the provider's calls to that endpoint for the run (a fetch uses one endpoint,
     so: the provider); with failover the next provider serves the rest. Exit 3: the other
     symbols are committed, and another provider or plan serves these.
     """
-
-    exit_code = ExitCode.PARTIAL
 
 
 class QuotaExhaustedError(StopsProvider, ProviderError):

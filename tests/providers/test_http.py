@@ -101,27 +101,25 @@ def max_in_window(times: list[float], seconds: float) -> int:
 # ---------------------------------------------------------------------- rate limiter
 
 
-def test_limiter_never_exceeds_5_per_second_and_uses_the_limit_when_saturated():
+def saturated(limits: dict, seconds: float) -> list[float]:
+    """When each call began, calling as fast as a limiter with `limits` allows for `seconds`."""
     clock = FakeClock()
-    limiter = RateLimiter({"calls_per_second": 5}, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(limits, clock=clock, sleep=clock.sleep)
     calls = []
-    while clock.now < 3.0:
+    while clock.now < seconds:
         limiter.begin().settle()
         calls.append(clock.now)
-    calls = [t for t in calls if t < 3.0]
+    return [t for t in calls if t < seconds]
+
+
+def test_limiter_never_exceeds_5_per_second_and_uses_the_limit_when_saturated():
+    calls = saturated({"calls_per_second": 5}, 3.0)
     assert max_in_window(calls, 1.0) <= 5
     assert len(calls) >= 0.95 * 5 * 3
 
 
 def test_limiter_honours_every_window_at_once():
-    clock = FakeClock()
-    limiter = RateLimiter({"calls_per_second": 5, "calls_per_minute": 20, "calls_per_hour": None},
-                          clock=clock, sleep=clock.sleep)
-    calls = []
-    while clock.now < 180.0:
-        limiter.begin().settle()
-        calls.append(clock.now)
-    calls = [t for t in calls if t < 180.0]
+    calls = saturated({"calls_per_second": 5, "calls_per_minute": 20, "calls_per_hour": None}, 180.0)
     assert max_in_window(calls, 1.0) <= 5
     assert max_in_window(calls, 60.0) <= 20
     assert len(calls) >= 0.95 * 20 * 3

@@ -162,7 +162,7 @@ def _unreadable(where: object, exc: Exception) -> BadInputError:
         return BadInputError(f"{where}: not UTF-8 text: save it as UTF-8")
     if isinstance(exc, csv.Error):  # e.g. a field over the csv module's 128 kB limit
         return BadInputError(f"{where}: not a readable CSV ({exc}): check the file")
-    reason = getattr(exc, "strerror", None) or exc
+    reason = (exc.strerror if isinstance(exc, OSError) else None) or exc
     return BadInputError(f"{where}: cannot read it ({reason}): check the file's permissions")
 
 
