@@ -29,6 +29,7 @@ from stockpipe.providers import alphavantage, eodhd, finnhub, polygon, stooq, ti
 from stockpipe.providers.http.client import VendorClient
 from stockpipe.providers.wire import Outcome, Request, Response
 
+KEY = "K3Y-retry-after-5d1e"  # registered for redaction for the rest of the session: nothing else says it
 DAY = dt.date(2024, 6, 3)
 SENT = dt.datetime(2024, 6, 3, 12, 0, tzinfo=dt.timezone.utc)
 LATER = email.utils.format_datetime(SENT + dt.timedelta(seconds=30), usegmt=True)
@@ -87,7 +88,7 @@ def test_the_client_waits_the_same_for_every_vendor(fake_vendor, vendor, form):
                       Reply(200, "[]"))
     sleeps: list[float] = []
     module = MODULES[vendor]
-    with VendorClient(vendor, fake_vendor.url, key=Secret("k"), key_param="token", sleep=sleeps.append,
+    with VendorClient(vendor, fake_vendor.url, key=Secret(KEY), key_param="token", sleep=sleeps.append,
                       now=lambda: SENT) as client:
         call = lambda: client.call(Request("/daily"), lambda r: module.parse_daily(r, DAY, DAY))  # noqa: E731
         wait = WAITS.get(form, DEFAULT.get(vendor, "backoff"))

@@ -38,11 +38,6 @@ class Outcome(str, Enum):
     QUOTA_EXHAUSTED = "QUOTA_EXHAUSTED"
     PROTOCOL_ERROR = "PROTOCOL_ERROR"  # a body that makes no sense: log it, store nothing
 
-    @property
-    def stops_provider(self) -> bool:
-        """Terminal for the provider for the rest of the run (bad key, quota spent)."""
-        return self in (Outcome.AUTH_FAILED, Outcome.QUOTA_EXHAUSTED)
-
 
 @dataclass(frozen=True)
 class Request:
