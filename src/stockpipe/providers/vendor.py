@@ -10,8 +10,9 @@ A vendor whose behaviour differs subclasses `Vendor` in its own module and overr
 hook: Alpha Vantage's `daily_request` (the size from today's date), `daily_retry` (compact
 after a premium-only full) and `intraday_requests` (its latest bars); Yahoo's `as_traded`
 (its bars come split-adjusted), `session` (the cookie and crumb), `error` (a refused
-session, not a key) and intraday windows; EODHD's `quote_request` (an already spelled
-symbol). The defaults are what most vendors do.
+session, not a key) and intraday windows. What is only data stays a declaration (EODHD:
+its reset zone, headers, and a quote request on the symbol as already spelled). The
+defaults are what most vendors do.
 """
 
 from __future__ import annotations
