@@ -226,7 +226,7 @@ def fetch_modules():
     try:
         from stockpipe.pipeline import daily, fetching
     except ImportError:
-        loop, _ = fetch_modules()
+        from stockpipe import steps
 
         return steps, steps
     return fetching, daily
@@ -242,7 +242,7 @@ def responses(loop, provider, tasks):
 def stockpipe_http(url: str, symbols: list[str]) -> tuple[float, int]:
     """The fetch stage's pool drained: stockpipe's HTTP path without parsing or saving."""
     loop, _ = fetch_modules()
-    from stockpipe.providers import base as providers
+    from stockpipe.providers import registry as providers
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = settings_for(Path(tmp), url, symbols, NO_LIMIT_RATE)
@@ -285,7 +285,7 @@ class Timers:
 
     @contextlib.contextmanager
     def installed(self):
-        from stockpipe.providers.vendors import HttpProvider
+        from stockpipe.providers.http_provider import HttpProvider
         from stockpipe.storage.lake import Lake
 
         loop, daily = fetch_modules()
@@ -397,7 +397,12 @@ def main() -> None:
     import logging
 
     logging.getLogger("stockpipe").setLevel(logging.ERROR)
-    from stockpipe.providers import http
+    from types import SimpleNamespace
+
+    from stockpipe.providers.http import client, limiter
+
+    http = SimpleNamespace(VendorClient=client.VendorClient, RateLimiter=limiter.RateLimiter, Slot=limiter.Slot,
+                           WINDOWS=limiter.WINDOWS, concurrency_for=limiter.concurrency_for)
 
     body = eod_body()
     bars = len(json.loads(body))
@@ -551,7 +556,7 @@ class Probe:
     def installed(self):
         from httpcore._sync.http11 import HTTP11Connection
 
-        limiter, client, slot = self.http.RateLimiter, self.http.VendorClient, self.http._Slot
+        limiter, client, slot = self.http.RateLimiter, self.http.VendorClient, self.http.Slot
         begin, send, headers, settle = (limiter.begin, client._send, HTTP11Connection._send_request_headers,
                                         slot.settle)
         probe, now = self, time.monotonic

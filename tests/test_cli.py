@@ -15,7 +15,8 @@ from helpers import db
 import stockpipe
 from stockpipe.cli import app, db_app, schedule_app
 from stockpipe.errors import ExitCode
-from stockpipe.providers import base
+from stockpipe.providers import registry
+from stockpipe.providers.base import ProviderBase
 from stockpipe.storage import warehouse
 
 COMMANDS = ["validate", "fetch", "transform", "load", "quality-check", "health-check", "run", "db", "db upgrade", "db current"]
@@ -240,7 +241,7 @@ def test_locked_data_dir_exits_75_before_any_write(cli, tmp_path):
     assert rows(tmp_path, "SELECT COUNT(*) FROM pipeline_runs") == [(0,)]
 
 
-class BrokenProvider:
+class BrokenProvider(ProviderBase):
     name, needs_key = "broken", False
 
     @classmethod
@@ -258,7 +259,7 @@ class BrokenProvider:
 
 
 def test_unexpected_error_is_a_bug_exit_1(cli, tmp_path):
-    base.register("broken", BrokenProvider.from_settings)
+    registry.register("broken", BrokenProvider.from_settings)
     code, out, err = cli("run", "--all", "--provider", "broken")
     assert code == ExitCode.BUG
     assert "unexpected RuntimeError" in err and "--debug" in err and "Traceback" not in err
@@ -300,7 +301,7 @@ def test_tracebacks_never_show_locals():
 
 def test_debug_traceback_shows_no_api_key(cli, monkeypatch):
     monkeypatch.setenv("STOCKPIPE_EODHD_API_KEY", "sekrit-key-123")
-    base.register("broken", BrokenProvider.from_settings)
+    registry.register("broken", BrokenProvider.from_settings)
     code, out, err = cli("fetch", "--all", "--provider", "broken", "--debug", "--json")
     assert code == ExitCode.BUG and "Traceback" in err and json.loads(out)["exit_name"] == "bug"
     assert "sekrit-key-123" not in out + err

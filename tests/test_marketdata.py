@@ -17,9 +17,8 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from fakevendor import FakeVendor, Reply, fixture
+from fakevendor import Reply, fixture
 from stockpipe import models
-from stockpipe.cli import main
 from stockpipe.errors import ExitCode
 from stockpipe.pipeline.marketdata import plan_window
 from stockpipe.models import DATASETS

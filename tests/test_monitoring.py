@@ -18,9 +18,9 @@ from conftest import NOW, clock
 from stockpipe import closes, metrics, pipeline
 from stockpipe.pipeline import health as checks
 from stockpipe.errors import ConfigError, ExitCode, HealthCode, SymbolNotFoundError
-from stockpipe.providers import base
+from stockpipe.providers import registry
 from stockpipe.providers.demo import DemoProvider
-from stockpipe.providers.ledger import Ledger
+from stockpipe.storage.ledger import Ledger
 
 from helpers import environment_without_settings
 
@@ -46,7 +46,7 @@ class PartlyUnknown(DemoProvider):
         return super().fetch_daily(symbol, start, end)
 
 
-base.register("partly", PartlyUnknown.from_settings)
+registry.register("partly", PartlyUnknown.from_settings)
 
 
 

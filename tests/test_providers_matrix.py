@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import gzip
+import importlib
 import json
 import logging
 import re
@@ -41,10 +42,9 @@ import pytest
 
 from conftest import PROVIDER_FIXTURES
 from fakevendor import CONTENT_TYPES, YAHOO_COOKIE, YAHOO_CRUMB, Call, FakeVendor, Reply, fixture, yahoo_refusal
-from stockpipe.cli import main
 from stockpipe.errors import ExitCode
-from stockpipe.providers import eodhd
-from stockpipe.providers.vendors import VENDORS, module_for
+from stockpipe.providers import eodhd_lists
+from stockpipe.providers.registry import VENDORS
 from stockpipe.providers.wire import Outcome, Response
 
 from helpers import PROVIDERS_MD, db
@@ -74,34 +74,16 @@ SUCCESS = {"yahoo": "success.json", "alphavantage": "time_series_daily_success.j
            "tiingo": "daily_prices_success.json", "stooq": "success.csv"}
 BAD_KEY = {"alphavantage": ("bad_key.json", 200), "eodhd": ("bad_key.txt", 401), "finnhub": ("bad_key.json", 401),
            "polygon": ("bad_key.json", 401), "tiingo": ("bad_key.json", 401)}  # stooq: described only
+
+
+def module_for(vendor: str):
+    """The vendor's own module (stockpipe.providers.<vendor>)."""
+    return importlib.import_module(f"stockpipe.providers.{vendor}")
+
+
 KEYED = tuple(v for v in VENDORS if module_for(v).KEY_PARAM)
 
 Answer = Union[Reply, Callable[[Call], Reply]]
-
-# ---------------------------------------------------------------- bugs found (xfail)
-
-BUG_NO_CLASSIFY = (
-    "HttpProvider.fetch_daily (src/stockpipe/providers/vendors.py) calls self.client.call(request) without "
-    "classify=, so VendorClient._attempt never learns what a body means: a 200 whose body is RATE_LIMITED "
-    "(Alpha Vantage 'Information'/'Note') is not retried (one call, exit 3), and a 429 whose body is "
-    "QUOTA_EXHAUSTED (Tiingo monthly allocation) is retried as throttling and does not stop the provider. "
-    "Fix: self.client.call(request, classify=lambda r: self.module.parse_daily(r, start, end))")
-BUG_AV_COMPACT = (
-    "HttpProvider.fetch_daily never retries Alpha Vantage with outputsize=compact after NOT_ENTITLED on "
-    "outputsize=full (PROVIDERS.md premium_outputsize_full.json: 'Retry once with outputsize=compact'); "
-    "exit 3 after one call. Fix: on NOT_ENTITLED for a 'daily:full' request, call "
-    "alphavantage.daily_request(..., outputsize='compact') once and parse that")
-BUG_YAHOO_429_STOPS = (
-    "A persistent Yahoo 429 raises RateLimitedError with stops_provider=False, so the next symbol is still "
-    "called (PROVIDERS.md yahoo rate_limited.txt: 'if it persists, treat as an IP block and stop the provider "
-    "for the run'). Fix: when yahoo's retries end in RateLimitedError, stop the provider (stops_provider=True "
-    "for that error, or _Stop.check treating it so) and defer the remaining symbols")
-BUG_FINNHUB_403_STOPS = (
-    "Finnhub 403 'You don't have access to this resource.' raises NotEntitledError (stops_provider=False), so "
-    "every other symbol still calls /api/v1/stock/candle (PROVIDERS.md finnhub no_access.json: 'Stop calling "
-    "that endpoint for the run'). Fix: stop the provider's daily endpoint after the first NOT_ENTITLED and "
-    "defer (skip) the remaining symbols")
-
 
 # ------------------------------------------------------------------- described bodies
 
@@ -828,9 +810,9 @@ def _eodhd_symbols(parsed) -> None:
 
 
 MODULE_CASES = [  # (vendor, row, parse, response, outcome, check): no CLI command calls these endpoints
-    ("eodhd", "eod_bulk_last_day_success.json", lambda r: eodhd.parse_bulk_last_day(r, "US"),
+    ("eodhd", "eod_bulk_last_day_success.json", lambda r: eodhd_lists.parse_bulk_last_day(r, "US"),
      lambda: _response("eodhd", "eod_bulk_last_day_success.json"), Outcome.OK, _eodhd_bulk),
-    ("eodhd", "exchange_symbol_list_success.json", lambda r: eodhd.parse_symbol_list(r, "US"),
+    ("eodhd", "exchange_symbol_list_success.json", lambda r: eodhd_lists.parse_symbol_list(r, "US"),
      lambda: _response("eodhd", "exchange_symbol_list_success.json"), Outcome.OK, _eodhd_symbols),
 ]
 

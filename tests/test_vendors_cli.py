@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fakevendor import FakeVendor, Reply, fixture
-from stockpipe.cli import main
+from fakevendor import Reply, fixture
 from stockpipe.errors import ExitCode
 
 from helpers import db, vendor_base_urls

@@ -17,6 +17,7 @@ import typer
 
 from . import interrupt, logs, render
 from .errors import ExitCode, HealthCode, StockpipeError, UsageError
+from .providers.base import INTERVALS
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -65,10 +66,8 @@ MetricsFile = Annotated[Optional[Path], typer.Option("--metrics-file", metavar="
                         "Prometheus metrics to PATH (*.prom, for node_exporter's textfile collector), atomically.")]
 
 
-class Interval(str, enum.Enum):
-    """Intraday bar sizes (providers.vendors.INTERVALS, spelled out so --help stays light)."""
-
-    m1, m5, m15, m30, m60 = "1m", "5m", "15m", "30m", "60m"
+# Intraday bar sizes: m1 = "1m", ... (providers.base, which imports nothing heavy).
+Interval = enum.Enum("Interval", [(f"m{name[:-1]}", name) for name in INTERVALS], type=str)
 
 
 Quotes = Annotated[bool, typer.Option("--quotes", help="Fetch one quote per symbol into `quotes` instead of daily bars "

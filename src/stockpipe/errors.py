@@ -1,13 +1,21 @@
 """Error tree and exit codes: the one place that says what each failure means to a shell.
 
-Every error is either transient (the next run may succeed without anyone changing
-anything) or terminal (a person must act). Each class carries the exit code the CLI
-returns for it; the codes are documented in the README and never change meaning.
+Every error is either transient (`TransientError`: the next run may succeed without anyone
+changing anything) or terminal (`TerminalError`: a person must act). Each class carries the
+exit code the CLI returns for it; the codes are documented in the README and never change
+meaning. Two marker mixins say what the fetch loop must do beyond that (the way dlt marks
+its exceptions): `StopsProvider` and `NotAsked`; it tests them with isinstance.
+
+Every message passes through `redaction.redact` however the error is built, so no
+registered key, crumb or key-like query parameter reaches a message, a log or a stored row.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from enum import IntEnum
+
+from .redaction import redact
 
 
 class ExitCode(IntEnum):
@@ -52,68 +60,118 @@ class NotAsked:
 class StockpipeError(Exception):
     """Base of every error stockpipe raises on purpose.
 
-    The message says what went wrong, where, and the fix, in one line.
+    The message says what went wrong, where, and the fix, in one line; it is redacted.
     """
 
     exit_code: ExitCode = ExitCode.BUG
-    transient: bool = False
+
+    def __init_subclass__(cls, exit_code: ExitCode | None = None, **kwargs: object) -> None:
+        """`class XError(Base, exit_code=ExitCode.X)` sets the code; without it, the base's holds."""
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code = exit_code
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(redact(message) if isinstance(message, str) else message, *args)
 
 
 class TransientError(StockpipeError):
     """Retrying later, unchanged, may succeed."""
-
-    transient = True
 
 
 class TerminalError(StockpipeError):
     """Retrying will not help until a person changes something."""
 
 
-class UsageError(TerminalError):
+class UsageError(TerminalError, exit_code=ExitCode.USAGE):
     """A command line that does not say what to do (beyond what the parser checks)."""
 
-    exit_code = ExitCode.USAGE
 
-
-class ConfigError(TerminalError):
+class ConfigError(TerminalError, exit_code=ExitCode.CONFIG):
     """Missing or invalid configuration or credentials."""
 
-    exit_code = ExitCode.CONFIG
 
-
-class BadInputError(TerminalError):
+class BadInputError(TerminalError, exit_code=ExitCode.BAD_INPUT):
     """Input data or a symbol that cannot be accepted."""
-
-    exit_code = ExitCode.BAD_INPUT
 
 
 class SymbolNotFoundError(BadInputError):
     """The provider does not know the symbol (permanent for that symbol only)."""
 
 
-class UnavailableError(TransientError):
+class UnavailableError(TransientError, exit_code=ExitCode.UNAVAILABLE):
     """The database or the storage is unavailable."""
-
-    exit_code = ExitCode.UNAVAILABLE
 
 
 class DatabaseUnavailableError(UnavailableError):
     """The warehouse cannot be reached or is not migrated."""
 
 
-class LockedError(TransientError):
+class LockedError(TransientError, exit_code=ExitCode.LOCKED):
     """Another run holds the lock on this data directory."""
 
-    exit_code = ExitCode.LOCKED
+
+# ------------------------------------------------------------------ provider errors
+# A provider's failure fails its symbols, not the run: exit 3 (partial), except a refused
+# key (exit 4, a configuration a person must fix).
 
 
-class ProviderError(TransientError):
+class ProviderError(TransientError, exit_code=ExitCode.PARTIAL):
     """A provider failed in a way the next run may not see (down, throttled)."""
 
-    exit_code = ExitCode.PARTIAL
+
+class TransportError(ProviderError):
+    """Timeouts, connection errors, truncated or endless bodies, 5xx: after the retries."""
 
 
-class Interrupted(StockpipeError):
-    """SIGINT or SIGTERM arrived; the open transaction was rolled back."""
+class ProtocolError(ProviderError):
+    """A body that makes no sense (or is too large): log it, store nothing."""
 
-    exit_code = ExitCode.INTERRUPTED
+
+class AuthFailedError(StopsProvider, ConfigError):
+    """The provider refused the key (or the session), or none is set: stop the provider."""
+
+
+class NotEntitledError(StopsProvider, TerminalError, exit_code=ExitCode.PARTIAL):
+    """The plan does not cover this endpoint/parameter: terminal for that combination.
+
+    It stops the provider's calls to that endpoint for the run (a fetch uses one endpoint,
+    so: the provider); with failover the next provider serves the rest. Exit 3: the other
+    symbols are committed, and another provider or plan serves these.
+    """
+
+
+class QuotaExhaustedError(StopsProvider, ProviderError):
+    """The daily/plan quota is spent: stop the provider until `resets_at`."""
+
+    def __init__(self, message: str, resets_at: dt.datetime | None = None) -> None:
+        super().__init__(message)
+        self.resets_at = resets_at
+
+    def not_asked(self) -> "QuotaExhaustedError":
+        """The same refusal, made before the vendor was asked (the ledger's, not the vendor's)."""
+        return QuotaNotAskedError(str(self), self.resets_at)
+
+
+class QuotaNotAskedError(NotAsked, QuotaExhaustedError):
+    """The quota ledger had no call left: refused before the vendor was asked."""
+
+
+class RateLimitedError(StopsProvider, ProviderError):
+    """Still throttled after the retries, or asked to wait longer than the cap.
+
+    It stops the provider for the run: a throttle that outlasts the retries is an IP block
+    or an hourly allocation in practice (PROVIDERS.md); the next run takes the rest.
+    """
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def not_asked(self) -> "RateLimitedError":
+        """The same refusal, made before the vendor was asked (by the client's own limiter)."""
+        return RateLimitNotAskedError(str(self), self.retry_after)
+
+
+class RateLimitNotAskedError(NotAsked, RateLimitedError):
+    """The client's own rate limit would wait past its cap: refused before the vendor was asked."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -215,7 +216,7 @@ def test_unreadable_payload_and_empty_symbol_are_refused() -> None:
 
 
 def test_interface_basics() -> None:
-    provider = DemoProvider.from_settings(object())
+    provider = DemoProvider.from_settings(SimpleNamespace(exchanges={}))
     assert provider.name == "demo" and provider.needs_key is False
     assert provider.symbols() is None
     provider.close()

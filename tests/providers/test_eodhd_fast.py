@@ -1,5 +1,6 @@
-"""eodhd.parse_daily's column-at-a-time path gives exactly what reading every row with `_bar`
-(`by_row=True`) gives: the same outcome, bars (values and dtypes) and rejects, in order."""
+"""eodhd.parse_daily's column-at-a-time path gives exactly what reading every row with
+`eodhd.read_bar` gives (`by_row`, this file's reference): the same outcome, bars (values
+and dtypes) and rejects, in order."""
 
 from __future__ import annotations
 
@@ -12,19 +13,42 @@ import pandas as pd
 import pytest
 
 from stockpipe.providers import eodhd
-from stockpipe.providers.wire import Outcome, Response
+from stockpipe.providers.wire import Outcome, Parsed, Response
 from conftest import PROVIDER_FIXTURES
 
 MAY = (dt.date(2024, 5, 1), dt.date(2024, 5, 31))
+COLUMNS = ["open", "high", "low", "close", "adj_close", "volume"]  # BAR_COLUMNS after date
 GOOD = {"date": "2024-05-06", "open": 182.35, "high": 184.2, "low": 180.42, "close": 181.71,
         "adjusted_close": 178.9213, "volume": 78569700}
+
+
+def by_row(response: Response, start: dt.date, end: dt.date) -> Parsed:
+    """The reference: parse_daily's careful path (`read_bar`) for every row, in order."""
+    rows, failure = eodhd.read_rows(response)
+    if failure:
+        return failure
+    kept, rejected = [], []
+    for row in rows:
+        day, bar, reason = eodhd.read_bar(row)
+        if day is not None and not start <= day <= end:
+            continue
+        if reason:
+            rejected.append({"date": str(row.get("date")), "reason": reason, "raw": row})
+        else:
+            kept.append((day, [bar[name] for name in COLUMNS]))
+    days = np.array([day for day, _ in kept], dtype="datetime64[D]")
+    values = np.array([v for _, v in kept], dtype=np.float64).reshape(len(kept), len(COLUMNS))
+    frame = pd.DataFrame(values, columns=pd.Index(COLUMNS, dtype=object))
+    frame.insert(0, "date", days.astype("datetime64[us]"))
+    return Parsed(Outcome.OK if kept or rejected else Outcome.EMPTY, bars=frame,
+                  actions=eodhd.parse_daily(Response(200, {}, b"[]"), start, end).actions, rejected=tuple(rejected))
 
 
 def both(body: bytes | str, window=MAY, status: int = 200):
     """(fast, by_row) parses of one body."""
     data = body.encode() if isinstance(body, str) else body
     response = Response(status, {"content-type": "application/json"}, data)
-    return eodhd.parse_daily(response, *window), eodhd.parse_daily(response, *window, by_row=True)
+    return eodhd.parse_daily(response, *window), by_row(response, *window)
 
 
 def assert_same(body: bytes | str, window=MAY) -> eodhd.Parsed:

@@ -13,20 +13,23 @@ import socket
 import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
 
-from fakevendor import Reply, endless, fake_vendor, fixture, reset, truncated  # noqa: F401 - fake_vendor is a fixture
+from fakevendor import Reply, endless, fixture, reset, truncated
 from stockpipe import errors
 from stockpipe.config import Secret
-from stockpipe.providers import http
-from stockpipe.providers.http import (AuthFailedError, NotEntitledError, ProtocolError, QuotaExhaustedError,
-                                      RateLimiter, RateLimitedError, TransportError, VendorClient, redact)
-from stockpipe.providers.ledger import Ledger
-from stockpipe.providers.wire import Outcome, Request
+from stockpipe.errors import (AuthFailedError, NotEntitledError, ProtocolError, QuotaExhaustedError, RateLimitedError,
+                              TransportError)
+from stockpipe.providers.http.client import VendorClient
+from stockpipe.providers.http.limiter import RateLimiter
+from stockpipe.providers.wire import Outcome, Request, error_for
+from stockpipe.redaction import redact, register_secret
 from stockpipe.storage import warehouse
+from stockpipe.storage.ledger import Ledger
 
 KEY = "Sk3y+/SECRET=="  # "+", "/" and "=" make the URL-encoded form differ from the raw one
 KEY_FORMS = (KEY, quote(KEY, safe=""), quote_plus(KEY))
@@ -82,6 +85,13 @@ def full_text(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc)) + repr(exc) + repr(exc.args)
 
 
+def call_all(client: VendorClient, items, call, workers: int | None = None) -> list:
+    """`call(item)` for every item on as many threads as the client allows (the pipeline's
+    fetch loop does the same), results in order."""
+    with ThreadPoolExecutor(max_workers=workers or client.concurrency) as pool:
+        return list(pool.map(call, items))
+
+
 def max_in_window(times: list[float], seconds: float) -> int:
     """The most events in any half-open window [t, t + seconds)."""
     times = sorted(times)
@@ -91,27 +101,25 @@ def max_in_window(times: list[float], seconds: float) -> int:
 # ---------------------------------------------------------------------- rate limiter
 
 
-def test_limiter_never_exceeds_5_per_second_and_uses_the_limit_when_saturated():
+def saturated(limits: dict, seconds: float) -> list[float]:
+    """When each call began, calling as fast as a limiter with `limits` allows for `seconds`."""
     clock = FakeClock()
-    limiter = RateLimiter({"calls_per_second": 5}, clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(limits, clock=clock, sleep=clock.sleep)
     calls = []
-    while clock.now < 3.0:
-        limiter.acquire()
+    while clock.now < seconds:
+        limiter.begin().settle()
         calls.append(clock.now)
-    calls = [t for t in calls if t < 3.0]
+    return [t for t in calls if t < seconds]
+
+
+def test_limiter_never_exceeds_5_per_second_and_uses_the_limit_when_saturated():
+    calls = saturated({"calls_per_second": 5}, 3.0)
     assert max_in_window(calls, 1.0) <= 5
     assert len(calls) >= 0.95 * 5 * 3
 
 
 def test_limiter_honours_every_window_at_once():
-    clock = FakeClock()
-    limiter = RateLimiter({"calls_per_second": 5, "calls_per_minute": 20, "calls_per_hour": None},
-                          clock=clock, sleep=clock.sleep)
-    calls = []
-    while clock.now < 180.0:
-        limiter.acquire()
-        calls.append(clock.now)
-    calls = [t for t in calls if t < 180.0]
+    calls = saturated({"calls_per_second": 5, "calls_per_minute": 20, "calls_per_hour": None}, 180.0)
     assert max_in_window(calls, 1.0) <= 5
     assert max_in_window(calls, 60.0) <= 20
     assert len(calls) >= 0.95 * 20 * 3
@@ -123,7 +131,7 @@ def test_limiter_is_thread_safe_in_real_time():
 
     def worker() -> None:
         for _ in range(6):
-            limiter.acquire()
+            limiter.begin().settle()
             with lock:
                 calls.append(time.monotonic())
 
@@ -133,17 +141,17 @@ def test_limiter_is_thread_safe_in_real_time():
     for thread in threads:
         thread.join()
     assert len(calls) == 48
-    assert max_in_window(calls, 0.9) <= 20  # stamps are taken just after acquire: slack for scheduling
+    assert max_in_window(calls, 0.9) <= 20  # stamps are taken just after settling: slack for scheduling
     assert max(calls) - min(calls) >= 1.9  # 48 calls at 20/s need two full windows
 
 
 def test_limiter_defers_a_wait_longer_than_max_block_instead_of_sleeping():
     clock = FakeClock()
     limiter = RateLimiter({"calls_per_hour": 2}, name="tiingo", max_block=300, clock=clock, sleep=clock.sleep)
-    limiter.acquire()
-    limiter.acquire()
+    limiter.begin().settle()
+    limiter.begin().settle()
     with pytest.raises(RateLimitedError) as caught:
-        limiter.acquire()
+        limiter.begin().settle()
     assert caught.value.retry_after == pytest.approx(3600)
     assert clock.sleeps == []
 
@@ -151,8 +159,8 @@ def test_limiter_defers_a_wait_longer_than_max_block_instead_of_sleeping():
 def test_limiter_margin_keeps_clear_of_the_window_edge():
     clock = FakeClock()
     limiter = RateLimiter({"calls_per_second": 1}, margin=0.05, clock=clock, sleep=clock.sleep)
-    limiter.acquire()
-    limiter.acquire()
+    limiter.begin().settle()
+    limiter.begin().settle()
     assert clock.now == pytest.approx(1.05)
 
 
@@ -181,8 +189,8 @@ def test_concurrent_calls_through_the_client_never_exceed_the_limit(fake_vendor,
     client = client_for(limits={"calls_per_second": 10}, sleep=time.sleep, transport=transport)
     assert client.concurrency == 8
     started = time.monotonic()
-    results = client.fetch_many(range(25), lambda i: client.call(QUOTE))
-    assert [r.error for r in results] == [None] * 25
+    results = call_all(client, range(25), lambda i: client.call(QUOTE))
+    assert [r.status for r in results] == [200] * 25
     assert len(fake_vendor.calls()) == 25
     # A slot is held until the answer begins, so sends are a full window apart; 0.1 s of
     # slack covers thread scheduling on a busy machine.
@@ -212,8 +220,8 @@ def test_the_vendor_never_sees_more_than_the_limit_in_any_window(fake_vendor, cl
     """Measured where it matters: the server's own arrival stamps, in full 1 s windows."""
     fake_vendor.route("/api/v1/quote", Reply(200, "{}", latency=0.02))
     client = client_for(limits={"calls_per_second": 10}, sleep=time.sleep)
-    results = client.fetch_many(range(35), lambda i: client.call(QUOTE))
-    assert [r.error for r in results] == [None] * 35
+    results = call_all(client, range(35), lambda i: client.call(QUOTE))
+    assert [r.status for r in results] == [200] * 35
     arrivals = [call.at for call in fake_vendor.calls()]
     assert len(arrivals) == 35 and max_in_window(arrivals, 1.0) <= 10
 
@@ -228,7 +236,7 @@ def test_a_failed_attempt_frees_its_slot(client_for):
                         sleep=clock.sleep, max_attempts=1)
     with pytest.raises(TransportError):
         client.call(QUOTE)
-    freed = threading.Thread(target=client.limiter.acquire, daemon=True)  # never hangs the suite
+    freed = threading.Thread(target=lambda: client.limiter.begin().settle(), daemon=True)  # never hangs the suite
     freed.start()
     freed.join(5)
     assert not freed.is_alive()  # a slot left in flight would block it for ever
@@ -305,7 +313,7 @@ def test_5xx_is_retried_then_transport_error_after_max_attempts(fake_vendor, cli
         client_for(max_attempts=3).call(QUOTE)
     assert len(fake_vendor.calls()) == 3 and len(sleeps) == 2
     assert f"answered {status}" in str(caught.value) and "after 3 attempts" in str(caught.value)
-    assert caught.value.transient and caught.value.exit_code == errors.ExitCode.PARTIAL
+    assert isinstance(caught.value, errors.TransientError) and caught.value.exit_code == errors.ExitCode.PARTIAL
 
 
 def test_429_that_never_ends_is_rate_limited_error(fake_vendor, client_for):
@@ -521,14 +529,14 @@ def test_the_key_never_appears_in_exceptions_or_any_log_record(fake_vendor, clie
 
 
 def test_redact_removes_registered_keys_and_key_like_parameters():
-    http.register_secret("registered-key-123")
+    register_secret("registered-key-123")
     text = ("GET https://x/q?function=A&apikey=abc123&symbol=IBM&token=t0k&api_token=xyz&apiKey=Q "
             "Authorization: Token registered-key-123 X-Finnhub-Token: zzz9 'authorization': 'Bearer qqq'")
     clean = redact(text)
     for secret in ("abc123", "t0k", "xyz", "=Q ", "registered-key-123", "zzz9", "qqq"):
         assert secret not in clean
     assert "function=A" in clean and "symbol=IBM" in clean
-    http.register_secret("p+q/r=s")
+    register_secret("p+q/r=s")
     assert redact(f"url?k={quote('p+q/r=s', safe='')}&x={quote_plus('p+q/r=s')}&y=p+q/r=s") == "url?k=***&x=***&y=***"
 
 
@@ -594,37 +602,40 @@ def test_the_fake_vendors_daily_quota_answers_402_and_classify_stops_the_provide
     assert fake_vendor.calls()[0].param("api_token") == KEY
 
 
-def test_fetch_many_runs_concurrently_keeps_order_and_stops_on_a_provider_stop(fake_vendor, client_for,
-                                                                               ledger_engine):
+def test_concurrent_calls_share_keep_alive_connections_and_the_ledger_refuses_past_its_quota(
+        fake_vendor, client_for, ledger_engine):
     fake_vendor.route("/api/v1/quote", Reply(200, "{}", latency=0.5))
     client = client_for(limits={"calls_per_second": 4})
     started = time.monotonic()
-    results = client.fetch_many(["A", "B", "C", "D"], lambda s: client.call(Request("/api/v1/quote", {"symbol": s})))
+    results = call_all(client, ["A", "B", "C", "D"], lambda s: client.call(Request("/api/v1/quote", {"symbol": s})))
     assert time.monotonic() - started < 1.5  # four at once, not 2 s one after another
-    assert [r.item for r in results] == ["A", "B", "C", "D"]
-    assert all(r.value.status == 200 for r in results)
+    assert all(r.status == 200 for r in results)
     peers = {c.peer for c in fake_vendor.calls()}
-    client.fetch_many(["A", "B", "C", "D"], lambda s: client.call(QUOTE))
+    call_all(client, ["A", "B", "C", "D"], lambda s: client.call(QUOTE))
     assert {c.peer for c in fake_vendor.calls()} == peers  # keep-alive: the same connections again
 
     fake_vendor.clear()
     ledger = Ledger(ledger_engine, "finnhub", calls_per_day=2, clock=lambda: NOW)
     limited = client_for(ledger=ledger)
-    results = limited.fetch_many(list("ABCDE"), lambda s: limited.call(QUOTE), max_workers=1)
-    assert [r.error is None for r in results] == [True, True, False, False, False]
-    assert all(isinstance(r.error, QuotaExhaustedError) for r in results[2:])
+    for _ in range(2):
+        assert limited.call(QUOTE).status == 200
+    for _ in range(3):
+        with pytest.raises(QuotaExhaustedError):
+            limited.call(QUOTE)
     assert len(fake_vendor.calls()) == 2
 
 
 def test_error_for_maps_outcomes_to_error_classes():
-    assert http.error_for(Outcome.OK, "finnhub", "AAPL quote") is None
-    assert http.error_for(Outcome.EMPTY, "finnhub", "AAPL quote") is None
-    assert isinstance(http.error_for(Outcome.AUTH_FAILED, "finnhub", "AAPL"), AuthFailedError)
-    assert isinstance(http.error_for(Outcome.NOT_ENTITLED, "finnhub", "AAPL"), NotEntitledError)
-    assert isinstance(http.error_for(Outcome.QUOTA_EXHAUSTED, "eodhd", "AAPL.US"), QuotaExhaustedError)
-    assert isinstance(http.error_for(Outcome.RATE_LIMITED, "eodhd", "AAPL.US"), RateLimitedError)
-    assert isinstance(http.error_for(Outcome.SYMBOL_NOT_FOUND, "eodhd", "XXXX.US"), errors.SymbolNotFoundError)
-    assert isinstance(http.error_for(Outcome.PROTOCOL_ERROR, "eodhd", "AAPL.US"), ProtocolError)
-    auth = http.error_for(Outcome.AUTH_FAILED, "finnhub", "AAPL quote", "Invalid API key.")
+    assert error_for(Outcome.OK, "finnhub", "AAPL quote") is None
+    assert error_for(Outcome.EMPTY, "finnhub", "AAPL quote") is None
+    assert isinstance(error_for(Outcome.AUTH_FAILED, "finnhub", "AAPL"), AuthFailedError)
+    assert isinstance(error_for(Outcome.NOT_ENTITLED, "finnhub", "AAPL"), NotEntitledError)
+    assert isinstance(error_for(Outcome.QUOTA_EXHAUSTED, "eodhd", "AAPL.US"), QuotaExhaustedError)
+    assert isinstance(error_for(Outcome.RATE_LIMITED, "eodhd", "AAPL.US"), RateLimitedError)
+    assert isinstance(error_for(Outcome.SYMBOL_NOT_FOUND, "eodhd", "XXXX.US"), errors.SymbolNotFoundError)
+    assert isinstance(error_for(Outcome.PROTOCOL_ERROR, "eodhd", "AAPL.US"), ProtocolError)
+    auth = error_for(Outcome.AUTH_FAILED, "finnhub", "AAPL quote", "Invalid API key.")
     assert str(auth) == "finnhub refused the API key for AAPL quote (Invalid API key.): check STOCKPIPE_FINNHUB_API_KEY"
-    assert not NotEntitledError("x").transient and QuotaExhaustedError("x").stops_provider
+    assert isinstance(NotEntitledError("x"), (errors.TerminalError, errors.StopsProvider))
+    assert not isinstance(NotEntitledError("x"), errors.TransientError)
+    assert isinstance(QuotaExhaustedError("x"), errors.StopsProvider)

@@ -13,7 +13,7 @@ import pytest
 
 from stockpipe.providers import polygon
 from stockpipe.providers.base import ACTION_COLUMNS, BAR_COLUMNS
-from stockpipe.providers.wire import Outcome, Request, Response
+from stockpipe.providers.wire import Outcome
 from conftest import PROVIDER_FIXTURES
 from helpers import assert_no_key, dates, fixture_response, response
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from fakevendor import YAHOO_CRUMB, FakeVendor, Reply, yahoo_refusal
-from stockpipe.providers import http, yahoo
+from stockpipe.errors import AuthFailedError
+from stockpipe.providers import yahoo
+from stockpipe.providers.http.client import VendorClient
 from stockpipe.providers.session import CrumbSession
 
 
@@ -17,14 +19,14 @@ def server():
 
 @pytest.fixture
 def client(server):
-    with http.VendorClient("yahoo", server.url, default_headers=yahoo.DEFAULT_HEADERS,
+    with VendorClient("yahoo", server.url, default_headers=yahoo.DEFAULT_HEADERS,
                            limits={"calls_per_second": 100}) as vendor_client:
         yield vendor_client
 
 
 def test_one_handshake_per_generation_and_the_cookie_goes_along(server, client):
     server.yahoo_session()
-    session = CrumbSession(yahoo, client, server.url)
+    session = CrumbSession(yahoo.VENDOR, client, server.url)
     unsigned, generation = session.sign(yahoo.crumb_request())
     assert generation == 0 and "crumb" not in unsigned.params  # no session before a refusal
 
@@ -43,9 +45,9 @@ def test_one_handshake_per_generation_and_the_cookie_goes_along(server, client):
                                                                            content_type="text/html")])
 def test_no_crumb_is_auth_failed_and_remembered(server, client, crumb):
     server.yahoo_session(crumb=crumb)
-    session = CrumbSession(yahoo, client, server.url)
+    session = CrumbSession(yahoo.VENDOR, client, server.url)
     for what in ("AAPL daily", "MSFT daily"):
-        with pytest.raises(http.AuthFailedError, match="yahoo refused the session .* for AAPL daily: "
+        with pytest.raises(AuthFailedError, match="yahoo refused the session .* for AAPL daily: "
                                                        "/v1/test/getcrumb answered HTTP"):
             session.refresh(0, what)
     assert len(server.calls("/v1/test/getcrumb")) == 1  # the workers still in flight do not repeat it

@@ -8,9 +8,10 @@ import httpx
 import pandas as pd
 import pytest
 
+from stockpipe.errors import AuthFailedError, StopsProvider
 from stockpipe.providers import stooq
 from stockpipe.providers.base import ACTION_COLUMNS, BAR_COLUMNS
-from stockpipe.providers.wire import Outcome, Response
+from stockpipe.providers.wire import Outcome, Response, error_for
 
 from helpers import PROVIDER_FIXTURES, dates, fixture_response
 from helpers import response as any_response
@@ -76,7 +77,8 @@ def test_described_cases(body, outcome):
 def test_the_anti_bot_page_stops_the_provider_without_blaming_the_key():
     parsed = stooq.parse_daily(response(ANTI_BOT, content_type="text/html"), *JUNE)
     assert parsed.outcome is Outcome.QUOTA_EXHAUSTED
-    assert parsed.outcome.stops_provider
+    stop = error_for(parsed.outcome, "stooq", "AAPL daily", parsed.message)
+    assert isinstance(stop, StopsProvider) and not isinstance(stop, AuthFailedError)
     assert "JavaScript" in parsed.message and parsed.bars is None
 
 

@@ -10,9 +10,10 @@ import httpx
 import pandas as pd
 import pytest
 
+from stockpipe.errors import StopsProvider
 from stockpipe.providers import tiingo
 from stockpipe.providers.base import ACTION_COLUMNS, BAR_COLUMNS
-from stockpipe.providers.wire import Outcome, Response
+from stockpipe.providers.wire import Outcome, Response, error_for
 
 from helpers import PROVIDER_FIXTURES, dates, fixture_response, response
 
@@ -81,8 +82,9 @@ def test_hourly_and_monthly_429s_are_told_apart_by_their_text():
     hourly = tiingo.parse_daily(fixture("rate_limited.json", 429), *MAY)
     monthly = tiingo.parse_daily(response(MONTHLY, 429), *MAY)
     assert (hourly.outcome, hourly.retry_after) == (Outcome.RATE_LIMITED, 3600.0)
-    assert "hourly" in hourly.message and not hourly.outcome.stops_provider
-    assert monthly.outcome.stops_provider and "monthly" in monthly.message
+    assert "hourly" in hourly.message
+    assert monthly.outcome is Outcome.QUOTA_EXHAUSTED and "monthly" in monthly.message
+    assert isinstance(error_for(monthly.outcome, "tiingo", "AAPL daily"), StopsProvider)
     with_header = tiingo.parse_daily(fixture("rate_limited.json", 429, retry_after="120"), *MAY)
     assert with_header.retry_after == 120.0
 

@@ -15,7 +15,7 @@ import pytest
 
 from stockpipe.providers import yahoo
 from stockpipe.providers.base import ACTION_COLUMNS, BAR_COLUMNS
-from stockpipe.providers.wire import Outcome, Request, Response
+from stockpipe.providers.wire import Outcome, Response
 from conftest import PROVIDER_FIXTURES
 from helpers import fixture_bytes, through_httpx
 

@@ -36,20 +36,20 @@ def validate(settings: Settings) -> StageResult:
 
 
 def _check_provider(settings: Settings) -> tuple[Check, int]:
-    from ..providers import base
+    from ..providers import registry
 
     try:
-        provider = base.create(settings.provider, settings)
+        provider = registry.create(settings.provider, settings)
     except StockpipeError as exc:
         return Check("provider", False, str(exc)), exc.exit_code
     try:
-        if getattr(provider, "needs_key", False) and not settings.api_key(settings.provider):
+        if provider.needs_key and not settings.api_key(settings.provider):
             env = f"STOCKPIPE_{settings.provider.upper()}_API_KEY"
             return Check("credentials", False, f"no API key for {settings.provider}: set {env} or {env}_FILE"), ExitCode.CONFIG
     finally:
         provider.close()
     label = "demo (synthetic data)" if settings.provider == "demo" else settings.provider
-    return Check("provider", True, f"{label}, credentials not needed" if not getattr(provider, "needs_key", False)
+    return Check("provider", True, f"{label}, credentials not needed" if not provider.needs_key
                  else f"{label}, API key present"), ExitCode.OK
 
 

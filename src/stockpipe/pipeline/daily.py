@@ -23,11 +23,11 @@ from .. import calendars, logs
 from ..config import normalize_symbol
 from ..errors import ExitCode
 from ..models import DATASETS, StageResult, SymbolOutcome
-from ..providers import base as providers
+from ..providers import registry as providers
 from ..providers.base import Payload
 from ..stages.plan import FetchTask, plan_fetch
 from ..stages.validate import accepted_frame, rejected_frame, validate_bars
-from ..storage import state
+from ..storage import ledger, state
 from .context import Context
 from .fetching import Read, Spec, fetch_all, outcome_counts, verdict
 
@@ -42,7 +42,7 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
     settings = ctx.settings
     exchange_of = calendars.exchange_resolver(settings.exchanges)
     chain = list(settings.providers or (settings.provider,))
-    provider = providers.create(chain[0], settings, ctx.clock)
+    provider = providers.create(chain[0], settings, ctx.clock, ledger=ledger.opener(ctx.engine))
     try:
         listed = provider.symbols()
         if listed is None:  # an API: ask only for what symbol_state says is missing
@@ -60,7 +60,7 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
         for position, name in enumerate(chain):
             if position:
                 provider.close()
-                provider = providers.create(name, settings, ctx.clock)
+                provider = providers.create(name, settings, ctx.clock, ledger=ledger.opener(ctx.engine))
             fetched = fetch_all(ctx, provider, tasks, _spec(ctx, provider))
             last.update((o.symbol, o) for o in fetched.outcomes)
             tasks = [t for t in tasks if t.symbol in fetched.handover]

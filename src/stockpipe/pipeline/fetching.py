@@ -81,12 +81,8 @@ class Stop:
         self.error: StockpipeError | None = None
 
     def check(self, exc: StockpipeError) -> None:
-        if _stops(exc) and self.error is None:
+        if isinstance(exc, StopsProvider) and self.error is None:
             self.error = exc
-
-
-def _stops(exc: StockpipeError) -> bool:  # bridge until the provider errors carry the markers
-    return isinstance(exc, StopsProvider) or getattr(exc, "stops_provider", False)
 
 
 def call_concurrently(provider, items: Sequence, call: Callable, stop: Stop) -> Iterator[tuple[Any, Any]]:
@@ -103,9 +99,9 @@ def call_concurrently(provider, items: Sequence, call: Callable, stop: Stop) -> 
             return item, call(item)
         except StockpipeError as exc:
             stop.check(exc)
-            return item, None if isinstance(exc, NotAsked) or getattr(exc, 'not_asked', False) else exc
+            return item, None if isinstance(exc, NotAsked) else exc
 
-    workers = max(1, int(getattr(provider, "concurrency", 1)))
+    workers = max(1, provider.concurrency)
     if workers == 1 or len(items) < 2:
         yield from map(ask, items)
         return
@@ -191,7 +187,7 @@ def _one(provider, spec: Spec, job, got: _Got | StockpipeError | None, batch: _B
         read = spec.read(job, got.payloads)
     except StockpipeError as exc:
         stop.check(exc)
-        if _stops(exc):
+        if isinstance(exc, StopsProvider):
             batch.handover.add(symbol)
         batch.errors[symbol] = str(exc)
         batch.outcomes.append(SymbolOutcome(symbol, spec.stage, "failed", 0, calls, str(exc), provider.name,

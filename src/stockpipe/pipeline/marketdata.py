@@ -36,9 +36,9 @@ import pandas as pd
 from .. import logs
 from ..errors import ExitCode, UsageError
 from ..models import DATASETS, StageResult
-from ..providers import base as providers
-from ..providers import vendors
-from ..providers.base import Payload
+from ..providers import registry as providers
+from ..providers.base import INTERVALS, Payload
+from ..storage import ledger
 from .context import Context
 from .fetching import Read, Spec, fetch_all, outcome_counts, verdict
 
@@ -46,8 +46,6 @@ log = logging.getLogger("stockpipe")
 
 QUOTES, INTRADAY = DATASETS["quotes"], DATASETS["prices_intraday"]
 QUOTES_DAILY, REJECTS = DATASETS["quotes_daily"], DATASETS["rejects"]
-INTERVALS = vendors.INTERVALS
-_OFFLINE = ("demo", "csv")  # built-in providers without quotes or intraday bars
 _MARGIN = dt.timedelta(days=1)  # kept inside the retention limit (the vendor's clock runs on)
 _PRICES = ("open", "high", "low", "close")
 _QUOTE_NUMBERS = ("price", "open", "high", "low", "prev_close", "change", "change_pct")
@@ -144,14 +142,8 @@ def _midnight(day: dt.date) -> dt.datetime:
 
 def _open(ctx: Context, kind: str):
     """The configured provider, if it serves `kind`; asked before its key is checked."""
-    name = ctx.settings.provider
-    if name in _OFFLINE or (name in vendors.VENDORS and not vendors.supports(name, kind)):
-        raise vendors.unsupported(name, kind)
-    provider = providers.create(name, ctx.settings, ctx.clock)
-    if not (callable(getattr(provider, "supports", None)) and provider.supports(kind)):
-        provider.close()
-        raise vendors.unsupported(name, kind)
-    return provider
+    return providers.create(ctx.settings.provider, ctx.settings, ctx.clock, ledger=ledger.opener(ctx.engine),
+                            kind=kind)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,11 @@ Decisions:
       (every AV text links to /premium/), so the premium rule needs "premium endpoint/feature".
     * Prices arrive as 4-dp decimal text, which float() reads without noise: no rounding.
     * outputsize=full is premium on free keys: `endpoint` names the size ("daily:full"), so a
-      NOT_ENTITLED answer retires only that size.
+      NOT_ENTITLED answer retires only that size, and VENDOR retries such a refusal once
+      with outputsize=compact (PROVIDERS.md premium_outputsize_full: the last 100 rows).
+    * Intraday (TIME_SERIES_INTRADAY, no `month`) returns the latest bars whatever the
+      window: the trailing 30 days (outputsize=full) or the latest 100 bars (compact), so
+      one request per symbol, compact when 100 bars cover the window.
     * A quote's `ts` is 16:00 New York on `07. latest trading day`, in UTC: the body has no
       time, and polling again during a session restates the same key.
     * `message` masks anything key-like: AV echoes the key when the daily quota is spent.
@@ -22,11 +26,15 @@ import datetime as dt
 import json
 import math
 import re
+from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import Any, Callable
 
 from ..calendars import DEFAULT_SUFFIXES
-from .rows import CORE, bar_values, build, csv_lines, csv_tuples, fail, iso_date, number, retry_after_digits
+from ..errors import StockpipeError
+from .base import IntradayLimits
+from .rows import CORE, bar_values, build, csv_lines, csv_tuples, fail, iso_date, number
+from .vendor import DAY, Intraday, Quotes, Vendor
 from .wire import Outcome, Parsed, Request, Response
 
 NAME = "alphavantage"
@@ -241,7 +249,7 @@ def _body(response: Response, csv_ok: bool = False) -> dict[str, Any] | list[tup
     """The JSON object, the CSV rows (when `csv_ok`), or the failure the response already is."""
     text = response.text.lstrip("\ufeff \t\r\n")
     if response.status == 429:
-        return _fail(Outcome.RATE_LIMITED, "HTTP 429", retry_after=retry_after_digits(response))
+        return _fail(Outcome.RATE_LIMITED, "HTTP 429", retry_after=response.retry_after())
     if response.status != 200 or not text or (not text.startswith("{") and not csv_ok):
         return _fail(Outcome.PROTOCOL_ERROR, f"HTTP {response.status}: {text[:60]!r}")
     if not text.startswith("{"):
@@ -300,3 +308,32 @@ def _intraday_rows(series: dict[str, Any]) -> tuple[list[tuple[str, dict]], list
 
 
 _fail = partial(fail, keylike=_KEYLIKE)  # AV also echoes the key after "API key as"
+
+
+# --------------------------------------------------------------------------- VENDOR
+
+
+class _AlphaVantage(Vendor):
+    """Alpha Vantage's quirks: the output size chosen from today's date, compact once more
+    after a premium-only full, and intraday as the latest bars in one request."""
+
+    def daily_request(self, spelled: str, start: dt.date, end: dt.date, today: dt.date | None) -> Request:
+        return daily_request(spelled, start, end, today=today)
+
+    def daily_retry(self, request: Request, error: StockpipeError) -> Request | None:
+        """outputsize=compact after a NOT_ENTITLED on outputsize=full (not a premium endpoint)."""
+        if request.endpoint != "daily:full" or "outputsize" not in str(error):
+            return None
+        return replace(request, params={**request.params, "outputsize": "compact"}, endpoint="daily:compact")
+
+    def intraday_requests(self, interval: str, start: dt.datetime, end: dt.datetime,
+                          now: dt.datetime) -> list[Callable[[str], Request]]:
+        minutes = int(interval.removesuffix("m"))
+        wanted = (end - start).total_seconds() / 60 * (16 / 24) * (5 / 7) / minutes  # extended hours, weekdays
+        size = "compact" if wanted <= COMPACT_ROWS else "full"
+        return [lambda s: intraday_request(s, f"{minutes}min", outputsize=size)]
+
+
+VENDOR = _AlphaVantage(NAME, BASE_URL, KEY_PARAM, DEFAULT_LIMITS, spell=vendor_symbol, daily=daily_request,
+                       parse_daily=parse_daily, quotes=Quotes(quote_request, parse_quote),
+                       intraday=Intraday(intraday_request, parse_intraday, IntradayLimits(None, 30 * DAY)))

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import normalize_symbol
 from ..errors import BadInputError, ConfigError, SymbolNotFoundError
-from .base import ACTION_COLUMNS, BAR_COLUMNS, ParsedDaily, Payload
+from .base import ACTION_COLUMNS, BAR_COLUMNS, ParsedDaily, Payload, ProviderBase
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,11 +52,10 @@ _MISSING = frozenset({"", "null", "nan", "n/a", "na", "-"})  # compared lower-ca
 _DATE_RE = r"^(\d{4})([-/])(\d{2})\2(\d{2})(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?$"
 
 
-class CsvProvider:
+class CsvProvider(ProviderBase):
     """Reads daily bars from local CSV files; no key, no network."""
 
     name = "csv"
-    needs_key = False
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -112,9 +111,6 @@ class CsvProvider:
             frame = frame[frame["symbol"].str.upper() == payload.symbol.strip().upper()]
         return _build(payload.symbol, header, frame, start, end, where)
 
-    def close(self) -> None:
-        """Nothing to release: files are opened and closed per call."""
-
     @cached_property
     def _files(self) -> dict[str, Path]:
         """Symbol -> file, found on first use so construction never touches the disk."""
@@ -166,7 +162,7 @@ def _unreadable(where: object, exc: Exception) -> BadInputError:
         return BadInputError(f"{where}: not UTF-8 text: save it as UTF-8")
     if isinstance(exc, csv.Error):  # e.g. a field over the csv module's 128 kB limit
         return BadInputError(f"{where}: not a readable CSV ({exc}): check the file")
-    reason = getattr(exc, "strerror", None) or exc
+    reason = (exc.strerror if isinstance(exc, OSError) else None) or exc
     return BadInputError(f"{where}: cannot read it ({reason}): check the file's permissions")
 
 

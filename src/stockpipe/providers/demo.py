@@ -36,7 +36,7 @@ import pandas as pd
 
 from .. import calendars
 from ..errors import BadInputError, SymbolNotFoundError
-from .base import ACTION_COLUMNS, BAR_COLUMNS, ParsedDaily, Payload
+from .base import ACTION_COLUMNS, BAR_COLUMNS, ParsedDaily, Payload, ProviderBase
 
 _WALK_DAYS = 20  # length of the random-walk window
 _SPLIT_PERIOD = 504  # days; a multiple of 7 and under two years
@@ -164,11 +164,10 @@ def _to_datetime(dates: list[str]) -> np.ndarray:
     return np.array(dates, dtype="datetime64[D]").astype("datetime64[us]")
 
 
-class DemoProvider:
+class DemoProvider(ProviderBase):
     """Synthetic, deterministic, offline daily bars for any symbol."""
 
     name = "demo"
-    needs_key = False
 
     def __init__(self, clock: Callable[[], dt.datetime] = calendars.utcnow,
                  exchange_of: Callable[[str], str] = calendars.exchange_for) -> None:
@@ -184,12 +183,7 @@ class DemoProvider:
     @classmethod
     def from_settings(cls, settings: Any, clock: Callable[[], dt.datetime] = calendars.utcnow) -> "DemoProvider":
         """The demo needs no settings; `clock` is the pipeline's, so both agree on "now"."""
-        overrides = getattr(settings, "exchanges", None) or {}
-        return cls(clock=clock, exchange_of=calendars.exchange_resolver(overrides))
-
-    def symbols(self) -> None:
-        """Any symbol works, so the configured universe decides."""
-        return None
+        return cls(clock=clock, exchange_of=calendars.exchange_resolver(settings.exchanges or {}))
 
     def fetch_daily(self, symbol: str, start: dt.date, end: dt.date) -> Payload:
         """Generate the bars for `symbol` in [start, end], clamped to the latest close.
@@ -231,9 +225,6 @@ class DemoProvider:
         lo, hi = np.datetime64(start, "us"), np.datetime64(end, "us")
         return ParsedDaily(symbol=payload.symbol, bars=_frame(bars, BAR_COLUMNS, lo, hi),
                            actions=_frame(actions, ACTION_COLUMNS, lo, hi))
-
-    def close(self) -> None:
-        """Nothing to release."""
 
 
 def _frame(columns: dict[str, Any], order: tuple[str, ...], lo: np.datetime64,

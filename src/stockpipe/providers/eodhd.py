@@ -1,9 +1,9 @@
 """EODHD (eodhd.com): the requests to send and what the answers mean. Pure.
 
 `GET /api/eod/{TICKER}.{EXCHANGE}?fmt=json&from=..&to=..` (daily bars), plus
-`/api/real-time/{T}.{EX}` (a quote), `/api/eod-bulk-last-day/{EX}` (one day for a whole
-exchange, 100 calls) and `/api/exchange-symbol-list/{EX}`. The key goes in `api_token`,
-added by the HTTP layer. See PROVIDERS.md (eodhd/).
+`/api/real-time/{T}.{EX}` (a quote); the exchange-wide bulk and symbol-list answers are
+eodhd_lists.py's. The key goes in `api_token`, added by the HTTP layer. See PROVIDERS.md
+(eodhd/).
 
 Decisions:
     * Symbols: TICKER.EXCHANGE with EODHD's exchange codes (EXCHANGES, from EODHD's
@@ -32,12 +32,11 @@ import functools
 import json
 import math
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import quote
 
-from .base import BAR_COLUMNS
-from .rows import records_frame, retry_after_http
+from .rows import records_frame
+from .vendor import Quotes, Vendor
 from .wire import Outcome, Parsed, Request, Response
 
 if TYPE_CHECKING:
@@ -51,8 +50,7 @@ DEFAULT_HEADERS = {"Accept": "application/json, text/csv;q=0.9, text/plain;q=0.5
 DEFAULT_LIMITS = {"calls_per_second": None, "calls_per_minute": 1000, "calls_per_hour": None,
                   "calls_per_day": 100_000}
 QUOTA_RESETS = "daily at midnight GMT (00:00 UTC)"
-QUOTA_RESET_ZONE = "UTC"  # for ledger.Ledger(reset_zone=...): GMT has no daylight saving
-BULK_COST = 100
+QUOTA_RESET_ZONE = "UTC"  # the quota ledger's reset zone: GMT has no daylight saving
 
 # Canonical (Yahoo-style) suffix -> EODHD exchange code. No suffix means US.
 EXCHANGES = {
@@ -65,7 +63,6 @@ EXCHANGES = {
     "KS": "KO", "KQ": "KQ", "TW": "TW", "TWO": "TWO", "NS": "NSE", "BO": "BSE", "KL": "KLSE",
     "BK": "BK", "JK": "JK", "AX": "AU", "JO": "JSE", "TA": "TA", "SR": "SR",
 }
-_SUFFIX_OF = {code: suffix for suffix, code in EXCHANGES.items()}
 _COLUMNS = {"open": "open", "high": "high", "low": "low", "close": "close",
             "adj_close": "adjusted_close", "volume": "volume"}  # ours -> EODHD's
 _QUOTE_FIELDS = {"price": "close", "open": "open", "high": "high", "low": "low",
@@ -75,13 +72,6 @@ _SOURCES = tuple(_COLUMNS.values())
 _ADJ = list(_COLUMNS).index("adj_close")
 _MISSING = frozenset({"", "na", "n/a", "null", "nan", "none", "-"})
 _TOKEN = re.compile(r"(api_token=)[^&\s\"'<>]+", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class ParsedSymbols(Parsed):
-    """A Parsed for the symbol list: `symbols` holds one dict per listed ticker."""
-
-    symbols: tuple[dict[str, Any], ...] = ()
 
 
 def vendor_symbol(symbol: str) -> str:
@@ -103,21 +93,6 @@ def vendor_symbol(symbol: str) -> str:
     return f"{symbol.replace('.', '-')}.US"
 
 
-def canonical_symbol(code: str, exchange: str) -> str:
-    """EODHD's ticker code on `exchange` back to the canonical symbol (BRK-B, US -> BRK.B).
-
-    Raises:
-        ValueError: an exchange code not in EXCHANGES (nor INDX/FOREX).
-    """
-    code, exchange = code.strip().upper(), exchange.strip().upper()
-    if exchange in ("INDX", "FOREX"):
-        return f"^{code}" if exchange == "INDX" else f"{code}=X"
-    if exchange not in _SUFFIX_OF:
-        raise ValueError(f"eodhd: unknown exchange code {exchange!r}: add it to eodhd.EXCHANGES")
-    suffix = _SUFFIX_OF[exchange]
-    return code.replace("-", ".") + (f".{suffix}" if suffix else "")
-
-
 def daily_request(symbol: str, start: dt.date, end: dt.date, fmt: str = "json") -> Request:
     """Daily bars start..end (inclusive, exchange dates); fmt "json" or "csv".
 
@@ -129,50 +104,42 @@ def daily_request(symbol: str, start: dt.date, end: dt.date, fmt: str = "json") 
     if end < start or fmt not in ("json", "csv"):
         raise ValueError(f"eodhd daily request: need start <= end and fmt json/csv (got {start}, {end}, {fmt})")
     params = {"fmt": fmt, "period": "d", "from": start.isoformat(), "to": end.isoformat()}
-    return Request(_path("eod", symbol), params, dict(DEFAULT_HEADERS), "daily")
-
-
-def bulk_last_day_request(exchange: str, day: dt.date | None = None) -> Request:
-    """Every ticker's bar for the exchange's last day (or `day`); costs BULK_COST calls."""
-    params = {"fmt": "json", **({"date": day.isoformat()} if day else {})}
-    return Request(_path("eod-bulk-last-day", _exchange(exchange)), params,
-                   dict(DEFAULT_HEADERS), "bulk_last_day", cost=BULK_COST)
-
-
-def symbol_list_request(exchange: str) -> Request:
-    """The tickers listed on an exchange (EODHD code: US, LSE, XETRA, TSE, ...)."""
-    return Request(_path("exchange-symbol-list", _exchange(exchange)), {"fmt": "json"},
-                   dict(DEFAULT_HEADERS), "symbol_list")
+    return Request(api_path("eod", symbol), params, dict(DEFAULT_HEADERS), "daily")
 
 
 def quote_request(symbol: str) -> Request:
-    """The real-time (delayed) quote of one symbol."""
-    return Request(_path("real-time", vendor_symbol(symbol)), {"fmt": "json"},
-                   dict(DEFAULT_HEADERS), "quote")
+    """The real-time (delayed) quote of one canonical symbol."""
+    return real_time_request(vendor_symbol(symbol))
 
 
-def parse_daily(response: Response, start: dt.date, end: dt.date, *, by_row: bool = False) -> Parsed:
+def real_time_request(spelled: str) -> Request:
+    """The real-time (delayed) quote of one symbol in EODHD's spelling (the symbol map's or
+    `vendor_symbol`'s): what VENDOR asks, since a mapped symbol cannot be spelled again."""
+    return Request(api_path("real-time", spelled), {"fmt": "json"}, dict(DEFAULT_HEADERS), "quote")
+
+
+def parse_daily(response: Response, start: dt.date, end: dt.date) -> Parsed:
     """Bars dated start..end from a JSON or CSV answer of /api/eod, in the answer's order.
 
     Rows whose cells are all plain (columns.py: JSON numbers, a YYYY-MM-DD date) are read
-    and judged a column at a time (`_reasons`); every other row, and every row when
-    `by_row`, goes through `_bar` on its own. Both ways give the same bars and rejects:
-    `by_row` is the reference tests/providers/test_eodhd_fast.py holds the fast path to.
+    and judged a column at a time (`_reasons`); every other row goes through `read_bar` on
+    its own. Both ways give the same bars and rejects (tests/providers/test_eodhd_fast.py
+    holds the fast path to reading every row with `read_bar`).
     """
     import numpy as np
 
     from .columns import cells, iso_days, number_columns
 
-    rows, failure = _rows(response)
+    rows, failure = read_rows(response)
     if failure:
         return failure
     dates, *numbers = cells(rows, ("date", *_SOURCES))
     days, plain_days = iso_days(dates)
     values, plain = number_columns(numbers)
-    plain &= plain_days & (not by_row)
+    plain &= plain_days
     reasons = _reasons(values, plain)
     for i in np.flatnonzero(~plain):  # the careful path, one row at a time
-        day, bar, reasons[i] = _bar(rows[i])
+        day, bar, reasons[i] = read_bar(rows[i])
         days[i] = np.datetime64("NaT") if day is None else day
         values[i] = [bar.get(name, math.nan) for name in _COLUMNS]
     dated = ~np.isnat(days)
@@ -186,51 +153,10 @@ def parse_daily(response: Response, start: dt.date, end: dt.date, *, by_row: boo
                   actions=_no_actions(), rejected=rejected)
 
 
-def parse_bulk_last_day(response: Response, exchange: str) -> Parsed:
-    """One bar per ticker: columns `symbol` (canonical) then BAR_COLUMNS."""
-    rows, failure = _rows(response, csv_allowed=False)
-    if failure:
-        return failure
-    bars, rejected = [], []
-    for row in rows:
-        day, bar, reason = _bar(row)
-        try:
-            symbol = canonical_symbol(str(row.get("code") or ""), str(row.get("exchange_short_name") or exchange))
-        except ValueError:
-            reason = reason or "unknown_exchange"
-        if reason or not row.get("code"):
-            rejected.append({"date": str(row.get("date")), "reason": reason or "missing_value:code", "raw": row})
-        else:
-            bars.append({"symbol": symbol, "date": day, **bar})
-    frame = _frame(bars, ("symbol", *BAR_COLUMNS), {"symbol": "str"})
-    return Parsed(_found(bars, rejected), bars=frame, rejected=tuple(rejected))
-
-
-def parse_symbol_list(response: Response, exchange: str) -> ParsedSymbols:
-    """Listed tickers as dicts: symbol (canonical), code, name, country, exchange (the
-    venue, e.g. NASDAQ), currency, type, isin (None when not sent).
-
-    Raises:
-        ValueError: `exchange` (the code asked for) is not in EXCHANGES.
-    """
-    exchange = _exchange(exchange)
-    rows, failure = _rows(response, csv_allowed=False)
-    if failure:
-        return ParsedSymbols(failure.outcome, message=failure.message, retry_after=failure.retry_after)
-    symbols, rejected = [], []
-    for row in rows:
-        if not row.get("code"):
-            rejected.append({"date": "", "reason": "missing_value:code", "raw": row})
-            continue
-        fields = {k: row.get(k) for k in ("code", "name", "country", "exchange", "currency", "type", "isin")}
-        symbols.append({"symbol": canonical_symbol(str(row["code"]), exchange), **fields})
-    return ParsedSymbols(_found(symbols, rejected), rejected=tuple(rejected), symbols=tuple(symbols))
-
-
 def parse_quote(response: Response) -> Parsed:
     """A real-time quote: ts (UTC), price, open, high, low, prev_close, change, change_pct
     (percent), volume. "NA" fields are NaN; no timestamp or close means EMPTY."""
-    rows, failure = _rows(response, csv_allowed=False, single=True)
+    rows, failure = read_rows(response, csv_allowed=False, single=True)
     if failure:
         return failure
     quotes, rejected = [], []
@@ -243,7 +169,7 @@ def parse_quote(response: Response) -> Parsed:
         quotes.append({"ts": ts, **{name: _float(row.get(key)) for name, key in _QUOTE_FIELDS.items()}})
     if not quotes:
         return Parsed(Outcome.EMPTY, rejected=tuple(rejected), message="no quote (fields are NA)")
-    frame = _frame(quotes, ("ts", *_QUOTE_FIELDS), {"ts": "datetime64[us, UTC]"})
+    frame = frame_of(quotes, ("ts", *_QUOTE_FIELDS), {"ts": "datetime64[us, UTC]"})
     return Parsed(Outcome.OK, quotes=frame, rejected=tuple(rejected))
 
 
@@ -255,15 +181,15 @@ def _failure(response: Response) -> Parsed | None:
     if response.status == 200 and response.body.lstrip()[:1] == b"[":
         return None  # rows: what every check below concludes, without reading the text
     text, status = response.text.strip(), response.status
-    low, headers = text.lower(), {k.lower(): v for k, v in response.headers.items()}
+    low = text.lower()
     html = text.startswith("<")  # by shape: EODHD sends plain text as text/html too
     message = _TOKEN.sub(r"\1***", "HTML page" if html else " ".join(text.split()))[:200]
     if status == 402 or (not text.startswith("[") and "exceeded your daily" in low):
         return Parsed(Outcome.QUOTA_EXHAUSTED, message=message)
     if status == 429:
-        left = headers.get("x-ratelimit-remaining")
+        left = response.header("x-ratelimit-remaining")
         return Parsed(Outcome.RATE_LIMITED, message=message + (f" (remaining {left})" if left else ""),
-                      retry_after=retry_after_http(headers))
+                      retry_after=response.retry_after())
     if status == 401 or low == "unauthenticated":
         return Parsed(Outcome.AUTH_FAILED, message=message)
     if status == 403:
@@ -275,7 +201,7 @@ def _failure(response: Response) -> Parsed | None:
     return None
 
 
-def _rows(response: Response, csv_allowed: bool = True,
+def read_rows(response: Response, csv_allowed: bool = True,
           single: bool = False) -> tuple[list[dict[str, Any]], Parsed | None]:
     """The body's rows as dicts with lower-case keys, or the Parsed saying why not."""
     failure = _failure(response)
@@ -304,7 +230,7 @@ def _csv_rows(text: str) -> tuple[list[dict[str, Any]], Parsed | None]:
     return [dict(zip(names, cells + [""] * (len(names) - len(cells)))) for cells in lines[1:] if cells], None
 
 
-def _bar(row: dict[str, Any]) -> tuple[dt.date | None, dict[str, float], str | None]:
+def read_bar(row: dict[str, Any]) -> tuple[dt.date | None, dict[str, float], str | None]:
     """(date, values, reason): reason is None when the row is a bar; first problem wins."""
     try:
         day = dt.date.fromisoformat(str(row.get("date")).strip()[:10])
@@ -324,9 +250,9 @@ def _bar(row: dict[str, Any]) -> tuple[dt.date | None, dict[str, float], str | N
 
 
 def _reasons(values: "np.ndarray", plain: "np.ndarray") -> "np.ndarray":
-    """`_bar`'s verdict on each plain row of `values` (columns as _SOURCES), a column at a
-    time: None for a bar, else the first problem in `_bar`'s order. A zero adj_close
-    becomes NaN in place. Rows that are not plain get None: the caller reads them with `_bar`."""
+    """`read_bar`'s verdict on each plain row of `values` (columns as _SOURCES), a column at a
+    time: None for a bar, else the first problem in `read_bar`'s order. A zero adj_close
+    becomes NaN in place. Rows that are not plain get None: the caller reads them with `read_bar`."""
     import numpy as np
 
     reasons = np.full(len(values), None, dtype=object)
@@ -341,7 +267,7 @@ def _reasons(values: "np.ndarray", plain: "np.ndarray") -> "np.ndarray":
 
 
 def _checks(bad: "np.ndarray", zero: "np.ndarray") -> list[tuple[str, "np.ndarray"]]:
-    """`_bar`'s checks in its order, as (reason, rows breaking it)."""
+    """`read_bar`'s checks in its order, as (reason, rows breaking it)."""
     checks = []
     for j, name in enumerate(_COLUMNS):
         if name != "adj_close":
@@ -376,7 +302,7 @@ def _no_actions() -> "pd.DataFrame":
 
 @functools.lru_cache(maxsize=1)
 def _empty_actions() -> "pd.DataFrame":
-    return _frame([], ("date", "kind", "value"), {"kind": "str"})
+    return frame_of([], ("date", "kind", "value"), {"kind": "str"})
 
 
 # -------------------------------------------------------------------------- helpers
@@ -408,26 +334,23 @@ def _utc(value: Any) -> dt.datetime | None:
         return None
 
 
-def _found(rows: list, rejected: list) -> Outcome:
-    return Outcome.OK if rows or rejected else Outcome.EMPTY
-
-
 def _protocol(message: str) -> Parsed:
     return Parsed(Outcome.PROTOCOL_ERROR, message=_TOKEN.sub(r"\1***", message))
 
 
-def _frame(rows: list[dict], columns: tuple[str, ...],
+def frame_of(rows: list[dict], columns: tuple[str, ...],
            types: Mapping[str, str] | None = None) -> "pd.DataFrame":
     """Rows to a frame of `columns`; date is datetime64[us], others float64 unless `types` says."""
     return records_frame(rows, columns, {"date": "datetime64[us]", **(types or {})})
 
 
-def _exchange(exchange: str) -> str:
-    code = exchange.strip().upper()
-    if code not in _SUFFIX_OF and code not in ("INDX", "FOREX"):
-        raise ValueError(f"eodhd: unknown exchange code {exchange!r}: use one of EXCHANGES' values")
-    return code
-
-
-def _path(endpoint: str, name: str) -> str:
+def api_path(endpoint: str, name: str) -> str:
     return f"/api/{endpoint}/{quote(name, safe='-.')}"
+
+
+# --------------------------------------------------------------------------- VENDOR
+
+
+VENDOR = Vendor(NAME, BASE_URL, KEY_PARAM, DEFAULT_LIMITS, spell=vendor_symbol, daily=daily_request,
+                parse_daily=parse_daily, headers=DEFAULT_HEADERS, reset_zone=QUOTA_RESET_ZONE,
+                quotes=Quotes(real_time_request, parse_quote))

@@ -27,9 +27,11 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from .base import IntradayLimits
 from .rows import PRICES  # noqa: F401 - still public as finnhub.PRICES
 from .rows import (BAD, candle_daily, candle_frame, candle_intraday, candle_row, epoch, flaw, json_number,
-                   json_or_none, retry_after_delta, short)
+                   json_or_none, short)
+from .vendor import DAY, Intraday, Quotes, Vendor
 from .wire import Outcome, Parsed, Request, Response
 
 NAME = "finnhub"
@@ -152,7 +154,7 @@ def _refusal(response: Response, error: str) -> Parsed:
         outcome = Outcome.RATE_LIMITED
     else:
         outcome = Outcome.PROTOCOL_ERROR
-    retry = retry_after_delta(response.headers) if outcome is Outcome.RATE_LIMITED else None
+    retry = response.retry_after() if outcome is Outcome.RATE_LIMITED else None
     message = short(error or response.text) or f"HTTP {status}"
     return Parsed(outcome, message=message, retry_after=retry)
 
@@ -192,3 +194,9 @@ def _epoch(value: Any) -> int | None:
 def _round(value: float | None, zero_is_unknown: bool = False) -> float:
     """4 dp (the vendor's precision); NaN for null, and for 0 where 0 means "unknown"."""
     return float("nan") if value is None or (zero_is_unknown and not value) else round(value, 4)
+
+
+# Finnhub publishes no intraday retention: a year is the most stockpipe asks for, a month a call.
+VENDOR = Vendor(NAME, BASE_URL, KEY_PARAM, DEFAULT_LIMITS, spell=vendor_symbol, daily=daily_request,
+                parse_daily=parse_daily, quotes=Quotes(quote_request, parse_quote),
+                intraday=Intraday(intraday_request, parse_intraday, IntradayLimits(30 * DAY, 365 * DAY), NEW_YORK))

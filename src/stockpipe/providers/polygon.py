@@ -29,9 +29,11 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from .base import IntradayLimits
 from .rows import PRICES  # noqa: F401 - still public as polygon.PRICES
 from .rows import (candle_daily, candle_frame, candle_intraday, candle_row, epoch, flaw, json_number,
-                   json_or_none, retry_after_delta, short)
+                   json_or_none, short)
+from .vendor import DAY, Intraday, Vendor
 from .wire import Outcome, Parsed, Request, Response
 
 NAME = "polygon"
@@ -165,7 +167,7 @@ def _refusal(response: Response, body: Any) -> Parsed:
         outcome = Outcome.RATE_LIMITED
     else:
         outcome = Outcome.PROTOCOL_ERROR
-    retry = retry_after_delta(response.headers) if outcome is Outcome.RATE_LIMITED else None
+    retry = response.retry_after() if outcome is Outcome.RATE_LIMITED else None
     if outcome is Outcome.RATE_LIMITED and retry is None:
         retry = RATE_LIMIT_WAIT
     return Parsed(outcome, message=short(text) or f"HTTP {response.status}", retry_after=retry)
@@ -174,3 +176,10 @@ def _refusal(response: Response, body: Any) -> Parsed:
 def _epoch_ms(value: Any) -> int | None:
     """Whole epoch milliseconds, or None when missing, not a whole number or out of range."""
     return epoch(value, _MAX_EPOCH_MS)
+
+
+# The free plan keeps 2 years; 30 days of 1-minute bars with extended hours stay under the
+# 50,000-bar page.
+VENDOR = Vendor(NAME, BASE_URL, KEY_PARAM, DEFAULT_LIMITS, spell=vendor_symbol, daily=daily_request,
+                parse_daily=parse_daily,
+                intraday=Intraday(intraday_request, parse_intraday, IntradayLimits(30 * DAY, 730 * DAY), NEW_YORK))

@@ -7,23 +7,21 @@ Three families of vendors read rows differently, so the helpers come in groups:
       (missing-value tokens are None, other text raises ValueError).
     * candle arrays (finnhub, polygon): `json_number` (BAD for anything not a JSON number),
       `flaw`, `epoch`, `candle_frame`, `within`, `candle_daily` / `candle_intraday`.
-    * chart / EOD tables (yahoo, eodhd): `records_frame`, `retry_after_http`.
+    * chart / EOD tables (yahoo, eodhd): `records_frame`.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import email.utils
 import io
 import json
 import math
 import re
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Mapping, Pattern
 
 from .base import ACTION_COLUMNS, BAR_COLUMNS
-from .wire import Outcome, Parsed, Response
+from .wire import Outcome, Parsed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +37,7 @@ SECRET = re.compile(r"(?i)(api_?key|token)=[^&\s]+")  # a key=value secret in a 
 _ACTION_TYPES = {"date": "datetime64[us]", "kind": "str", "value": "float64"}
 
 
-# ------------------------------------------------------------------ messages and headers
+# ----------------------------------------------------------------------------- messages
 
 
 def fail(outcome: Outcome, text: str, retry_after: float | None = None, *,
@@ -53,43 +51,6 @@ def short(text: str, limit: int = 200, secret: Pattern[str] | None = SECRET) -> 
     """A vendor text for logs: one line, at most `limit` characters, no key=value secret
     (`secret` None: no masking)."""
     return " ".join((secret.sub(r"\1=***", text) if secret else text).split())[:limit]
-
-
-def retry_after_digits(response: Response) -> float | None:
-    """Seconds from a Retry-After of plain digits, else None."""
-    value = response.headers.get("retry-after", "").strip()
-    return float(value) if value.isdigit() else None
-
-
-def retry_after_delta(headers: Mapping[str, str]) -> float | None:
-    """Seconds from Retry-After (delta seconds, or an HTTP date relative to Date), if sent."""
-    value = (headers.get("retry-after") or "").strip()
-    try:
-        seconds = float(value) if value[:1].isdigit() else (
-            parsedate_to_datetime(value) - parsedate_to_datetime(headers["date"])).total_seconds()
-    except (KeyError, TypeError, ValueError, IndexError):
-        return None
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def retry_after_http(headers: Mapping[str, str]) -> float | None:
-    """Seconds from Retry-After: a number, or an HTTP date measured from the Date header.
-
-    `headers` must have lower-case keys.
-    """
-    value = (headers.get("retry-after") or "").strip()
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        pass
-    try:
-        when, sent = (email.utils.parsedate_to_datetime(v) for v in (value, headers.get("date", "")))
-        return max(0.0, (when - sent).total_seconds())
-    except (TypeError, ValueError, IndexError):
-        return None
-
-
-# ------------------------------------------------- text-or-JSON rows (AV, Stooq, Tiingo)
 
 
 def number(value: Any) -> float | None:

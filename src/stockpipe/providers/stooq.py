@@ -22,7 +22,8 @@ import datetime as dt
 import re
 
 from ..calendars import DEFAULT_SUFFIXES
-from .rows import CORE, build, csv_lines, csv_tuples, fail, retry_after_digits
+from .rows import CORE, build, csv_lines, csv_tuples, fail
+from .vendor import Vendor
 from .wire import Outcome, Parsed, Request, Response
 
 NAME = "stooq"
@@ -78,7 +79,7 @@ def daily_request(symbol: str, start: dt.date, end: dt.date) -> Request:
 def parse_daily(response: Response, start: dt.date, end: dt.date) -> Parsed:
     """Bars in [start, end] from Stooq's CSV (LF or CRLF), or the refusal the body states."""
     if response.status == 429:  # not seen from Stooq, but unambiguous
-        return fail(Outcome.RATE_LIMITED, "HTTP 429", retry_after=retry_after_digits(response))
+        return fail(Outcome.RATE_LIMITED, "HTTP 429", retry_after=response.retry_after())
     text = response.text.lstrip("\ufeff \t\r\n").rstrip()
     if response.status != 200:
         return fail(Outcome.PROTOCOL_ERROR, f"HTTP {response.status}: {text[:60]!r}")
@@ -117,3 +118,7 @@ def _csv_rows(text: str) -> list[tuple] | Parsed:
     if header[0] != "date" or not set(CORE) <= set(header):
         return fail(Outcome.PROTOCOL_ERROR, f"not a CSV of daily bars: {text[:60]!r}")
     return csv_tuples(lines, header)
+
+
+VENDOR = Vendor(NAME, BASE_URL, KEY_PARAM, DEFAULT_LIMITS, spell=vendor_symbol, daily=daily_request,
+                parse_daily=parse_daily)

@@ -26,7 +26,8 @@ import re
 from typing import Any
 
 from ..calendars import DEFAULT_SUFFIXES
-from .rows import build, fail, retry_after_digits
+from .rows import build, fail
+from .vendor import Vendor
 from .wire import Outcome, Parsed, Request, Response
 
 NAME = "tiingo"
@@ -86,7 +87,7 @@ def parse_daily(response: Response, start: dt.date, end: dt.date) -> Parsed:
                 if isinstance(row, dict) else ("", {}, row, "not_an_object") for row in body]
         return build(rows, start, end)
     detail = body.get("detail") if isinstance(body, dict) else None
-    return classify(response.status, "" if detail is None else str(detail), retry_after_digits(response))
+    return classify(response.status, "" if detail is None else str(detail), response.retry_after())
 
 
 def classify(status: int, detail: str, retry_after: float | None = None) -> Parsed:
@@ -110,3 +111,7 @@ def _date_part(text: Any) -> Any:
     """`2024-05-06T00:00:00.000Z` -> `2024-05-06`, as written (no time zone conversion)."""
     match = _DATE.fullmatch(text.strip()) if isinstance(text, str) else None
     return match.group(1) if match else text
+
+
+VENDOR = Vendor(NAME, BASE_URL, KEY_PARAM, DEFAULT_LIMITS, spell=vendor_symbol, daily=daily_request,
+                parse_daily=parse_daily)

@@ -10,10 +10,10 @@ Decisions:
     * Prices are float32 widened to doubles (181.7100067138672): rounded to priceHint
       decimals, never fewer than 2 (4 without a hint); adj_close to at least 4 (it is
       computed, not traded); dividends to 6. Currency as sent: "GBp" stays pence.
-    * OHLC and volume are split-adjusted as of the download day (PRICES_SPLIT_ADJUSTED),
+    * OHLC and volume are split-adjusted as of the download day (`VENDOR.as_traded`),
       daily and intraday bars alike: bars before a split are not as traded. Both requests
       ask for events=div,splits, so both parses return the splits as actions, and the
-      adapter (vendors.unadjust_splits) undoes them; parsing keeps the bars as sent.
+      adapter undoes them (vendor.unadjust_splits); parsing keeps the bars as sent.
     * Rows: all null -> rejected "all_null", never zeros; a missing, non-numeric or zero
       open/high/low/close/volume -> missing_value:/not_a_number:/zero_price:<column>;
       a missing adj_close leaves NaN.
@@ -29,23 +29,29 @@ Decisions:
     * Intraday retention: 1m kept 30 days, at most 8 days per request (older answers said 7,
       so windows are cut at 7); 5m/15m/30m kept 60 days; 60m kept 730 days (Yahoo's 422:
       "must be within the last 730 days").
+
+Reading a chart answer is yahoo_chart.py's; the quote, read from its `meta`, yahoo_quote.py's.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
-import re
 from dataclasses import replace
-from functools import partial
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import quote
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .base import ACTION_COLUMNS, BAR_COLUMNS
-from .rows import records_frame, retry_after_http, short
+from ..errors import AuthFailedError, StockpipeError, UsageError
+from . import yahoo_chart, yahoo_quote
+from .base import IntradayLimits
+from .session import CrumbSession
+from .vendor import Intraday, Quotes, Session, Vendor, unadjust_splits
 from .wire import Outcome, Parsed, Request, Response
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .http.client import VendorClient
 
 NAME = "yahoo"
 BASE_URL = "https://query1.finance.yahoo.com"
@@ -58,7 +64,6 @@ DEFAULT_HEADERS = {
 DEFAULT_LIMITS = {"calls_per_second": 2, "calls_per_minute": None, "calls_per_hour": 2000,
                   "calls_per_day": None}
 QUOTA_RESETS = None  # no published quota
-PRICES_SPLIT_ADJUSTED = True
 COOKIE_URL = "https://fc.yahoo.com/"  # answers 404 with the A3 cookie (Domain=.yahoo.com)
 CRUMB_PATH = "/v1/test/getcrumb"
 
@@ -73,9 +78,6 @@ INTRADAY_LIMITS = {"1m": (8 * _DAYS, 30 * _DAYS), "5m": (60 * _DAYS, 60 * _DAYS)
                    "15m": (60 * _DAYS, 60 * _DAYS), "30m": (60 * _DAYS, 60 * _DAYS),
                    "60m": (730 * _DAYS, 730 * _DAYS)}
 _WINDOW_1M = 7 * _DAYS
-_PRICES = ("open", "high", "low", "close")
-_FIELDS = (*_PRICES, "volume")
-_RANGE_WORDS = ("data not available", "must be within", "granularity", "range", "starttime")
 
 
 def vendor_symbol(symbol: str) -> str:
@@ -101,6 +103,14 @@ def daily_request(symbol: str, start: dt.date, end: dt.date) -> Request:
     params = {"period1": _epoch(start - _DAYS), "period2": _epoch(end + 2 * _DAYS),
               "interval": "1d", "events": "div,splits", "includePrePost": "false"}
     return Request(_chart_path(symbol), params, dict(DEFAULT_HEADERS), endpoint="daily")
+
+
+def quote_request(spelled: str) -> Request:
+    """Today's chart of one symbol (Yahoo's spelling): its `meta` carries the quote
+    (yahoo_quote.py: the chart needs no session, Yahoo's own quote endpoints do)."""
+    params = {"range": "1d", "interval": "1d", "includePrePost": "false"}
+    return Request("/v8/finance/chart/" + quote(spelled, safe="-.="), params, dict(DEFAULT_HEADERS),
+                   endpoint="quote")
 
 
 def intraday_request(symbol: str, interval: str, start: dt.date | dt.datetime,
@@ -139,13 +149,13 @@ def intraday_windows(interval: str, start: dt.date | dt.datetime, end: dt.date |
 
 def parse_daily(response: Response, start: dt.date, end: dt.date) -> Parsed:
     """Bars (exchange dates start..end), dividends and splits from a chart answer."""
-    return _parse(response, lambda *read: _daily(*read, start, end))
+    return yahoo_chart.read(response, lambda *read: yahoo_chart.daily(*read, start, end))
 
 
 def parse_intraday(response: Response) -> Parsed:
     """Intraday bars (ts in UTC, session_date the exchange's local date), split-adjusted as
     sent, and the answer's dividends and splits as actions (dated by the exchange)."""
-    return _parse(response, _intraday)
+    return yahoo_chart.read(response, yahoo_chart.intraday)
 
 
 # ------------------------------------------------------------ the session (cookie + crumb)
@@ -185,208 +195,7 @@ def session_refused_message(what: str, said: str) -> str:
             "(--provider eodhd, tiingo, ...)")
 
 
-# ---------------------------------------------------------------- reading the answer
-
-
-def _parse(response: Response, build: Callable[..., Parsed]) -> Parsed:
-    """Check the envelope and the columns, then `build(result, meta, table, zone)`."""
-    result, failure = _chart_result(response)
-    if failure is not None:
-        return failure
-    meta = result.get("meta") if isinstance(result.get("meta"), dict) else {}
-    zone, table = _zone(meta), _table(result)
-    if zone is None or table is None:
-        return Parsed(Outcome.PROTOCOL_ERROR, message="chart result without a time zone, or "
-                      "with columns that do not match its timestamps")
-    if not table["timestamp"]:
-        return Parsed(Outcome.EMPTY, currency=meta.get("currency"), message="no bars in range")
-    try:
-        return build(result, meta, table, zone)
-    except (TypeError, ValueError, AttributeError, KeyError, OverflowError) as exc:  # garbled: never raise
-        return Parsed(Outcome.PROTOCOL_ERROR, message=_short(f"unreadable chart result: {exc}"))
-
-
-def _chart_result(response: Response) -> tuple[dict | None, Parsed | None]:
-    """The first chart result, or the Parsed saying why there is none."""
-    text = response.text.strip()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    envelope = (data.get("chart") or data.get("finance")) if isinstance(data, dict) else None
-    if isinstance(envelope, dict) and envelope.get("error"):
-        return None, _error(envelope["error"], response.status)
-    result = _first(envelope.get("result")) if isinstance(envelope, dict) else {}
-    if response.status == 200 and result:
-        return result, None
-    shown = "HTML page" if text.startswith("<") else _short(text) or "empty body"
-    message = _short(f"HTTP {response.status}: {shown}")
-    if response.status == 429 or (data is None and "too many requests" in text.lower()):
-        return None, Parsed(Outcome.RATE_LIMITED, message=message,
-                            retry_after=retry_after_http({k.lower(): v for k, v in response.headers.items()}))
-    if response.status == 401:
-        return None, Parsed(Outcome.AUTH_FAILED, message=message)
-    return None, Parsed(Outcome.PROTOCOL_ERROR, message=message)
-
-
-def _error(error: Any, status: int) -> Parsed:
-    """What chart.error (or finance.error) means, whatever the HTTP status."""
-    error = error if isinstance(error, dict) else {"description": str(error)}
-    code, text = str(error.get("code") or ""), str(error.get("description") or "")
-    message, low = _short(f"{code}: {text}" if text else code), f"{code} {text}".lower()
-    if code.lower() == "not found":
-        return Parsed(Outcome.EMPTY if "date range" in low else Outcome.SYMBOL_NOT_FOUND,
-                      message=message)
-    if status == 401 or code.lower() == "unauthorized" or "crumb" in low or "cookie" in low:
-        return Parsed(Outcome.AUTH_FAILED, message=message)  # a refused session (see session_refused_message)
-    if status == 429 or "too many requests" in low:
-        return Parsed(Outcome.RATE_LIMITED, message=message)
-    if status in (400, 422) or code.lower() in ("unprocessable entity", "bad request") \
-            or any(word in low for word in _RANGE_WORDS):
-        return Parsed(Outcome.NOT_ENTITLED, message=message)
-    return Parsed(Outcome.PROTOCOL_ERROR, message=_short(f"HTTP {status}: {message}"))
-
-
-def _table(result: dict) -> dict[str, list] | None:
-    """timestamp, open..volume, adjclose as equal-length lists (None when they are not)."""
-    stamps = result.get("timestamp") or []
-    indicators = result.get("indicators") if isinstance(result.get("indicators"), dict) else {}
-    table = {"timestamp": stamps, **{f: _first(indicators.get("quote")).get(f) for f in _FIELDS},
-             "adjclose": _first(indicators.get("adjclose")).get("adjclose")}
-    for name, values in table.items():
-        table[name] = [None] * len(stamps) if values is None else values
-        if not isinstance(table[name], list) or len(table[name]) != len(stamps):
-            return None
-    return table
-
-
-def _daily(result: dict, meta: dict, table: dict, zone: dt.tzinfo, start: dt.date,
-           end: dt.date) -> Parsed:
-    bars, rejected = [], []
-    for row in _rows(table):
-        day = _local(row["timestamp"], zone)
-        if day is not None and not start <= day.date() <= end:
-            continue
-        reason = "bad_date" if day is None else _reason(row)
-        if reason:
-            shown = day.date().isoformat() if day else str(row["timestamp"])
-            rejected.append({"date": shown, "reason": reason, "raw": row})
-        else:
-            bars.append({"date": day.date(), **_rounded(row, _digits(meta))})
-    actions, bad = _actions(result.get("events"), zone, start, end)
-    return Parsed(Outcome.OK if bars or rejected or actions else Outcome.EMPTY,
-                  bars=records_frame(bars, BAR_COLUMNS, {"date": "datetime64[us]"}, sort=True),
-                  actions=records_frame(actions, ACTION_COLUMNS, {"date": "datetime64[us]", "kind": "str"}, sort=True),
-                  rejected=tuple(rejected + bad), currency=meta.get("currency"))
-
-
-def _intraday(result: dict, meta: dict, table: dict, zone: dt.tzinfo) -> Parsed:
-    rows, rejected = [], []
-    for row in _rows(table):
-        local = _local(row["timestamp"], zone)
-        reason = "bad_date" if local is None else _reason(row)
-        if reason:
-            shown = local.astimezone(dt.timezone.utc).isoformat() if local else str(row["timestamp"])
-            rejected.append({"date": shown, "reason": reason, "raw": row})
-        else:
-            bar = {k: v for k, v in _rounded(row, _digits(meta)).items() if k != "adj_close"}
-            rows.append({"ts": local.astimezone(dt.timezone.utc), **bar, "session_date": local.date()})
-    frame = records_frame(rows, ("ts", *_FIELDS, "session_date"),
-                          {"ts": "datetime64[us, UTC]", "session_date": "datetime64[us]"}, sort=True)
-    actions, bad = _actions(result.get("events"), zone, dt.date.min, dt.date.max)
-    return Parsed(Outcome.OK if rows or rejected else Outcome.EMPTY, intraday=frame,
-                  actions=records_frame(actions, ACTION_COLUMNS, {"date": "datetime64[us]", "kind": "str"}, sort=True),
-                  rejected=tuple(rejected + bad), currency=meta.get("currency"))
-
-
-def _reason(row: dict[str, Any]) -> str | None:
-    """Why a row is not a bar (None when it is one); the first problem wins."""
-    if all(row[name] is None for name in (*_FIELDS, "adjclose")):
-        return "all_null"
-    for name in _FIELDS:
-        value = row[name]
-        if value is None:
-            return f"missing_value:{name}"
-        if not _is_number(value):
-            return f"not_a_number:{name}"
-        if name in _PRICES and value == 0:
-            return f"zero_price:{name}"  # Yahoo's 0 means "no price", not a free share
-    if row["adjclose"] is not None and not _is_number(row["adjclose"]):
-        return "not_a_number:adj_close"
-    return None
-
-
-def _rounded(row: dict[str, Any], digits: int) -> dict[str, float]:
-    adj = row["adjclose"]
-    return {**{name: round(float(row[name]), digits) for name in _PRICES},
-            "adj_close": round(float(adj), max(digits, 4)) if adj else math.nan,
-            "volume": float(row["volume"])}
-
-
-def _actions(events: Any, zone: dt.tzinfo, start: dt.date, end: dt.date) -> tuple[list, list]:
-    """Dividends (cash per share) and splits (new shares per old share) dated start..end."""
-    rows, rejected = [], []
-    events = events if isinstance(events, dict) else {}
-    for kind, key in (("dividend", "dividends"), ("split", "splits")):
-        entries = events.get(key) or {}
-        for entry in entries.values() if isinstance(entries, dict) else entries:
-            entry = entry if isinstance(entry, dict) else {"value": entry}
-            day, value = _local(entry.get("date"), zone), _action_value(kind, entry)
-            if day is None or value is None:
-                rejected.append({"date": str(day.date() if day else entry.get("date")),
-                                 "reason": f"bad_{kind}", "raw": entry})
-            elif start <= day.date() <= end:
-                rows.append({"date": day.date(), "kind": kind, "value": value})
-    return sorted(rows, key=lambda r: (r["date"], r["kind"])), rejected
-
-
-def _action_value(kind: str, entry: dict) -> float | None:
-    if kind == "dividend":
-        amount = entry.get("amount")
-        return round(float(amount), 6) if _is_number(amount) and amount > 0 else None
-    new, old = entry.get("numerator"), entry.get("denominator")
-    if not (_is_number(new) and _is_number(old)):  # fall back to splitRatio "10:1"
-        match = re.fullmatch(r"\s*([\d.]+)\s*[:/]\s*([\d.]+)\s*", str(entry.get("splitRatio", "")))
-        new, old = (float(match[1]), float(match[2])) if match else (0, 0)
-    return float(new) / float(old) if new > 0 and old > 0 else None
-
-
 # -------------------------------------------------------------------------- helpers
-
-
-def _rows(table: dict[str, list]) -> list[dict[str, Any]]:
-    return [dict(zip(table, values)) for values in zip(*table.values())]
-
-
-def _first(value: Any) -> dict:
-    return value[0] if isinstance(value, list) and value and isinstance(value[0], dict) else {}
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _digits(meta: dict) -> int:
-    hint = meta.get("priceHint")
-    return min(max(int(hint), 2), 8) if _is_number(hint) else 4
-
-
-def _zone(meta: dict) -> dt.tzinfo | None:
-    try:
-        return ZoneInfo(meta["exchangeTimezoneName"])
-    except (KeyError, TypeError, ValueError, ZoneInfoNotFoundError):
-        offset = meta.get("gmtoffset")  # today's offset: fine for dates (no session spans midnight)
-    try:
-        return dt.timezone(dt.timedelta(seconds=offset)) if _is_number(offset) else None
-    except ValueError:
-        return None
-
-
-def _local(stamp: Any, zone: dt.tzinfo) -> dt.datetime | None:
-    try:
-        return dt.datetime.fromtimestamp(stamp, zone) if _is_number(stamp) else None
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 def _instant(value: dt.date | dt.datetime, end: bool = False) -> dt.datetime:
@@ -422,4 +231,45 @@ def _chart_path(symbol: str) -> str:
     return "/v8/finance/chart/" + quote(vendor_symbol(symbol), safe="-.=")
 
 
-_short = partial(short, secret=None)  # Yahoo needs no key: nothing to mask
+# --------------------------------------------------------------------------- VENDOR
+
+
+class _Yahoo(Vendor):
+    """Yahoo's quirks: bars sent split-adjusted, a cookie-and-crumb session, a refused
+    session rather than a key, and intraday windows cut to what each interval allows."""
+
+    def as_traded(self, bars: "pd.DataFrame", actions: "pd.DataFrame", on: str = "date") -> "pd.DataFrame":
+        return unadjust_splits(bars, actions, on=on)
+
+    def session(self, client: "VendorClient", base_url: str) -> Session:
+        return CrumbSession(self, client, base_url)
+
+    def error(self, outcome: Outcome, what: str, message: str) -> StockpipeError | None:
+        if outcome is Outcome.AUTH_FAILED:  # no key to check: Yahoo refused the session
+            return AuthFailedError(session_refused_message(what, message))
+        return super().error(outcome, what, message)
+
+    def intraday_limits(self, interval: str) -> IntradayLimits:
+        return IntradayLimits(*_limits(interval))
+
+    def intraday_requests(self, interval: str, start: dt.datetime, end: dt.datetime,
+                          now: dt.datetime) -> list[Callable[[str], Request]]:
+        """Instant windows checked against Yahoo's limits (intraday_windows)."""
+        try:
+            windows = intraday_windows(interval, start, end, now)
+        except ValueError as exc:
+            raise UsageError(f"{NAME} cannot serve {interval} bars from {start:%Y-%m-%d %H:%M}Z "
+                             f"to {end:%Y-%m-%d %H:%M}Z: {exc}") from None
+        return [lambda s, lo=lo, hi=hi: intraday_request(s, interval, lo, hi, now=now) for lo, hi in windows]
+
+    # the session's handshake (session.Handshake)
+    cookie_request = staticmethod(cookie_request)
+    crumb_request = staticmethod(crumb_request)
+    parse_crumb = staticmethod(parse_crumb)
+    with_crumb = staticmethod(with_crumb)
+    refused = staticmethod(session_refused_message)
+
+
+VENDOR = _Yahoo(NAME, BASE_URL, KEY_PARAM, DEFAULT_LIMITS, spell=vendor_symbol, daily=daily_request,
+                parse_daily=parse_daily, headers=DEFAULT_HEADERS, quotes=Quotes(quote_request, yahoo_quote.parse_quote),
+                intraday=Intraday(intraday_request, parse_intraday))

@@ -3,7 +3,7 @@
 Yahoo's own quote endpoints (v7 quote, quoteSummary) need a cookie and crumb for every
 call; the chart endpoint does not, and its `meta` carries what Yahoo's quote widgets show
 (regularMarketPrice/Time, the day's high/low/volume, the previous close). So the quote is
-one chart call for today (range=1d), read here.
+one chart call for today (range=1d, yahoo.quote_request), read here.
 """
 
 from __future__ import annotations
@@ -12,18 +12,10 @@ import datetime as dt
 import json
 import math
 from typing import Any
-from urllib.parse import quote as _quote_path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from . import yahoo
-from .wire import Outcome, Parsed, Request, Response
-
-
-def quote_request(spelled: str) -> Request:
-    """Today's chart of one symbol: its `meta` carries the quote."""
-    params = {"range": "1d", "interval": "1d", "includePrePost": "false"}
-    return Request("/v8/finance/chart/" + _quote_path(spelled, safe="-.="), params, dict(yahoo.DEFAULT_HEADERS),
-                   endpoint="quote")
+from . import yahoo_chart
+from .wire import Outcome, Parsed, Response
 
 
 def parse_quote(response: Response) -> Parsed:
@@ -36,7 +28,7 @@ def parse_quote(response: Response) -> Parsed:
     """
     import pandas as pd
 
-    envelope = yahoo.parse_intraday(response)  # the chart's own error reading (404, 401, 429, ...)
+    envelope = yahoo_chart.read(response, yahoo_chart.intraday)  # the chart's own error reading (401, 429, ...)
     if envelope.outcome not in (Outcome.OK, Outcome.EMPTY):
         return envelope
     try:

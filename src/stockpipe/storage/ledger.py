@@ -9,6 +9,9 @@ Every change is one atomic statement (INSERT .. ON CONFLICT DO UPDATE, on SQLite
 PostgreSQL alike), written through before the call is sent, so neither a crash nor
 concurrent writers lose a call. `try_spend` increments only while the limit allows, so
 concurrent workers never spend past it.
+
+The engine is the caller's (the pipeline's one engine per process): a provider gets
+`opener(engine)` and opens its own `Ledger` with the daily limit and reset zone it knows.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,18 +27,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ..errors import ConfigError
-from ..storage.schema import quota_ledger
+from .schema import quota_ledger
 
 UTC = dt.timezone.utc
 
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(UTC)
-
-
-def _as_utc(value: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive UTC datetimes, PostgreSQL aware ones."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -153,6 +152,12 @@ class Ledger:
             set_={"calls": spent, "call_limit": limit, "updated_at": stmt.excluded.updated_at},
             where=sa.or_(limit.is_(None), spent <= limit) if within_limit else None,
         )
+
+
+def opener(engine: Engine) -> Callable[[str, int | None, str], Ledger]:
+    """What `providers.create(..., ledger=)` takes: (provider, calls_per_day, reset_zone) -> a
+    Ledger on `engine`."""
+    return partial(Ledger, engine)
 
 
 def _insert(conn: Connection):

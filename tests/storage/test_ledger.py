@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from stockpipe.errors import ConfigError
-from stockpipe.providers.ledger import Ledger
 from stockpipe.storage import schema, warehouse
+from stockpipe.storage.ledger import Ledger
 
 from helpers import as_utc
 

@@ -1,0 +1,171 @@
+"""What an HTTP vendor module declares, and the hooks its quirks override.
+
+Every vendor module (alphavantage.py, eodhd.py, ...) ends with `VENDOR`, a `Vendor` built
+from its own pure functions: the name, base URL, key parameter and default limits, how it
+spells a symbol, its daily request and parse, and, when it serves them, its quotes
+(`Quotes`) and intraday bars (`Intraday`). `http_provider.HttpProvider` joins a VENDOR to
+a `VendorClient` and asks it only through the methods below.
+
+A vendor whose behaviour differs subclasses `Vendor` in its own module and overrides the
+hook: Alpha Vantage's `daily_request` (the size from today's date), `daily_retry` (compact
+after a premium-only full) and `intraday_requests` (its latest bars); Yahoo's `as_traded`
+(its bars come split-adjusted), `session` (the cookie and crumb), `error` (a refused
+session, not a key) and intraday windows. What is only data stays a declaration (EODHD:
+its reset zone, headers, and a quote request on the symbol as already spelled). The
+defaults are what most vendors do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+
+from ..errors import StockpipeError
+from .base import IntradayLimits
+from .wire import Parsed, Request, Response, error_for
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .http.client import VendorClient
+
+DAY = dt.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Quotes:
+    """A vendor's quote endpoint: request(vendor symbol) and parse(response)."""
+
+    request: Callable[[str], Request]
+    parse: Callable[[Response], Parsed]
+
+
+@dataclass(frozen=True)
+class Intraday:
+    """A vendor's intraday endpoint, asked in windows of whole exchange days (`zone`) no
+    longer than `limits.span`: request(vendor symbol, interval, first day, last day)."""
+
+    request: Callable[..., Request]
+    parse: Callable[[Response], Parsed]
+    limits: IntradayLimits = IntradayLimits(30 * DAY, 30 * DAY)
+    zone: dt.tzinfo = dt.timezone.utc
+
+
+class Session(Protocol):
+    """How a vendor's calls are sent: as they are, or signed with a session (Yahoo)."""
+
+    def call(self, request: Request, send: Callable[[Request], tuple[Response, Parsed]],
+             what: str) -> tuple[Response, Parsed]:
+        """`send(request)` (signed, and again after a refused session when the vendor has one)."""
+
+
+class _Direct:
+    """No session: every request goes as it is."""
+
+    def call(self, request: Request, send: Callable[[Request], tuple[Response, Parsed]],
+             what: str) -> tuple[Response, Parsed]:
+        return send(request)
+
+
+class Vendor:
+    """One vendor's declarations and hooks (pure: no I/O outside `session`)."""
+
+    def __init__(self, name: str, base_url: str, key_param: str | None, limits: Mapping[str, int | None], *,
+                 spell: Callable[[str], str], daily: Callable[[str, dt.date, dt.date], Request],
+                 parse_daily: Callable[[Response, dt.date, dt.date], Parsed],
+                 headers: Mapping[str, str] | None = None, reset_zone: str = "UTC",
+                 quotes: Quotes | None = None, intraday: Intraday | None = None) -> None:
+        """Args:
+            reset_zone: the IANA zone whose midnight starts the vendor's quota day.
+        """
+        self.name, self.base_url, self.key_param, self.limits = name, base_url, key_param, dict(limits)
+        self.headers, self.reset_zone = dict(headers or {}), reset_zone
+        self.quotes, self.intraday = quotes, intraday
+        self._spell, self._daily, self._parse_daily = spell, daily, parse_daily
+        self.kinds = frozenset({"daily", *(["quotes"] if quotes else []), *(["intraday"] if intraday else [])})
+
+    # -- daily bars
+
+    def vendor_symbol(self, symbol: str) -> str:
+        """The vendor's spelling of a canonical symbol (ValueError: it has none)."""
+        return self._spell(symbol)
+
+    def daily_request(self, spelled: str, start: dt.date, end: dt.date, today: dt.date | None) -> Request:
+        """Daily bars start..end for the vendor's spelling; `today` is the pipeline clock's date."""
+        return self._daily(spelled, start, end)
+
+    def daily_retry(self, request: Request, error: StockpipeError) -> Request | None:
+        """A request to try once more after `error` answered `request`, or None."""
+        return None
+
+    def parse_daily(self, response: Response, start: dt.date, end: dt.date) -> Parsed:
+        return self._parse_daily(response, start, end)
+
+    def as_traded(self, bars: "pd.DataFrame", actions: "pd.DataFrame", on: str = "date") -> "pd.DataFrame":
+        """`bars` as traded (the vendor may send them adjusted), given the same answer's actions."""
+        return bars
+
+    # -- quotes and intraday bars (asked only when `kinds` holds them)
+
+    def quote_request(self, spelled: str) -> Request:
+        return self._offered(self.quotes, "quotes").request(spelled)
+
+    def parse_quote(self, response: Response) -> Parsed:
+        return self._offered(self.quotes, "quotes").parse(response)
+
+    def intraday_limits(self, interval: str) -> IntradayLimits:
+        """Span and retention of `interval` bars (an interval stockpipe names, e.g. "5m")."""
+        return self._offered(self.intraday, "intraday").limits
+
+    def intraday_requests(self, interval: str, start: dt.datetime, end: dt.datetime,
+                          now: dt.datetime) -> list[Callable[[str], Request]]:
+        """One request builder (vendor spelling -> Request) per window of [start, end), oldest
+        first: whole exchange days, at most `span` days each."""
+        intraday = self._offered(self.intraday, "intraday")
+        first = start.astimezone(intraday.zone).date()
+        last = (end - dt.timedelta(microseconds=1)).astimezone(intraday.zone).date()
+        days, step = (last - first).days + 1, max(1, self.intraday_limits(interval).span.days)
+        windows = [(first + dt.timedelta(days=i), min(first + dt.timedelta(days=i + step - 1), last))
+                   for i in range(0, days, step)]
+        return [lambda s, lo=lo, hi=hi: intraday.request(s, interval, lo, hi) for lo, hi in windows]
+
+    def parse_intraday(self, response: Response) -> Parsed:
+        return self._offered(self.intraday, "intraday").parse(response)
+
+    # -- the connection
+
+    def error(self, outcome: Any, what: str, message: str) -> StockpipeError | None:
+        """The error a refused answer's outcome means (None for OK and EMPTY)."""
+        return error_for(outcome, self.name, what, message)
+
+    def session(self, client: "VendorClient", base_url: str) -> Session:
+        """How this vendor's requests are sent through `client`: as they are, by default."""
+        return _DIRECT
+
+    def _offered(self, endpoint: Any, kind: str) -> Any:
+        if endpoint is None:
+            raise ValueError(f"{self.name} has no {kind} endpoint (ask supports() first)")
+        return endpoint
+
+
+_DIRECT = _Direct()
+
+
+def unadjust_splits(bars: "pd.DataFrame", actions: "pd.DataFrame", on: str = "date") -> "pd.DataFrame":
+    """Bars as traded from split-adjusted bars: prices of the sessions (column `on`) before
+    a split's date x its ratio, volume / ratio."""
+    import numpy as np
+
+    splits = actions[actions["kind"] == "split"] if len(actions) else actions
+    if bars.empty or splits.empty:
+        return bars
+    dates = bars[on].to_numpy()
+    factor = np.ones(len(bars))
+    for when, ratio in zip(splits["date"].to_numpy(), splits["value"].to_numpy(dtype=float)):
+        factor[dates < when] *= ratio
+    out = bars.copy()
+    for column in ("open", "high", "low", "close"):
+        out[column] = np.round(out[column].to_numpy(dtype=float) * factor, 4)
+    out["volume"] = np.round(out["volume"].to_numpy(dtype=float) / factor)
+    return out
