@@ -130,3 +130,13 @@ def test_only_the_cli_imports_render():
 def test_no_module_is_over_400_lines(module):
     lines = len(MODULES[module].read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{MODULES[module].relative_to(SRC)} has {lines} lines: split it by responsibility"
+
+
+def test_every_package_ships_in_the_wheel():
+    """CI installs the wheel, not the checkout: a package missing from pyproject's list
+    imports in development and is absent in production."""
+    import tomllib
+
+    listed = set(tomllib.loads((SRC.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {name for name in MODULES if _is_package(name)}
+    assert found - listed == set()

@@ -124,7 +124,7 @@ quality_results = sa.Table(
     _ts("checked_at", nullable=False),
 )
 
-# Calls spent per provider per quota day (providers/ledger.py). window_start is the start
+# Calls spent per provider per quota day (storage/ledger.py). window_start is the start
 # of the vendor's quota day (midnight in its reset zone) as a UTC instant; call_limit is
 # the daily limit in force for that window (NULL: none known).
 quota_ledger = sa.Table(
