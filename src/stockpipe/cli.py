@@ -58,6 +58,8 @@ CsvPath = Annotated[Optional[Path], typer.Option("--path", help="CSV file or fol
 LogFormat = Annotated[Optional[str], typer.Option("--log-format", help="Log lines on stderr: text or json.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")]
+Full = Annotated[bool, typer.Option("--full", help="Ignore the watermark: redo it from the lake's whole current "
+                                    "version (transform: recompute every symbol; load: replace the warehouse's rows).")]
 ShardOption = Annotated[Optional[str], typer.Option("--shard", metavar="I/N", help="Work on shard I of N: a stable hash slice "
                         "of the universe (the N slices cover it exactly once); shards run side by side, each under its own lock.")]
 RunId = Annotated[Optional[str], typer.Option("--run-id", help="Name this run (Airflow's {{ run_id }}, systemd's "
@@ -233,16 +235,18 @@ def _lake_command(name: str, help_text: str) -> None:
     @app.command(name, help=help_text)
     def command(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
                 log_format: LogFormat = None, shard: ShardOption = None, run_id: RunId = None,
-                metrics_file: MetricsFile = None, as_json: Json = False, debug: Debug = False) -> None:
+                metrics_file: MetricsFile = None, as_json: Json = False, debug: Debug = False, full: Full = False) -> None:
         from . import pipeline
 
         opts = Options(name, as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
                        log_format=log_format, shard=shard, run_id=run_id)
-        _call(opts, lambda: _pipeline(opts, getattr(pipeline, name), progress=True))  # the stage of that name
+        stage = getattr(pipeline, name)  # the stage of that name
+        _call(opts, lambda: _pipeline(opts, lambda settings, report: stage(settings, report, full=full), progress=True))
 
 
-_lake_command("transform", "Compute indicators for the symbols whose prices changed.")
-_lake_command("load", "Upsert what changed in the lake into the warehouse (a re-run writes nothing).")
+_lake_command("transform", "Compute indicators for the symbols whose prices or corporate actions changed since the "
+              "last transform (the lake's change feed).")
+_lake_command("load", "Apply what changed in the lake since the last load to the warehouse (a re-run writes nothing).")
 
 
 @app.command("quality-check")

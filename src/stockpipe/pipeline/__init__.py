@@ -5,9 +5,10 @@ Every subcommand is one function here taking `Settings` and returning a `Command
 saves its output (lake files, warehouse rows, symbol_state) before the next starts, so a
 run interrupted anywhere and started again resumes from what is saved:
 
-- fetch advances `symbol_state.last_date` only after the bars are in the lake;
-- transform clears `needs_reprocess` only after the indicators are in the lake;
-- load sets `loaded_version` in the same transaction as the upsert.
+- fetch commits bars to the lake, then symbol_state with the lake version it reflects; the
+  next plan reconciles symbol_state from the lake if a kill came in between (daily.py);
+- transform records the input versions it consumed in the commit of its output (changes.py);
+- load records the lake version it applied in the same transaction as the rows (loading.py).
 
     from stockpipe import pipeline
     from stockpipe.config import load_settings
@@ -77,21 +78,24 @@ def fetch_intraday(settings: Settings, interval: str, start: dt.date | None = No
         return finish(ctx, "fetch", (stage,), stage.exit_code)
 
 
-def transform(settings: Settings, progress: Progress = no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
-    """Compute indicators for every symbol whose prices changed."""
+def transform(settings: Settings, progress: Progress = no_progress, clock: Clock = calendars.utcnow,
+              full: bool = False) -> CommandResult:
+    """Compute indicators (and quotes_daily) for the symbols whose inputs changed since the
+    last transform (every symbol with `full`)."""
     from .transforming import quotes_daily_stage, transform_stage
 
-    with recorded(settings, "transform", {}, progress, clock) as ctx:
-        stages = (transform_stage(ctx), quotes_daily_stage(ctx))
+    with recorded(settings, "transform", {"full": full}, progress, clock) as ctx:
+        stages = (transform_stage(ctx, full), quotes_daily_stage(ctx, full))
         return finish(ctx, "transform", stages, ExitCode.OK)
 
 
-def load(settings: Settings, progress: Progress = no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
-    """Upsert what changed in the lake into the warehouse."""
+def load(settings: Settings, progress: Progress = no_progress, clock: Clock = calendars.utcnow,
+         full: bool = False) -> CommandResult:
+    """Apply what changed in the lake since the warehouse's watermark (all of it with `full`)."""
     from .loading import load_stage
 
-    with recorded(settings, "load", {}, progress, clock) as ctx:
-        stage = load_stage(ctx)
+    with recorded(settings, "load", {"full": full}, progress, clock) as ctx:
+        stage = load_stage(ctx, full)
         return finish(ctx, "load", (stage,), stage.exit_code)
 
 

@@ -55,6 +55,11 @@ class Context:
     def latest_session(self) -> dt.date:
         return calendars.latest_closed_session(self.now)
 
+    def consumer(self, kind: str) -> str:
+        """This invocation's name as a consumer of the lake ("load", "load:2/4"): each shard
+        keeps its own watermarks, since it applies only its own symbols' changes."""
+        return f"{kind}:{self.settings.shard}" if self.settings.shard else kind
+
     def mine(self, symbols: Iterable[str]) -> list[str]:
         """`symbols` restricted to this invocation's `--shard` (all without one)."""
         from ..shards import select

@@ -18,6 +18,7 @@ import datetime as dt
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
+import pyarrow as pa
 
 from .. import calendars, logs
 from ..config import normalize_symbol
@@ -27,7 +28,8 @@ from ..providers import registry as providers
 from ..providers.base import Payload
 from ..stages.plan import FetchTask, plan_fetch
 from ..stages.validate import accepted_frame, rejected_frame, validate_bars
-from ..storage import ledger, state
+from ..storage import applied, ledger, state
+from ..storage.lake import ChangesUnavailableError, Lake
 from .context import Context
 from .fetching import Read, Spec, fetch_all, outcome_counts, verdict
 
@@ -45,6 +47,7 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
     provider = providers.create(chain[0], settings, ctx.clock, ledger=ledger.opener(ctx.engine))
     try:
         listed = provider.symbols()
+        reconcile(ctx)
         if listed is None:  # an API: ask only for what symbol_state says is missing
             symbols = ctx.mine(settings.symbols)
             with ctx.engine.connect() as conn:
@@ -75,6 +78,61 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
     return verdict("fetch", len(plan.tasks), counts, outcomes)
 
 
+def reconcile(ctx: Context) -> None:
+    """Bring symbol_state's first/last dates in line with the lake before planning.
+
+    fetch commits bars to the lake, then symbol_state with the planner's watermark (the lake
+    version it reflects, in lake_applied). A kill in between, a new or rebuilt warehouse, or
+    a lake table that was replaced leaves the two apart; this reads what the lake gained since
+    the watermark (its change feed), or its whole snapshot when the watermark says nothing
+    about this table, so no symbol is fetched twice and none is planned on data that is gone.
+    """
+    lake, consumer = Lake(ctx.settings.lake_dir), ctx.consumer("plan")
+    version, table_id = lake.version(PRICES), lake.identity(PRICES)
+    with ctx.engine.connect() as conn:
+        done = applied.read(conn, consumer, PRICES.name)
+    if version is None and done is None or done == applied.Applied(table_id, version):
+        return
+    spans, replace = _held_spans(lake, done, table_id, version)
+    with ctx.engine.begin() as conn:
+        known = state.read_states(conn, PRICES.name, ctx.mine(spans)) if not replace else {}
+        symbols = ctx.mine(set(spans) | (set(state.held_symbols(conn, PRICES.name)) if replace else set()))
+        rows = [_reconciled(s, spans.get(s), known.get(s, {})) for s in symbols]
+        state.save_states(conn, rows)
+        if version is None:
+            applied.forget(conn, consumer, PRICES.name)
+        else:
+            applied.save(conn, consumer, PRICES.name, applied.Applied(table_id, version), ctx.now)
+
+
+def _held_spans(lake: Lake, done, table_id, version) -> tuple[dict[str, tuple[dt.date, dt.date]], bool]:
+    """(symbol -> first/last date the lake gained, whether that is the whole truth)."""
+    if version is None:
+        return {}, True
+    if done is not None and done.table_id == table_id:
+        try:
+            feed = lake.changes(PRICES, done.version, version)
+            kinds = feed["_change_type"].to_pylist()
+            rows = feed.filter(pa.array([k in ("insert", "update_postimage") for k in kinds], pa.bool_()))
+            return _spans_of(rows), False
+        except ChangesUnavailableError:
+            pass
+    return _spans_of(lake.read(PRICES, columns=["symbol", "date"])), True
+
+
+def _spans_of(rows: pa.Table) -> dict[str, tuple[dt.date, dt.date]]:
+    spans = rows.select(["symbol", "date"]).group_by("symbol").aggregate([("date", "min"), ("date", "max")])
+    return {s: (lo, hi) for s, lo, hi in zip(*(spans[c].to_pylist() for c in ("symbol", "date_min", "date_max")))}
+
+
+def _reconciled(symbol: str, span, known: Mapping[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {"symbol": symbol, "dataset": PRICES.name}
+    if span is None:  # the lake holds nothing of it (any more)
+        return row | {"first_date": None, "last_date": None}
+    seen = [d for d in (known.get("first_date"), known.get("last_date"), *span) if d]
+    return row | {"first_date": min(seen), "last_date": max(seen)}
+
+
 def _spec(ctx: Context, provider) -> Spec:
     def call(task: FetchTask) -> list[Payload]:
         return [provider.fetch_daily(task.symbol, task.start, task.end)]
@@ -94,9 +152,6 @@ def _spec(ctx: Context, provider) -> Spec:
         return Read(frames, checked.rows, len(checked.rejects), state=success)
 
     return Spec("fetch", PRICES.name, (PRICES.name, ACTIONS.name, REJECTS.name), call, read,
-                # new prices, or a new split/dividend (which changes the adjusted history), mean
-                # the symbol's indicators are recomputed from its whole history
-                recompute={PRICES.name: INDICATORS.name, ACTIONS.name: INDICATORS.name},
                 on_success=_held, build={PRICES.name: accepted_frame, REJECTS.name: rejected_frame})
 
 

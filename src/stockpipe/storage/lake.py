@@ -109,22 +109,25 @@ class Lake:
         table = self._open(dataset)
         return 0 if table is None else int(table.count())
 
-    def read(self, dataset: Dataset, symbols: Iterable[str] | None = None, version: int | None = None) -> pa.Table:
+    def read(self, dataset: Dataset, symbols: Iterable[str] | None = None, version: int | None = None,
+             columns: list[str] | None = None) -> pa.Table:
         """All rows of `dataset` (at `version`, default the latest), or only those of
-        `symbols`, sorted by key, with the dataset's own columns and types."""
+        `symbols` (pushed down to the files' statistics), sorted by key, with the dataset's
+        own columns (or `columns`) and types."""
         schema = arrow_schema(dataset)
+        if columns is not None:
+            schema = pa.schema([schema.field(c) for c in columns])
         table = self._open(dataset, version)
         if table is None:
             return schema.empty_table()
+        wanted = None if symbols is None else pc.field("symbol").isin(sorted(set(symbols)))
         try:
-            rows = table.to_pyarrow_dataset().to_table(columns=dataset.column_names)
+            rows = table.to_pyarrow_dataset().to_table(columns=schema.names, filter=wanted)
         except (OSError, pa.ArrowInvalid) as exc:
             raise UnavailableError(f"cannot read the lake's {dataset.name} under {self.root}: {exc}: "
                                    "run `stockpipe verify`, or delete the table and fetch again") from None
-        rows = _conform(rows, schema)
-        if symbols is not None:
-            rows = rows.filter(pc.is_in(rows["symbol"], pa.array(sorted(set(symbols)), pa.string())))
-        return rows.sort_by([(k, "ascending") for k in dataset.key])
+        keys = [k for k in dataset.key if k in schema.names]
+        return _conform(rows, schema).sort_by([(k, "ascending") for k in keys])
 
     def read_frame(self, dataset: Dataset, symbols: Iterable[str] | None = None) -> pd.DataFrame:
         """`read` as a DataFrame with dates and timestamps as datetime64."""
@@ -197,9 +200,24 @@ class Lake:
                                        "free disk space or fix permissions") from None
             table = self._open(dataset)
             after = table.version()
+            if after == before and commit.watermarks:  # nothing to write, but the consumer got this far
+                self.mark(dataset, commit)
             return MergeResult(self._changed(dataset, table, before, after), after)
         raise UnavailableError(f"the lake's {dataset.name} kept changing under this write ({_RETRIES} tries): "
                                "too many writers at once; run again")
+
+    def mark(self, dataset: Dataset, commit: Commit) -> int:
+        """Commit nothing but `commit`'s watermarks (a consumer that consumed changes and had
+        nothing to write); returns the new version."""
+        from deltalake import CommitProperties, Transaction
+
+        table = self._open(dataset) or self._create(dataset)
+        table.create_write_transaction(
+            [], mode="append", schema=table.schema(), partition_by=[MONTH],
+            commit_properties=CommitProperties(
+                custom_metadata={"stockpipe.run_id": commit.run_id, "stockpipe.stage": commit.stage},
+                app_transactions=[Transaction(app, int(version)) for app, version in commit.watermarks.items()]))
+        return self._open(dataset).version()
 
     def _merge(self, dataset: Dataset, table, source: pa.Table, replacing: list[str] | None, properties) -> None:
         key = [MONTH, *dataset.key]

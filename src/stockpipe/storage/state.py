@@ -84,22 +84,11 @@ def save_states(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         conn.execute(stmt.on_conflict_do_update(index_elements=["symbol", "dataset"], set_=updates), group)
 
 
-def bump_versions(conn: Connection, dataset: str, symbols: Iterable[str]) -> None:
-    """Record that the lake's rows of `dataset` changed for `symbols`."""
-    symbols = sorted(set(symbols))
-    existing = read_states(conn, dataset, symbols)
-    rows = [{"symbol": s, "dataset": dataset, "lake_version": existing.get(s, {}).get("lake_version", 0) + 1}
-            for s in symbols]
-    save_states(conn, rows)
-
-
-def symbols_where(conn: Connection, dataset: str, condition: str) -> list[str]:
-    """Symbols of `dataset` that need work: condition is "unloaded" or "reprocess"."""
+def held_symbols(conn: Connection, dataset: str) -> list[str]:
+    """Symbols whose symbol_state says the lake holds some of `dataset`."""
     state = schema.symbol_state
-    where = (state.c.lake_version != state.c.loaded_version if condition == "unloaded"
-             else state.c.needs_reprocess.is_(True))
-    query = sa.select(state.c.symbol).where(state.c.dataset == dataset, where).order_by(state.c.symbol)
-    return list(conn.execute(query).scalars())
+    query = sa.select(state.c.symbol).where(state.c.dataset == dataset, state.c.last_date.is_not(None))
+    return list(conn.execute(query.order_by(state.c.symbol)).scalars())
 
 
 # ------------------------------------------------------------ events and quality

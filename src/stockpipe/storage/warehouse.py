@@ -229,6 +229,30 @@ def replace(conn: Connection, dataset: Dataset, symbols: Iterable[str], table: "
     return deleted, upsert(conn, dataset, table)
 
 
+def distinct_symbols(dataset: Dataset) -> sa.Select:
+    """The query for the symbols `dataset`'s table holds."""
+    return sa.select(schema.DATA_TABLES[dataset.name].c.symbol).distinct()
+
+
+def delete_rows(conn: Connection, dataset: Dataset, keys: "pa.Table | None" = None,
+                symbols: Iterable[str] | None = None) -> int:
+    """Delete rows of `dataset` in the caller's transaction: those whose key is in `keys`
+    (a table of the key columns), or all of `symbols`' rows, or — given neither — every
+    row. Returns the rows deleted."""
+    target = schema.DATA_TABLES[dataset.name]
+    if keys is None and symbols is None:
+        return max(conn.execute(target.delete()).rowcount, 0)
+    if symbols is not None:
+        return sum(max(conn.execute(target.delete().where(target.c.symbol.in_(part))).rowcount, 0)
+                   for part in chunks(sorted(set(symbols))))
+    if keys.num_rows == 0:
+        return 0
+    where = sa.and_(*(target.c[k] == sa.bindparam(f"k_{k}") for k in dataset.key))
+    statement = target.delete().where(where)
+    return sum(max(conn.execute(statement, {f"k_{k}": v for k, v in row.items()}).rowcount, 0)  # few: spans a split moved
+               for row in keys.select(list(dataset.key)).to_pylist())
+
+
 def upsert(conn: Connection, dataset: Dataset, table: "pa.Table") -> int:
     """Insert new rows and update changed ones; returns the number of rows written."""
     if table.num_rows == 0:
