@@ -113,12 +113,29 @@ def _database_health(settings: Settings, now: dt.datetime, limits: Mapping[str, 
             failing = monitoring.failing_symbols(conn, now - RECENT)
             last_run = monitoring.last_fetch_runs(conn)
             quotas = monitoring.quotas(conn, now)
+            loaded = _check_loaded(settings, conn)
     except sa.exc.SQLAlchemyError as exc:
         return [*checks, Check("run metadata", False, f"cannot read pipeline_runs/symbol_state/quota_ledger "
                                f"({type(exc).__name__}): check the database role's privileges", "unknown")]
     return [*checks, _check_on_time(last, _session_closes(settings, now), now, limits, observed),
             _check_failing(failing, limits, observed), _check_last_run(last_run, limits, observed),
-            *_check_quotas(quotas, limits, observed)]
+            *_check_quotas(quotas, limits, observed), loaded]
+
+
+def _check_loaded(settings: Settings, conn) -> Check:
+    """The lake and the warehouse agree: rows the lake holds that the warehouse lacks (an
+    empty warehouse under a full lake above all) mean a load is owed, and are critical."""
+    from ..models import LOAD_ORDER
+    from ..storage import lake_stats, monitoring
+
+    lake = lake_stats.counts(settings.lake_dir, [d.name for d in LOAD_ORDER])
+    held = monitoring.row_counts(conn, list(lake))
+    behind = {name: (held[name], rows) for name, rows in lake.items() if rows > held[name]}
+    if not behind:
+        return Check("lake loaded", True, f"the warehouse holds every lake row ({sum(lake.values())} in {len(lake)} table(s))")
+    shown = ", ".join(f"{name} {have} of {rows}" for name, (have, rows) in behind.items())
+    return Check("lake loaded", False, f"the warehouse lacks rows the lake holds ({shown}): run `stockpipe load`",
+                 "error", observed=sum(rows - have for have, rows in behind.values()), threshold=0)
 
 
 def _session_closes(settings: Settings, now: dt.datetime):
@@ -224,7 +241,7 @@ def _check_disk(data_dir: Path, limits: Mapping[str, float], observed: dict[str,
 
 
 def _check_lake(lake_dir: Path) -> Check:
-    files = sorted(lake_dir.glob("*/month=*/*.parquet")) if lake_dir.is_dir() else []
+    files = sorted(lake_dir.glob("*/month=*/*.parquet")) if lake_dir.is_dir() else []  # Delta's data files
     for path in files:
         try:
             with path.open("rb") as handle:

@@ -118,3 +118,9 @@ def run_counts(conn: Connection, command: str, shard: str | None) -> dict[str, i
     rows = conn.execute(sa.select(runs.c.status, sa.func.count())
                         .where(runs.c.command == command, where).group_by(runs.c.status))
     return {status: int(n) for status, n in rows}
+
+
+def row_counts(conn: Connection, names: Sequence[str]) -> dict[str, int]:
+    """Rows per data table (one COUNT each)."""
+    return {name: int(conn.execute(sa.select(sa.func.count()).select_from(schema.DATA_TABLES[name])).scalar())
+            for name in names}

@@ -45,6 +45,20 @@ def start_run(conn: Connection, run_id: str, command: str, arguments: Mapping[st
     return int(result.inserted_primary_key[0])
 
 
+def abandon_running(conn: Connection, shard: str | None, now: dt.datetime) -> int:
+    """Mark `abandoned` the runs still `running` that the caller's lock proves dead: every
+    one under a whole-universe lock (shard None); under a shard's lock those of that shard and
+    the unsharded ones (they hold the universe lock exclusively, which the shard now shares).
+    Returns how many."""
+    runs = schema.pipeline_runs
+    where = runs.c.status == "running"
+    if shard is not None:
+        where &= (runs.c.shard == shard) | runs.c.shard.is_(None)
+    return conn.execute(runs.update().where(where).values(
+        status="abandoned", finished_at=now,
+        error="the process ended without recording an end (killed, or out of memory)")).rowcount
+
+
 def finish_run(conn: Connection, invocation: int, status: str, exit_code: int, counts: Mapping[str, int],
                error: str | None, now: dt.datetime) -> None:
     values = {k: int(v) for k, v in counts.items() if k in schema.RUN_COUNTS}
