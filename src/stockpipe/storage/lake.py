@@ -120,8 +120,10 @@ class Lake:
         table = self._open(dataset, version)
         if table is None:
             return schema.empty_table()
-        wanted = None if symbols is None else pc.field("symbol").isin(sorted(set(symbols)))
         try:
+            # Files written by different writers hold `symbol` as string or string_view, which
+            # the statistics pruning cannot compare: the filter runs on the cast column.
+            wanted = None if symbols is None else pc.field("symbol").cast(pa.string()).isin(sorted(set(symbols)))
             rows = table.to_pyarrow_dataset().to_table(columns=schema.names, filter=wanted)
         except (OSError, pa.ArrowInvalid) as exc:
             raise UnavailableError(f"cannot read the lake's {dataset.name} under {self.root}: {exc}: "
@@ -246,6 +248,7 @@ class Lake:
 
         path = self.path(dataset)
         if not (path / "_delta_log").is_dir():
+            _drop_leftovers(path)
             if not _old_files(path):
                 return None
             upgrade(path, dataset)
@@ -270,14 +273,18 @@ class ChangesUnavailableError(UnavailableError):
 
 def upgrade(path: Path, dataset: Dataset) -> None:
     """Convert a stockpipe 0.1 table (`month=YYYY-MM/data.parquet`, no log) into a Delta
-    table in place: the files stay, a log is written over them, nothing is rewritten.
-    Leftovers of 0.1's own locking (`.write.lock`, `.data.parquet.<pid>.tmp`) go first."""
-    from deltalake import convert_to_deltalake
+    table in place: the files stay, a log is written over them, nothing is rewritten."""
+    from deltalake import Field, Schema, convert_to_deltalake
 
+    _drop_leftovers(path)
+    convert_to_deltalake(str(path), partition_by=Schema([Field(MONTH, "string")]),
+                         partition_strategy="hive", configuration=_CONFIG, mode="ignore")
+
+
+def _drop_leftovers(path: Path) -> None:
+    """0.1's own lock file and the temp files a kill left behind (`.data.parquet.<pid>.tmp`)."""
     for leftover in [*path.glob(".write.lock"), *path.glob("month=*/.*.tmp")]:
         leftover.unlink(missing_ok=True)
-    convert_to_deltalake(str(path), partition_by=pa.schema([pa.field(MONTH, pa.string())]),
-                         partition_strategy="hive", configuration=_CONFIG, mode="ignore")
 
 
 def _old_files(path: Path) -> bool:
