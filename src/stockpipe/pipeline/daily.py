@@ -3,8 +3,8 @@
 The plan (stages/plan.py) asks each symbol for the sessions it lacks on its own exchange's
 calendar; the one fetch loop (fetching.py) calls, archives, reads and saves. A symbol's
 payload is parsed by its provider and validated (stages/validate.py): accepted bars go to
-prices_daily, corporate actions to corporate_actions, bad rows to rejects. New prices or a
-new split/dividend mark the symbol's indicators for recomputation.
+prices_daily, corporate actions to corporate_actions, bad rows to rejects; transform finds
+them in the lake's change feed.
 
 Failover: with several providers (`[universe] providers = ["eodhd", "yahoo"]` or
 `--provider eodhd,yahoo`), the symbols the first could not serve because it stopped
@@ -33,8 +33,7 @@ from ..storage.lake import ChangesUnavailableError, Lake
 from .context import Context
 from .fetching import Read, Spec, fetch_all, outcome_counts, verdict
 
-PRICES, ACTIONS, INDICATORS, REJECTS = (DATASETS[n] for n in ("prices_daily", "corporate_actions", "indicators_daily",
-                                                              "rejects"))
+PRICES, ACTIONS, REJECTS = (DATASETS[n] for n in ("prices_daily", "corporate_actions", "rejects"))
 EARLIEST = dt.date(1900, 1, 1)
 
 
