@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -69,9 +70,23 @@ def draw(chart: Chart, fmt: str) -> bytes:
         _macd(axes[3], chart)
         _mark_actions(axes, chart)
         _date_ticks(axes[3], chart.sessions)
+        fig.draw_without_rendering()  # lays the panels out, so their boxes are known
+        boxes = json.dumps(panel_boxes(fig, axes))
         buffer = io.BytesIO()
-        fig.savefig(buffer, format=fmt, metadata={"Title": chart.title} if fmt == "svg" else None)
+        metadata = {"Title": chart.title, "Description": f"panels {boxes}"}
+        fig.savefig(buffer, format=fmt, metadata=metadata)
     return buffer.getvalue()
+
+
+def panel_boxes(fig, axes) -> dict[str, list[int]]:
+    """Each panel's box in image pixels, [left, top, right, bottom] from the top left corner
+    (written into the file's Description, so a test or a tool can find the panels)."""
+    height = fig.bbox.height
+    boxes = {}
+    for name, ax in zip(PANELS, axes):
+        box = ax.get_window_extent()
+        boxes[name] = [round(box.x0), round(height - box.y1), round(box.x1), round(height - box.y0)]
+    return boxes
 
 
 def _x(chart: Chart):

@@ -66,6 +66,9 @@ def _call(opts: Options, action: Callable[[], int]) -> None:
     except StockpipeError as exc:
         code = _error_exit(opts.command, exc)
         render.emit_error(opts.command, str(exc), code, opts.as_json)
+    except BrokenPipeError:  # the reader stopped early (`export | head`): what it wanted was written
+        render.silence_stdout()
+        code = ExitCode.OK
     except KeyboardInterrupt:
         code = ExitCode.INTERRUPTED
         render.emit_error(opts.command, _INTERRUPTED, code, opts.as_json)

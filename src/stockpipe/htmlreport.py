@@ -56,6 +56,7 @@ def render(report: Report) -> str:
         # No request may leave the page: forbid every fetch, allow only the inline style and images.
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'; '
         'img-src data:">',
+        '<link rel="icon" href="data:,">',  # else a browser asks the server for /favicon.ico
         f"<title>{_e(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
         f'<p><span class="badge {_e(report.status)}" id="status">{_e(report.status)}</span> '

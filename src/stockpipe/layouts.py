@@ -184,19 +184,37 @@ def _short(name: str) -> str:
 
 
 def _state_table(result: ShowResult):
+    """The daily bars' symbol_state as name/value lines, then the other datasets in one line."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, title="state", title_justify="left")
-    for name in ("dataset", "provider", "first", "last", "last success", "failures", "loaded"):
-        table.add_column(name, no_wrap=name != "provider")
-    for s in result.states:
-        if not (s.get("last_date") or s.get("last_attempt_at") or s.get("lake_version")):
-            continue
-        loaded = "yes" if s.get("lake_version") == s.get("loaded_version") else "no: run load"
-        table.add_row(s["dataset"], s.get("provider") or "", _day(s.get("first_date")), _day(s.get("last_date")),
-                      _moment(s.get("last_success_at")), number(s.get("consecutive_failures") or 0), loaded)
-    return table if table.row_count else None
+    daily = next((s for s in result.states if s["dataset"] == "prices_daily"), None)
+    others = [s for s in result.states if s is not daily and (s.get("lake_version") or s.get("last_date"))]
+    if daily is None and not others:
+        return None
+    table = Table(box=box.SIMPLE, show_header=False, padding=(0, 1), pad_edge=False, title="state",
+                  title_justify="left")
+    table.add_column("name", no_wrap=True, style="dim")
+    table.add_column("value")
+    if daily is not None:
+        held = f"{_day(daily.get('first_date'))} to {_day(daily.get('last_date'))}"
+        rows = [("provider", daily.get("provider") or "—"), ("daily bars held", held),
+                ("last attempt", _moment(daily.get("last_attempt_at"))),
+                ("last success", _moment(daily.get("last_success_at"))),
+                ("consecutive failures", number(daily.get("consecutive_failures") or 0)),
+                ("in the warehouse", _loaded(daily))]
+        if daily.get("last_error"):
+            rows.append(("last error", daily["last_error"]))
+        for name, value in rows:
+            table.add_row(name, Text(str(value)))
+    if others:
+        table.add_row("other datasets", Text(", ".join(f"{s['dataset']} ({_loaded(s)})" for s in others)))
+    return table
+
+
+def _loaded(state: dict) -> str:
+    return "loaded" if state.get("lake_version") == state.get("loaded_version") else "not loaded: run load"
 
 
 def _actions_table(result: ShowResult):

@@ -144,6 +144,16 @@ def version(text: str) -> None:
     sys.stdout.write(f"stockpipe {text}\n")
 
 
+def silence_stdout() -> None:
+    """Point stdout at /dev/null after its reader went away (a broken pipe), so the final
+    flush at exit does not fail a second time."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def interrupted() -> None:
     """The line for Ctrl-C while the command line was still being parsed."""
     sys.stderr.write("stockpipe: interrupted\n")
@@ -293,6 +303,10 @@ def emit_look(result: ShowResult | WrittenResult | ExportResult, as_json: bool) 
     return int(result.exit_code)
 
 
+def _plain_number(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def _show(result: ShowResult) -> None:
     from . import layouts
 
@@ -303,8 +317,14 @@ def _show(result: ShowResult) -> None:
         return
     out = sys.stdout
     out.write(f"{result.symbol} provider={result.provider}\n")
+    for state in result.states:
+        if state["dataset"] == "prices_daily":
+            loaded = "yes" if state.get("lake_version") == state.get("loaded_version") else "no"
+            out.write(f"state first={state.get('first_date')} last={state.get('last_date')} "
+                      f"last_success={state.get('last_success_at')} failures={state.get('consecutive_failures')} "
+                      f"loaded={loaded}\n")
     for bar in result.bars:
-        values = " ".join(f"{k}={layouts.number(bar.get(k))}" for k in ("close", "volume", *result.indicators))
+        values = " ".join(f"{k}={_plain_number(bar.get(k))}" for k in ("close", "volume", *result.indicators))
         out.write(f"{bar['date']} {values}\n")
     for action in result.actions:
         out.write(f"action {action['date']} {action['kind']} {action['value']:g}\n")

@@ -15,7 +15,7 @@ from .reading import open_reader
 
 # The indicators shown beside each bar (indicators_daily, on split-adjusted prices).
 MAIN_INDICATORS = ("sma_20", "sma_50", "rsi_14", "macd_hist")
-SPARK_BARS = 60  # closes behind the sparkline (more than the bars listed)
+SPARK_BARS = 40  # closes behind the sparkline (more than the bars listed)
 
 
 def show(settings: Settings, symbol: str, bars: int = 10) -> ShowResult:
