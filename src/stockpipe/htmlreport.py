@@ -16,10 +16,10 @@ from typing import Any, Mapping, Sequence
 Row = Mapping[str, Any]
 
 STYLE = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem;color:#1d2733;max-width:70rem}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem;color:#1d2733;max-width:90rem}
 h1{font-size:1.5rem;margin:0 0 .3rem}h2{font-size:1.1rem;margin:1.8rem 0 .5rem;border-bottom:1px solid #dde3ea}
 table{border-collapse:collapse;margin:.3rem 0 1rem}th,td{padding:.25rem .7rem;border-bottom:1px solid #eef1f4;
-text-align:left;vertical-align:top}th{background:#f5f7f9;font-weight:600}td.n{text-align:right;
+text-align:left;vertical-align:top;white-space:nowrap}td.msg{white-space:normal;min-width:18rem}th{background:#f5f7f9;font-weight:600}td.n{text-align:right;
 font-variant-numeric:tabular-nums}.ok{color:#1e7a45}.failed,.error{color:#b3261e}.warn,.skipped{color:#9a6700}
 .badge{display:inline-block;padding:.1rem .6rem;border-radius:1rem;font-weight:600;background:#eef1f4}
 .charts{display:flex;flex-wrap:wrap;gap:1rem}figure{margin:0;border:1px solid #e3e8ee;padding:.4rem;border-radius:4px}
@@ -72,11 +72,11 @@ def render(report: Report) -> str:
                  [(r["provider"], _n(r["api_calls"]), _n(r["symbols"]), _n(r.get("quota_limit")),
                    _n(r.get("quota_left")), _when(r.get("resets_at"))) for r in report.providers], "providers"),
         _section("Symbols not ok", ("symbol", "stage", "status", "provider", "reason"),
-                 [(r["symbol"], r["stage"], (r["status"], r["status"]), r.get("provider") or "", r.get("message") or "")
+                 [(r["symbol"], r["stage"], (r["status"], r["status"]), r.get("provider") or "", (r.get("message") or "", "msg"))
                   for r in report.failing], "failing", empty="every symbol of this run was ok"),
         _section("Quality failures", ("rule", "severity", "symbol", "observed", "threshold", "detail"),
                  [(r["check_name"], (r["severity"], r["severity"]), r["symbol"], _n(r.get("observed")),
-                   _n(r.get("threshold")), r.get("detail") or "") for r in report.quality], "quality",
+                   _n(r.get("threshold")), (r.get("detail") or "", "msg")) for r in report.quality], "quality",
                  empty="no quality rule failed in this run"),
     ]
     if report.closes:
@@ -114,7 +114,7 @@ def _invocation(r: Row) -> tuple:
     return (r["command"], r.get("shard") or "—", (r["status"], r["status"]), _n(r.get("exit_code")),
             _when(r.get("started_at")), _duration(took) if took else "—",
             *(_n(r.get(k)) for k in ("ok", "failed", "skipped", "rows_fetched", "rows_loaded", "api_calls")),
-            r.get("error") or "")
+            (r.get("error") or "", "msg"))
 
 
 def _section(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]], ident: str,

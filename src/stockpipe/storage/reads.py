@@ -121,9 +121,11 @@ def events(conn: Connection, run_id: str) -> list[Row]:
 
 
 def quality_failures(conn: Connection, run_id: str) -> list[Row]:
-    """The quality_results of `run_id` that did not pass, errors first."""
+    """The quality_results of `run_id` that did not pass, errors first: per (rule, symbol)
+    the newest result, when a run checked quality more than once (run, then a retry)."""
     qr = schema.quality_results
-    query = (sa.select(qr).where(qr.c.run_id == run_id, qr.c.passed.is_(False))
+    newest = sa.select(sa.func.max(qr.c.id)).where(qr.c.run_id == run_id).group_by(qr.c.check_name, qr.c.symbol)
+    query = (sa.select(qr).where(qr.c.id.in_(newest), qr.c.passed.is_(False))
              .order_by(qr.c.severity, qr.c.check_name, qr.c.symbol))
     return [dict(r) for r in conn.execute(query).mappings()]
 
