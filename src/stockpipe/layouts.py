@@ -20,20 +20,19 @@ if TYPE_CHECKING:
 
 # Stage table columns: header -> the counts that fill it (the first a stage has). "current"
 # is fetch's `skipped` (already up to date, not asked); "deferred" the symbols a provider's
-# stop kept from being asked (they come first next run): two different things.
+# stop kept from being asked (they come first next run): two different things. A symbol
+# that is neither failed nor deferred is ok; the checks and warnings of validate and
+# quality-check are in the checks table below; everything is in --json.
 STAGE_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("symbols", ("planned", "symbols", "symbols_checked")),
-    ("checks", ("checks",)),
-    ("ok", ("ok",)),
     ("failed", ("failed", "errors", "checks_failed")),
-    ("warn", ("warnings",)),
     ("deferred", ("deferred",)),
     ("current", ("skipped",)),
     ("rows", ("rows_fetched", "rows_written")),
     ("rejected", ("rows_rejected",)),
     ("calls", ("api_calls",)),
 )
-ALWAYS = ("symbols", "ok", "failed", "rows")
+ALWAYS = ("symbols", "failed", "rows")
 SPARKS = "▁▂▃▄▅▆▇█"
 GOOD = (ExitCode.OK, ExitCode.NOTHING_TO_DO)
 
@@ -68,13 +67,13 @@ def stage_table(result: CommandResult, width: int = 80) -> Table:
 
     cells = {header: [_cell(s, keys) for s in result.stages] for header, keys in STAGE_COLUMNS}
     shown = [h for h, _ in STAGE_COLUMNS if h in ALWAYS and any(v is not None for v in cells[h]) or any(cells[h])]
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), title_justify="left", pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False)  # the box puts one space between columns
     table.add_column("stage", no_wrap=True)
     table.add_column("result", no_wrap=True)
     numbers = {h: [number(v) if v is not None else "" for v in cells[h]] for h in shown}
-    need = sum(max(len(h), *(len(t) for t in numbers[h])) + 2 for h in shown)
-    need += max((len(s.stage) for s in result.stages), default=5) + 2
-    need += max((len(result_name(result.command, s.exit_code)) for s in result.stages), default=6) + 2
+    need = sum(max(len(h), *(len(t) for t in numbers[h])) + 1 for h in shown)  # collapsed padding: 1 between
+    need += max((len(s.stage) for s in result.stages), default=5) + 1
+    need += max((len(result_name(result.command, s.exit_code)) for s in result.stages), default=6)
     if need > width:
         return _stacked(result, shown, numbers)
     for header in shown:
@@ -89,7 +88,7 @@ def _stacked(result: CommandResult, shown: Sequence[str], numbers: dict[str, lis
     from rich import box
     from rich.table import Table
 
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False)
     for name in ("stage", "result", "counts"):
         table.add_column(name, no_wrap=name != "stage")
     for i, stage in enumerate(result.stages):
@@ -114,7 +113,7 @@ def checks_table(rows: Sequence[tuple[str, Check]]) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, title="checks", title_justify="left")
+    table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False, title="checks", title_justify="left")
     for name in ("check", "symbol", "result", "detail"):
         table.add_column(name, no_wrap=name in ("symbol", "result"))
     for _, check in rows:
@@ -130,7 +129,7 @@ def outcomes_table(outcomes: Iterable[SymbolOutcome]) -> Table:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, title="symbols not ok", title_justify="left")
+    table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False, title="symbols not ok", title_justify="left")
     for name in ("stage", "symbol", "status", "reason"):
         table.add_column(name, no_wrap=name != "reason")
     for o in outcomes:
@@ -164,7 +163,7 @@ def show_parts(result: ShowResult) -> list:
         change = (last / first - 1) * 100 if first else 0.0
         parts.append(Text.assemble(sparkline(result.sparkline), f"  {len(result.sparkline)} closes, "
                                    f"{number(first)} → {number(last)} ({change:+.1f}%)"))
-    bars = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, title="newest bars (indicators on "
+    bars = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, show_edge=False, title="newest bars (indicators on "
                  "split-adjusted prices)", title_justify="left")
     headers = ("date", "close", "chg %", "volume", *(_short(n) for n in result.indicators))
     for name in headers:
@@ -193,7 +192,7 @@ def _state_table(result: ShowResult):
     others = [s for s in result.states if s is not daily and (s.get("lake_version") or s.get("last_date"))]
     if daily is None and not others:
         return None
-    table = Table(box=box.SIMPLE, show_header=False, padding=(0, 1), pad_edge=False, title="state",
+    table = Table(box=box.SIMPLE, show_header=False, padding=0, show_edge=False, title="state",
                   title_justify="left")
     table.add_column("name", no_wrap=True, style="dim")
     table.add_column("value")
@@ -223,7 +222,7 @@ def _actions_table(result: ShowResult):
 
     if not result.actions:
         return None
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, title="corporate actions",
+    table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False, title="corporate actions",
                   title_justify="left")
     for name in ("ex-date", "kind", "value"):
         table.add_column(name, justify="right" if name == "value" else "left", no_wrap=True)
@@ -240,7 +239,7 @@ def _failures_table(result: ShowResult):
 
     if not result.failures:
         return Text("quality: no open failure", style="green")
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False, title="open quality failures",
+    table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False, title="open quality failures",
                   title_justify="left")
     for name in ("rule", "severity", "detail"):
         table.add_column(name, no_wrap=name != "detail")

@@ -253,6 +253,7 @@ def _rich(result: CommandResult) -> None:
     console.print(f"[bold]stockpipe {result.command}[/]")
     for part in rich_parts(result, console.width):
         console.print(part)
+        console.print()
     console.print(_verdict_line(result), style="bold", markup=False)
     if result.extra.get("report"):
         console.print(f"report written to {result.extra['report']}", markup=False)
@@ -314,6 +315,7 @@ def _show(result: ShowResult) -> None:
         console = _console()
         for part in layouts.show_parts(result):
             console.print(part)
+            console.print()
         return
     out = sys.stdout
     out.write(f"{result.symbol} provider={result.provider}\n")
