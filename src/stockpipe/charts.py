@@ -6,8 +6,9 @@ calendar (no weekend or holiday slots), and a session the data lacks stays an em
 lines break there (NaN), nothing is interpolated.
 
 Why matplotlib and not mplfinance (measured, bench/bench_plot.py on this 2-core machine,
-500 bars, 4 panels): rendering takes the same time (0.42 s vs 0.38 s, import 0.25 s vs
-0.28 s), but mplfinance 0.12.10b0 is a beta last released in 2023 whose import fails on a
+500 bars, 4 panels, medians of 3 cold processes): rendering takes the same time (this
+module's full chart 0.85 s, mplfinance's simpler one 0.88 s; imports 0.14 s vs 0.63 s), but
+mplfinance 0.12.10b0 is a beta last released in 2023 whose import fails on a
 clean install (it imports `six` without declaring it), and it places bars by row number,
 so a missing session would vanish instead of staying a gap. matplotlib's object API
 (`Figure`, no pyplot) also keeps no global state between plots.
@@ -107,9 +108,7 @@ def _price(ax, chart: Chart) -> None:
         up = np.asarray(s["close"]) >= np.asarray(s["open"])
         colours = np.where(up, UP, DOWN)
         ax.vlines(x, s["low"], s["high"], colors=colours, linewidth=0.7)
-        body = np.abs(np.asarray(s["close"]) - np.asarray(s["open"]))
-        ax.bar(x, np.where(body > 0, body, np.nan), bottom=np.fmin(s["open"], s["close"]), width=0.7,
-               color=colours, linewidth=0)
+        _boxes(ax, x, s["open"], s["close"], 0.7, colours)
     ax.plot(x, s["sma_20"], color="#e08a1e", linewidth=1.0, label="SMA 20")
     ax.plot(x, s["sma_50"], color="#7b3fa0", linewidth=1.0, label="SMA 50")
     ax.set_ylabel("price")
@@ -124,7 +123,8 @@ def _volume(ax, chart: Chart) -> None:
 
     s = chart.series
     up = np.asarray(s["close"]) >= np.asarray(s["open"])
-    ax.bar(_x(chart), s["volume"], width=0.8, color=np.where(up, UP, DOWN), alpha=0.7, linewidth=0)
+    _boxes(ax, _x(chart), np.zeros(len(chart.sessions)), s["volume"], 0.8, np.where(up, UP, DOWN), alpha=0.7)
+    ax.set_ylim(bottom=0)
     ax.set_ylabel("volume")
 
 
@@ -141,11 +141,28 @@ def _macd(ax, chart: Chart) -> None:
 
     s, x = chart.series, _x(chart)
     hist = np.asarray(s["macd_hist"], dtype=float)
-    ax.bar(x, hist, width=0.8, color=np.where(hist >= 0, UP, DOWN), alpha=0.6, linewidth=0)
+    _boxes(ax, x, np.zeros(len(x)), hist, 0.8, np.where(hist >= 0, UP, DOWN), alpha=0.6)
     ax.plot(x, s["macd"], color="#1f3b5c", linewidth=1.0, label="MACD 12/26")
     ax.plot(x, s["macd_signal"], color="#e08a1e", linewidth=1.0, label="signal 9")
     ax.set_ylabel("MACD")
     ax.legend(loc="upper left", fontsize=8, ncols=2, frameon=False)
+
+
+def _boxes(ax, x, bottom, top, width: float, colours, alpha: float = 1.0) -> None:
+    """Bars from `bottom` to `top` at `x`, one PolyCollection (ax.bar makes a patch per bar,
+    several times slower); NaN bars are left out."""
+    import numpy as np
+    from matplotlib.collections import PolyCollection
+
+    x, bottom, top = (np.asarray(a, dtype=float) for a in (x, bottom, top))
+    keep = np.isfinite(bottom) & np.isfinite(top)
+    x, bottom, top, colours = x[keep], bottom[keep], top[keep], np.asarray(colours)[keep]
+    half = width / 2
+    corners = np.stack([np.column_stack(pair) for pair in ((x - half, bottom), (x - half, top), (x + half, top),
+                                                           (x + half, bottom))], axis=1)
+    ax.add_collection(PolyCollection(corners, facecolors=colours, edgecolors="none", alpha=alpha))
+    ax.update_datalim(np.column_stack([np.concatenate([x, x]), np.concatenate([bottom, top])]))
+    ax.autoscale_view()
 
 
 def _mark_actions(axes, chart: Chart) -> None:
