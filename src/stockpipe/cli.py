@@ -380,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         render.interrupted()
         return int(ExitCode.INTERRUPTED)
+    except SystemExit as exc:  # Typer's --show-completion/--install-completion exit by themselves
+        return exc.code if isinstance(exc.code, int) else 0
     return int(code or 0)
 
 
