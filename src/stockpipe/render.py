@@ -11,9 +11,10 @@ JSON shape (`"schema": "stockpipe.result/1"`; fields are only ever added):
     checks   [{stage, name, ok, severity, symbol, detail, observed, threshold}]
              (every check of validate/health-check; only the failures of quality-check),
     plus command-specific fields (db upgrade: before/after; db current: current/head;
-    health-check: observed {last_success, missed_sessions, failing_symbols, tracked_symbols,
-    last_run, quota [{provider, calls, limit, remaining, resets_at}], disk_free_bytes,
-    disk_total_bytes}, each present when its check could run).
+    health-check: observed {last_success, missed_sessions, prices_held, stale_symbols,
+    most_sessions_behind, unloaded_symbols, failing_symbols, tracked_symbols, last_run,
+    quota [{provider, calls, limit, remaining, resets_at}], disk_free_bytes,
+    disk_total_bytes}, each present when its check could run; run --report: report).
 
 The looking commands (show, plot, report, export) print a document of their own kind:
     schema, command, exit_code, exit_name, then the result's fields (outputs.py).
