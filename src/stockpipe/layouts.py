@@ -114,12 +114,14 @@ def checks_table(rows: Sequence[tuple[str, Check]]) -> Table:
     from rich.text import Text
 
     table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False, title="checks", title_justify="left")
-    for name in ("check", "symbol", "result", "detail"):
+    symbols = any(check.symbol for _, check in rows)
+    for name in ("check", "symbol", "result", "detail") if symbols else ("check", "result", "detail"):
         table.add_column(name, no_wrap=name in ("symbol", "result"))
     for _, check in rows:
         verdict = "ok" if check.ok else {"error": "fail", "unknown": "unknown"}.get(check.severity, "warn")
         style = "green" if check.ok else "red" if verdict == "fail" else "yellow"
-        table.add_row(check.name, check.symbol, Text(verdict, style=style), Text(check.detail))
+        cells = (check.symbol,) if symbols else ()
+        table.add_row(check.name, *cells, Text(verdict, style=style), Text(check.detail))
     return table
 
 

@@ -133,7 +133,8 @@ def emit_error(command: str, message: str, code: int, as_json: bool) -> None:
 def usage_error(where: str, message: str, as_json: bool = False, code: int = ExitCode.USAGE) -> None:
     """The parser's one line for a command line it refuses (unknown option, bad value); with
     --json also the error document on stdout."""
-    sys.stderr.write(f"{where}: error: {message} (see '{where} --help')\n")
+    if message:  # an empty one: no command given, and the help was just printed
+        sys.stderr.write(f"{where}: error: {message} (see '{where} --help')\n")
     if as_json:
         command = where.removeprefix("stockpipe").strip() or "stockpipe"
         sys.stdout.write(json.dumps({"schema": SCHEMA, "command": command, "exit_code": int(code),
@@ -265,7 +266,7 @@ def rich_parts(result: CommandResult, width: int) -> list:
     from . import layouts
 
     parts: list = []
-    if result.stages:
+    if any(s.counts for s in result.stages):  # health-check's one stage has only checks
         parts.append(layouts.stage_table(result, width))
     checks = _terminal_checks(result)
     if checks:
