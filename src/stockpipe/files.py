@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterable
 
 from .errors import UnavailableError, UsageError
 
@@ -25,17 +26,21 @@ def check_output(path: Path, option: str, suffixes: tuple[str, ...] = ()) -> Non
         raise UsageError(f"{option} {path} is a directory: name a file")
 
 
-def write_atomic(path: Path, data: bytes) -> Path:
-    """Write `data` to `path` atomically; returns the path.
+def write_atomic(path: Path, data: bytes | Iterable[bytes]) -> Path:
+    """Write `data` (bytes, or pieces of it as they are produced) to `path` atomically;
+    returns the path. An error while producing the pieces leaves no file behind either.
 
     Raises:
         UnavailableError: the file cannot be written (permissions, disk full).
     """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_bytes(data)
+        with tmp.open("wb") as handle:
+            for piece in [data] if isinstance(data, bytes) else data:
+                handle.write(piece)
         os.replace(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise UnavailableError(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

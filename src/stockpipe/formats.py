@@ -16,7 +16,7 @@ import datetime as dt
 import io
 import json
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 FORMATS = ("csv", "parquet", "json")
 Columns = Sequence[tuple[str, str]]  # (name, kind): kind is date, ts, float, int, str or bool
@@ -24,13 +24,15 @@ Columns = Sequence[tuple[str, str]]  # (name, kind): kind is date, ts, float, in
 
 def encode(rows: Sequence[Mapping[str, Any]], columns: Columns, fmt: str) -> bytes:
     """`rows` (each a mapping holding every column) as `fmt` bytes, columns in order."""
-    if fmt == "csv":
-        return _csv(rows, columns)
-    if fmt == "json":
-        return _json(rows, columns)
-    if fmt == "parquet":
-        return _parquet(rows, columns)
-    raise ValueError(f"unknown format {fmt!r}")
+    return b"".join(encode_chunks([rows], columns, fmt))
+
+
+def encode_chunks(chunks: Iterable[Sequence[Mapping[str, Any]]], columns: Columns, fmt: str) -> Iterator[bytes]:
+    """The same file as `encode` of all the chunks' rows, produced a chunk at a time (memory
+    holds one chunk): csv and json as text pieces, parquet as one row group per chunk."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r}")
+    return {"csv": _csv, "json": _json, "parquet": _parquet}[fmt](chunks, columns)
 
 
 def _text(value: Any) -> Any:
@@ -44,35 +46,77 @@ def _text(value: Any) -> Any:
     return value
 
 
-def _csv(rows: Sequence[Mapping[str, Any]], columns: Columns) -> bytes:
+def _csv(chunks: Iterable[Sequence[Mapping[str, Any]]], columns: Columns) -> Iterator[bytes]:
+    names = [name for name, _ in columns]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    names = [name for name, _ in columns]
     writer.writerow(names)
-    for row in rows:
-        writer.writerow(["" if (v := _text(row[name])) is None else (repr(v) if isinstance(v, float) else v)
-                         for name in names])
-    return buffer.getvalue().encode("utf-8")
+    for rows in chunks:
+        for row in rows:
+            writer.writerow(["" if (v := _text(row[name])) is None else (repr(v) if isinstance(v, float) else v)
+                             for name in names])
+        yield buffer.getvalue().encode("utf-8")
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():  # the header, when there was no chunk at all
+        yield buffer.getvalue().encode("utf-8")
 
 
-def _json(rows: Sequence[Mapping[str, Any]], columns: Columns) -> bytes:
+def _json(chunks: Iterable[Sequence[Mapping[str, Any]]], columns: Columns) -> Iterator[bytes]:
     names = [name for name, _ in columns]
-    body = [{name: _text(row[name]) for name in names} for row in rows]
-    return (json.dumps(body, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
+    opening = "["
+    for rows in chunks:
+        if rows:
+            body = ",".join(json.dumps({n: _text(row[n]) for n in names}, separators=(",", ":"), allow_nan=False)
+                            for row in rows)
+            yield (opening + body).encode("utf-8")
+            opening = ","
+    yield ("[]\n" if opening == "[" else "]\n").encode("utf-8")
 
 
-def _parquet(rows: Sequence[Mapping[str, Any]], columns: Columns) -> bytes:
+class _Sink:
+    """A write-only file for pyarrow that hands out what was written so far (`take`), while
+    its position keeps counting (the Parquet footer records absolute offsets)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.position = 0
+        self.closed = False
+
+    def write(self, data) -> int:
+        self.parts.append(bytes(data))
+        self.position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def take(self) -> bytes:
+        data, self.parts = b"".join(self.parts), []
+        return data
+
+
+def _parquet(chunks: Iterable[Sequence[Mapping[str, Any]]], columns: Columns) -> Iterator[bytes]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     types = {"date": pa.date32(), "ts": pa.timestamp("us", tz="UTC"), "float": pa.float64(), "int": pa.int64(),
              "str": pa.string(), "bool": pa.bool_()}
     schema = pa.schema([(name, types[kind]) for name, kind in columns])
-    data = {name: [_utc(row[name]) if kind == "ts" else row[name] for row in rows] for name, kind in columns}
-    table = pa.Table.from_pydict(data, schema=schema)
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    return buffer.getvalue()
+    sink = _Sink()
+    with pq.ParquetWriter(pa.PythonFile(sink, mode="w"), schema, compression="zstd") as writer:
+        for rows in chunks:
+            if rows:
+                data = {name: [_utc(row[name]) if kind == "ts" else row[name] for row in rows] for name, kind in columns}
+                writer.write_table(pa.Table.from_pydict(data, schema=schema))
+                yield sink.take()
+    yield sink.take()
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:

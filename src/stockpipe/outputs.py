@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from .errors import ExitCode
 
@@ -72,12 +72,12 @@ class WrittenResult:
 
 @dataclass(frozen=True)
 class ExportResult:
-    """`export` to stdout: the encoded rows themselves (csv, parquet or json)."""
+    """`export` to stdout: the encoded rows themselves (csv, parquet or json), in pieces as
+    they are read, so memory holds one chunk of symbols whatever the table's size."""
 
     dataset: str
     format: str
-    rows: int
-    payload: bytes
+    chunks: Iterable[bytes]
     command: str = "export"
     exit_code: int = ExitCode.OK
     message: str = ""

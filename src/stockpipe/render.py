@@ -293,7 +293,8 @@ def emit_look(result: ShowResult | WrittenResult | ExportResult, as_json: bool) 
 
     if isinstance(result, ExportResult):
         sys.stdout.flush()
-        sys.stdout.buffer.write(result.payload)
+        for chunk in result.chunks:
+            sys.stdout.buffer.write(chunk)
         sys.stdout.buffer.flush()
     elif as_json:
         doc = {"schema": SCHEMA, "command": result.command, "exit_code": int(result.exit_code),

@@ -4,13 +4,15 @@ Reads the warehouse (the stable interface, whatever the lake becomes). `--adjust
 prices_daily reads the view prices_daily_adjusted (splits and dividends applied, the
 vendor's own adjusted close as vendor_adj_close). Zero rows is not an error: the output
 is then a header (csv), an empty array (json) or an empty file with the schema (parquet).
+The rows stream: SYMBOLS_PER_CHUNK symbols are read, encoded and written at a time, so an
+export of a 20,000-symbol warehouse holds one chunk in memory, not the table.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .. import files, formats
 from ..config import Settings
@@ -20,6 +22,7 @@ from ..storage import reads
 from .reading import named_symbols, open_reader
 
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".json": "json"}
+SYMBOLS_PER_CHUNK = 100  # rows read, encoded and written per step: ~50,000 for two years of daily bars
 
 
 def export(settings: Settings, dataset: str, fmt: str | None = None, out: Path | None = None,
@@ -38,16 +41,27 @@ def export(settings: Settings, dataset: str, fmt: str | None = None, out: Path |
     fmt = _format(fmt, out)
     if out is not None:
         files.check_output(out, "--out")
-    symbols = named_symbols(settings)
-    with open_reader(settings).connect() as conn:
-        rows = reads.rows(conn, name, symbols, start, end)
-    payload = formats.encode(rows, _columns(name), fmt)
+    named = named_symbols(settings)
+    engine = open_reader(settings)
+    counted = [0]
+    chunks = formats.encode_chunks(_chunks(engine, name, named, start, end, counted), _columns(name), fmt)
     if out is None:
-        return ExportResult(name, fmt, len(rows), payload)
-    files.write_atomic(out, payload)
-    what = f"{len(rows)} row(s) of {name} as {fmt}"
-    return WrittenResult("export", out, what, {"dataset": name, "format": fmt, "rows": len(rows),
-                                               "symbols": list(symbols), "start": start, "end": end})
+        return ExportResult(name, fmt, chunks)
+    files.write_atomic(out, chunks)
+    what = f"{counted[0]} row(s) of {name} as {fmt}"
+    return WrittenResult("export", out, what, {"dataset": name, "format": fmt, "rows": counted[0],
+                                               "symbols": list(named), "start": start, "end": end})
+
+
+def _chunks(engine, name: str, named: Sequence[str], start: dt.date | None, end: dt.date | None,
+            counted: list[int]) -> Iterator[list[dict]]:
+    """The rows, SYMBOLS_PER_CHUNK symbols at a time, in symbol order; `counted[0]` sums them."""
+    with engine.connect() as conn:
+        symbols = sorted(set(named)) if named else reads.symbols_in(conn, name)
+        for first in range(0, len(symbols), SYMBOLS_PER_CHUNK):
+            rows = reads.rows(conn, name, symbols[first:first + SYMBOLS_PER_CHUNK], start, end)
+            counted[0] += len(rows)
+            yield rows
 
 
 def _source(dataset: str, adjusted: bool) -> str:

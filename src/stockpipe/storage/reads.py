@@ -45,6 +45,16 @@ def rows(conn: Connection, name: str, symbols: Sequence[str] = (), start: dt.dat
     return [dict(r) for r in conn.execute(query.order_by(*order)).mappings()]
 
 
+# The table a view's symbols come from (a DISTINCT over the table's key, not over the view).
+_BASE = {"prices_daily_adjusted": "prices_daily", "daily_analytics": "prices_daily", "latest_quotes": "quotes"}
+
+
+def symbols_in(conn: Connection, name: str) -> list[str]:
+    """Every symbol table or view `name` holds rows for, sorted."""
+    source = table(_BASE.get(name, name))
+    return list(conn.execute(sa.select(source.c.symbol).distinct().order_by(source.c.symbol)).scalars())
+
+
 def _within(query: sa.Select, column: sa.Column, start: dt.date | None, end: dt.date | None) -> sa.Select:
     is_ts = isinstance(column.type, sa.DateTime)
     if start is not None:
