@@ -184,6 +184,14 @@ def load_settings(
     return _build(values)
 
 
+def early_log_format(flag: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The log format to report a refused configuration in (load_settings failed, so there
+    is no Settings): the flag, else STOCKPIPE_LOG_FORMAT, else text."""
+    env = os.environ if environ is None else environ
+    chosen = (flag or env.get("STOCKPIPE_LOG_FORMAT") or "text").strip().lower()
+    return chosen if chosen in LOG_FORMATS else "text"
+
+
 def _run_id(value: str, where: str) -> str:
     if not _RUN_ID.match(value):
         raise UsageError(f"{where} {value[:80]!r} is not a run id: use 1 to 64 letters, digits and _ . ~ : + @ = - "

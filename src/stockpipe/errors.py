@@ -99,6 +99,11 @@ class SymbolNotFoundError(BadInputError):
     """The provider does not know the symbol (permanent for that symbol only)."""
 
 
+class NoDataError(BadInputError):
+    """The warehouse holds nothing for what was asked (a symbol never loaded, a window or a
+    run without rows): the looking commands (show, plot, report, export) say so and exit 65."""
+
+
 class UnavailableError(TransientError, exit_code=ExitCode.UNAVAILABLE):
     """The database or the storage is unavailable."""
 

@@ -1,5 +1,9 @@
 """`validate`: checks of the configuration, credentials, data directory, database and symbols.
 
+validate writes nothing: on a fresh machine the data directory and the SQLite file do not
+exist yet, and it says that the first command that writes creates them (and migrates the
+database when `auto_migrate` is on), instead of creating an empty database and refusing
+it. With `--provider csv` the symbols checked are those the CSV files hold.
 Imports neither pandas nor pyarrow.
 """
 
@@ -20,11 +24,12 @@ def validate(settings: Settings) -> StageResult:
     The exit code is the code of the first failing check's error class (config 4,
     unavailable 5, bad input 65), so a script can tell the causes apart.
     """
+    provider, symbols = _check_provider(settings)
     found: list[tuple[Check, int]] = [
-        _check_provider(settings),
+        provider,
         _check_data_dir(settings.data_dir),
         *_check_database(settings),
-        _check_symbols(settings),
+        _check_symbols(settings, symbols),
         _check_quality_thresholds(settings),
         _check_health_thresholds(settings),
     ]
@@ -35,27 +40,39 @@ def validate(settings: Settings) -> StageResult:
                        checks=tuple(c for c, _ in found), message=message)
 
 
-def _check_provider(settings: Settings) -> tuple[Check, int]:
+def _check_provider(settings: Settings) -> tuple[tuple[Check, int], tuple[str, ...] | None]:
+    """The provider's check, and the symbols its source names (the csv provider's files), if any."""
     from ..providers import registry
 
     try:
         provider = registry.create(settings.provider, settings)
     except StockpipeError as exc:
-        return Check("provider", False, str(exc)), exc.exit_code
+        return (Check("provider", False, str(exc)), exc.exit_code), None
     try:
         if provider.needs_key and not settings.api_key(settings.provider):
             env = f"STOCKPIPE_{settings.provider.upper()}_API_KEY"
-            return Check("credentials", False, f"no API key for {settings.provider}: set {env} or {env}_FILE"), ExitCode.CONFIG
+            return (Check("credentials", False, f"no API key for {settings.provider}: set {env} or {env}_FILE"),
+                    ExitCode.CONFIG), None
+        named = provider.symbols()
+    except StockpipeError as exc:  # the csv provider's files: a missing path, a malformed symbol
+        return (Check("provider", False, str(exc)), exc.exit_code), None
     finally:
         provider.close()
     label = "demo (synthetic data)" if settings.provider == "demo" else settings.provider
-    return Check("provider", True, f"{label}, credentials not needed" if not provider.needs_key
-                 else f"{label}, API key present"), ExitCode.OK
+    check = Check("provider", True, f"{label}, credentials not needed" if not provider.needs_key
+                  else f"{label}, API key present")
+    return (check, ExitCode.OK), None if named is None else tuple(named)
 
 
 def _check_data_dir(data_dir: Path) -> tuple[Check, int]:
+    if not data_dir.exists():
+        parent = next(p for p in data_dir.parents if p.exists())
+        if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
+            return Check("data directory", True, f"{data_dir} will be created by the first command that writes"), \
+                ExitCode.OK
+        return Check("data directory", False, f"cannot create {data_dir}: {parent} is not writable: "
+                     "fix its permissions or set STOCKPIPE_DATA_DIR"), ExitCode.UNAVAILABLE
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
         probe = data_dir / f".write-test-{os.getpid()}"
         probe.write_bytes(b"ok")
         probe.unlink()
@@ -66,6 +83,12 @@ def _check_data_dir(data_dir: Path) -> tuple[Check, int]:
 
 
 def _check_database(settings: Settings) -> list[tuple[Check, int]]:
+    from .reading import sqlite_file_missing
+
+    missing = sqlite_file_missing(settings.database_url)
+    if missing is not None:
+        return [(Check("database", True, f"{missing} will be created by the first command that writes"), ExitCode.OK),
+                _migrations(settings, None, warehouse.head_revision())]
     try:
         engine = warehouse.create(settings.database_url)
         warehouse.check_reachable(engine)
@@ -73,19 +96,34 @@ def _check_database(settings: Settings) -> list[tuple[Check, int]]:
     except StockpipeError as exc:
         return [(Check("database", False, str(exc)), exc.exit_code)]
     reachable = (Check("database", True, f"{engine.url.render_as_string(hide_password=True)} reachable"), ExitCode.OK)
-    if current != head:
-        detail = f"database at {current or 'no migration'}, newest is {head}: run `stockpipe db upgrade`"
-        return [reachable, (Check("migrations", False, detail), ExitCode.CONFIG)]
-    return [reachable, (Check("migrations", True, f"at {head} (newest)"), ExitCode.OK)]
+    return [reachable, _migrations(settings, current, head)]
 
 
-def _check_symbols(settings: Settings) -> tuple[Check, int]:
+def _migrations(settings: Settings, current: str | None, head: str) -> tuple[Check, int]:
+    """At the newest revision; or behind, which is fine when the next command that writes
+    migrates it (auto_migrate, the default)."""
+    if current == head:
+        return Check("migrations", True, f"at {head} (newest)"), ExitCode.OK
+    at = f"at {current}" if current else "not migrated yet"
+    if settings.auto_migrate:
+        return Check("migrations", True, f"{at}, newest {head}: the first command that writes migrates it "
+                     "(auto_migrate)"), ExitCode.OK
+    return Check("migrations", False, f"database {at}, newest is {head}: run `stockpipe db upgrade` "
+                 "(auto_migrate is off)"), ExitCode.CONFIG
+
+
+def _check_symbols(settings: Settings, named: tuple[str, ...] | None) -> tuple[Check, int]:
+    """The universe's symbols, or those the provider's source names (csv files) instead."""
+    symbols, source = (named, f"in {settings.csv_path}") if named is not None else (
+        settings.symbols, settings.universe_source)
     try:
-        for symbol in settings.symbols:
+        for symbol in symbols:
             normalize_symbol(symbol)
     except BadInputError as exc:
         return Check("symbols", False, str(exc)), ExitCode.BAD_INPUT
-    return Check("symbols", True, f"{len(settings.symbols)} well formed ({settings.universe_source})"), ExitCode.OK
+    if not symbols:
+        return Check("symbols", False, f"no symbol {source}: nothing to fetch"), ExitCode.BAD_INPUT
+    return Check("symbols", True, f"{len(symbols)} well formed ({source})"), ExitCode.OK
 
 
 def _check_quality_thresholds(settings: Settings) -> tuple[Check, int]:
