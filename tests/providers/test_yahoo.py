@@ -109,10 +109,17 @@ def test_success_bars_actions_and_currency():
     assert parsed.currency == "USD" and parsed.rejected == ()
 
 
-def test_window_keeps_only_exchange_dates_inside_it():
+def test_window_keeps_only_exchange_dates_inside_it_and_every_action_reported_from_its_start():
     parsed = yahoo.parse_daily(fixture("success.json"), dt.date(2024, 5, 7), dt.date(2024, 5, 9))
     assert dates(parsed.bars) == ["2024-05-07", "2024-05-08", "2024-05-09"]
-    assert parsed.actions.empty  # the 2024-05-10 dividend is outside
+    # the 2024-05-10 dividend is after the window, but the answer reports it: a split there
+    # would be needed to put the window's bars back as traded
+    assert dates(parsed.actions) == ["2024-05-10"]
+    assert parsed.basis == dt.date(2024, 5, 10)  # the answer's last day
+    before = yahoo.parse_daily(fixture("success.json"), dt.date(2024, 5, 8), dt.date(2024, 5, 9))
+    assert dates(before.actions) == ["2024-05-10"]
+    after = yahoo.parse_daily(fixture("success.json"), dt.date(2024, 5, 6), dt.date(2024, 5, 6))
+    assert dates(after.actions) == ["2024-05-10"]
 
 
 def test_no_data_in_range_is_empty_and_keeps_currency():

@@ -95,9 +95,10 @@ def _table(result: dict) -> dict[str, list] | None:
 
 def daily(result: dict, meta: dict, table: dict, zone: dt.tzinfo, start: dt.date,
            end: dt.date) -> Parsed:
-    bars, rejected = [], []
+    bars, rejected, days = [], [], []
     for row in _rows(table):
         day = _local(row["timestamp"], zone)
+        days += [day.date()] if day is not None else []
         if day is not None and not start <= day.date() <= end:
             continue
         reason = "bad_date" if day is None else _reason(row)
@@ -106,11 +107,12 @@ def daily(result: dict, meta: dict, table: dict, zone: dt.tzinfo, start: dt.date
             rejected.append({"date": shown, "reason": reason, "raw": row})
         else:
             bars.append({"date": day.date(), **_rounded(row, _digits(meta))})
-    actions, bad = _actions(result.get("events"), zone, start, end)
+    actions, bad = _actions(result.get("events"), zone, start, dt.date.max)  # later splits undo the bars'
+    last = max([*days, *(a["date"] for a in actions)], default=None)  # the day the answer speaks up to
     return Parsed(Outcome.OK if bars or rejected or actions else Outcome.EMPTY,
                   bars=records_frame(bars, BAR_COLUMNS, {"date": "datetime64[us]"}, sort=True),
                   actions=records_frame(actions, ACTION_COLUMNS, {"date": "datetime64[us]", "kind": "str"}, sort=True),
-                  rejected=tuple(rejected + bad), currency=meta.get("currency"))
+                  rejected=tuple(rejected + bad), currency=meta.get("currency"), basis=last)
 
 
 def intraday(result: dict, meta: dict, table: dict, zone: dt.tzinfo) -> Parsed:
