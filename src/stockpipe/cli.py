@@ -70,6 +70,8 @@ MetricsFile = Annotated[Optional[Path], typer.Option("--metrics-file", metavar="
 Interval = enum.Enum("Interval", [(f"m{name[:-1]}", name) for name in INTERVALS], type=str)
 
 
+Probe = Annotated[bool, typer.Option("--probe", help="Also make one cheap call per configured provider: latency, "
+                                     "key accepted, quota left (exit 5 when one is down, 4 when it refuses the key).")]
 Quotes = Annotated[bool, typer.Option("--quotes", help="Fetch one quote per symbol into `quotes` instead of daily bars "
                                       "(yahoo, finnhub, alphavantage, eodhd).")]
 IntervalOption = Annotated[Optional[Interval], typer.Option(
@@ -202,13 +204,14 @@ def _date(value: dt.datetime | None) -> dt.date | None:
 @app.command()
 def validate(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None, provider: Provider = None,
              symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None, path: CsvPath = None,
-             as_json: Json = False, debug: Debug = False) -> None:
-    """Check configuration, credentials, data directory, database and symbols."""
+             probe: Probe = False, as_json: Json = False, debug: Debug = False) -> None:
+    """Check configuration, credentials, data directory, database and symbols; with --probe,
+    each provider's API too."""
     from . import pipeline
 
     opts = Options("validate", as_json, debug, config=config, data_dir=data_dir, database_url=database_url,
                    provider=provider, symbols=symbol, symbols_file=symbols_file, lists=list_, csv_path=path)
-    _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.validate(settings)))
+    _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.validate(settings, probe=probe)))
 
 
 @app.command()

@@ -85,7 +85,8 @@ class HttpProvider(ProviderBase):
             limits["calls_per_day"] = None  # the ledger alone counts the quota day (module docstring)
         base_url = options.get("base_url") or vendor.base_url
         client = VendorClient(name, base_url, key=key, key_param=vendor.key_param, default_headers=vendor.headers,
-                              limits=limits, ledger=quota)
+                              limits=limits, ledger=quota, timeout_connect=settings.http_timeout_connect,
+                              timeout_read=settings.http_timeout_read, unreachable_after=settings.unreachable_after)
         return cls(vendor, client, settings.symbol_map.get(name, {}), clock, base_url, settings.exchanges)
 
     def vendor_symbol(self, symbol: str) -> str:
@@ -220,7 +221,7 @@ class HttpProvider(ProviderBase):
 
     def _payload(self, symbol: str, request: Request, response: Response) -> Payload:
         return Payload(self.name, symbol, response.body, response.headers.get("content-type", ""),
-                       api_calls=request.cost, source=f"{self.name} {request.endpoint}",
+                       api_calls=response.calls, source=f"{self.name} {request.endpoint}",
                        status=response.status, headers=dict(response.headers))
 
     def _accepted(self, parsed: Parsed, what: str) -> Parsed:
@@ -237,6 +238,7 @@ class HttpProvider(ProviderBase):
         response, verdict = self._session.call(request, lambda signed: self._send(signed, parse), what)
         error = self.vendor.error(verdict.outcome, what, verdict.message)
         if isinstance(error, StopsProvider):  # refused key, spent quota, not entitled, throttled
+            error.api_calls = response.calls
             raise error
         return response
 
@@ -248,7 +250,7 @@ class HttpProvider(ProviderBase):
         def classify(response: Response) -> Parsed:
             nonlocal answered
             answered = True
-            return _judged(response, parse)
+            return judged(response, parse)
 
         try:
             response = self.client.call(request, classify=classify)
@@ -257,11 +259,11 @@ class HttpProvider(ProviderBase):
                 raise
             refused = exc.not_asked()
         else:
-            return response, _judged(response, parse)
+            return response, judged(response, parse)
         raise refused  # outside the except: nothing chained
 
 
-def _judged(response: Response, parse: Callable[[Response], Parsed]) -> Parsed:
+def judged(response: Response, parse: Callable[[Response], Parsed]) -> Parsed:
     """What an error-sized answer means. Also the client's classifier: it lets the client
     retry a 200 that means "slow down" (Alpha Vantage) and stop on a 429 that means "quota
     spent" (Tiingo's monthly allocation). A body the size of data is OK here: it is not

@@ -53,6 +53,23 @@ class Intraday:
     zone: dt.tzinfo = dt.timezone.utc
 
 
+@dataclass(frozen=True)
+class Probe:
+    """One cheap call that shows whether a vendor answers and takes the key (`validate
+    --probe`): the request, how to judge its answer, and what it says of the quota left."""
+
+    request: Request
+    parse: Callable[[Response], Parsed]
+    quota: Callable[[Response], str | None] = lambda response: quota_from_headers(response)
+
+
+def quota_from_headers(response: Response) -> str | None:
+    """The rate-limit headers' word on what is left (X-RateLimit-Remaining / -Limit), if sent."""
+    left, limit = response.header("x-ratelimit-remaining"), response.header("x-ratelimit-limit")
+    return f"{left} of {limit} calls left in the vendor's window" if left and limit else \
+        f"{left} calls left in the vendor's window" if left else None
+
+
 class Session(Protocol):
     """How a vendor's calls are sent: as they are, or signed with a session (Yahoo)."""
 
@@ -77,19 +94,21 @@ class Vendor:
                  parse_daily: Callable[[Response, dt.date, dt.date], Parsed],
                  headers: Mapping[str, str] | None = None, reset_zone: str = "UTC",
                  quotes: Quotes | None = None, intraday: Intraday | None = None, zoned: bool = False,
-                 adjusted: str | None = None) -> None:
+                 adjusted: str | None = None, probe: Callable[[str, dt.date], Probe] | None = None) -> None:
         """Args:
             reset_zone: the IANA zone whose midnight starts the vendor's quota day.
             adjusted: what the vendor's daily prices are adjusted for (basis.SPLITS,
                 basis.UNREPORTED; None: as traded). An adjusting vendor's daily requests
                 reach today, so its answer speaks for every action up to now.
+            probe: (vendor spelling of a symbol, today) -> the vendor's own cheap call
+                (default: a quote, else a week of daily bars).
             zoned: the vendor's daily and intraday parses take `zone=` (the symbol's exchange
                 zone), because its answers are instants whose session date depends on it.
         """
         self.name, self.base_url, self.key_param, self.limits = name, base_url, key_param, dict(limits)
         self.headers, self.reset_zone, self.zoned, self.adjusted = dict(headers or {}), reset_zone, zoned, adjusted
         self.quotes, self.intraday = quotes, intraday
-        self._spell, self._daily, self._parse_daily = spell, daily, parse_daily
+        self._spell, self._daily, self._parse_daily, self._probe = spell, daily, parse_daily, probe
         self.kinds = frozenset({"daily", *(["quotes"] if quotes else []), *(["intraday"] if intraday else [])})
 
     # -- daily bars
@@ -115,6 +134,15 @@ class Vendor:
         """An answer's bars as traded (`on`: "date" for daily bars, "session_date" for
         intraday), by the vendor's `adjusted` rule (basis.py)."""
         return basis.as_traded(parsed, self.adjusted, on)
+
+    def probe(self, spelled: str, today: dt.date) -> Probe:
+        """The cheap call of `validate --probe` for one symbol (the vendor's spelling)."""
+        if self._probe is not None:
+            return self._probe(spelled, today)
+        if self.quotes is not None:
+            return Probe(self.quotes.request(spelled), self.quotes.parse)
+        start = today - 7 * DAY
+        return Probe(self.daily_request(spelled, start, today, today), lambda r: self.parse_daily(r, start, today))
 
     # -- quotes and intraday bars (asked only when `kinds` holds them)
 

@@ -57,6 +57,7 @@ class Response:
     status: int
     headers: Mapping[str, str]
     body: bytes
+    calls: int = 1  # calls spent on it, retries included (the client counts them)
 
     @property
     def text(self) -> str:
