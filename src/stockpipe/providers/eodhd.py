@@ -35,7 +35,7 @@ import re
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import quote
 
-from .rows import records_frame
+from .rows import is_count_line, records_frame
 from .vendor import Probe, Quotes, Vendor
 from .wire import Outcome, Parsed, Request, Response
 
@@ -250,7 +250,9 @@ def _csv_rows(text: str) -> tuple[list[dict[str, Any]], Parsed | None]:
     names = [name.strip().lower().replace(" ", "_") for name in lines[0]] if lines else []
     if not {"date", "open", "high", "low", "close", "volume"} <= set(names):
         return [], _protocol(f"not EODHD CSV (header: {','.join(names)[:80]})")
-    return [dict(zip(names, cells + [""] * (len(names) - len(cells)))) for cells in lines[1:] if cells], None
+    body = [cells for cells in lines[1:] if cells]
+    body = body[:-1] if body and is_count_line(body[-1]) else body  # the trailing row count
+    return [dict(zip(names, cells + [""] * (len(names) - len(cells)))) for cells in body], None
 
 
 def read_bar(row: dict[str, Any]) -> tuple[dt.date | None, dict[str, float], str | None]:

@@ -85,6 +85,12 @@ def csv_lines(text: str) -> list[list[str]] | None:
         return None
 
 
+def is_count_line(row: list[str]) -> bool:
+    """A lone whole number in the first cell, every other cell empty: the row count some
+    CSV answers end with (EODHD's), not a row."""
+    return bool(row) and row[0].strip().isdigit() and not any(cell.strip() for cell in row[1:])
+
+
 def csv_tuples(lines: list[list[str]], header: list[str]) -> list[tuple]:
     """CSV rows under `header` (canonical names of lines[0]) -> (date text, fields, raw,
     preset reason) rows; a row with the wrong number of cells is preset "field_count"."""
