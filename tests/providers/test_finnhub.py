@@ -41,6 +41,9 @@ def ny_midnight(day: str) -> int:
 TABLE = {
     "quote_success.json": (200, Outcome.OK),
     "candle_success.json": (200, Outcome.OK),
+    "candle_midnight_utc.json": (200, Outcome.OK),  # daily t at 00:00 UTC (since mid-2021)
+    "candle_non_us_open.json": (200, Outcome.OK),  # daily t at a non-US open (RELIANCE.NS)
+    "candle_intraday_sydney.json": (200, Outcome.OK),  # 5-minute candles of one Sydney session
     "candle_no_data.json": (200, Outcome.EMPTY),
     "bad_key.json": (401, Outcome.AUTH_FAILED),
     "missing_key.json": (401, Outcome.AUTH_FAILED),

@@ -95,6 +95,7 @@ def _table(result: dict) -> dict[str, list] | None:
 
 def daily(result: dict, meta: dict, table: dict, zone: dt.tzinfo, start: dt.date,
            end: dt.date) -> Parsed:
+    actions, bad = _actions(result.get("events"), zone, start, dt.date.max)  # later splits undo the bars'
     bars, rejected, days = [], [], []
     for row in _rows(table):
         day = _local(row["timestamp"], zone)
@@ -106,8 +107,7 @@ def daily(result: dict, meta: dict, table: dict, zone: dt.tzinfo, start: dt.date
             shown = day.date().isoformat() if day else str(row["timestamp"])
             rejected.append({"date": shown, "reason": reason, "raw": row})
         else:
-            bars.append({"date": day.date(), **_rounded(row, _digits(meta))})
-    actions, bad = _actions(result.get("events"), zone, start, dt.date.max)  # later splits undo the bars'
+            bars.append({"date": day.date(), **_rounded(row, _digits(meta, day.date(), actions))})
     last = max([*days, *(a["date"] for a in actions)], default=None)  # the day the answer speaks up to
     return Parsed(Outcome.OK if bars or rejected or actions else Outcome.EMPTY,
                   bars=records_frame(bars, BAR_COLUMNS, {"date": "datetime64[us]"}, sort=True),
@@ -116,6 +116,7 @@ def daily(result: dict, meta: dict, table: dict, zone: dt.tzinfo, start: dt.date
 
 
 def intraday(result: dict, meta: dict, table: dict, zone: dt.tzinfo) -> Parsed:
+    actions, bad = _actions(result.get("events"), zone, dt.date.min, dt.date.max)
     rows, rejected = [], []
     for row in _rows(table):
         local = _local(row["timestamp"], zone)
@@ -124,11 +125,10 @@ def intraday(result: dict, meta: dict, table: dict, zone: dt.tzinfo) -> Parsed:
             shown = local.astimezone(dt.timezone.utc).isoformat() if local else str(row["timestamp"])
             rejected.append({"date": shown, "reason": reason, "raw": row})
         else:
-            bar = {k: v for k, v in _rounded(row, _digits(meta)).items() if k != "adj_close"}
+            bar = {k: v for k, v in _rounded(row, _digits(meta, local.date(), actions)).items() if k != "adj_close"}
             rows.append({"ts": local.astimezone(dt.timezone.utc), **bar, "session_date": local.date()})
     frame = records_frame(rows, ("ts", *_FIELDS, "session_date"),
                           {"ts": "datetime64[us, UTC]", "session_date": "datetime64[us]"}, sort=True)
-    actions, bad = _actions(result.get("events"), zone, dt.date.min, dt.date.max)
     return Parsed(Outcome.OK if rows or rejected else Outcome.EMPTY, intraday=frame,
                   actions=records_frame(actions, ACTION_COLUMNS, {"date": "datetime64[us]", "kind": "str"}, sort=True),
                   rejected=tuple(rejected + bad), currency=meta.get("currency"))
@@ -201,9 +201,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _digits(meta: dict) -> int:
+def _digits(meta: dict, day: dt.date | None = None, actions: list[dict] = ()) -> int:
+    """Decimals to round a price to: priceHint's (at least 2; 4 without a hint), plus the
+    digits a split adjustment took off a bar before the answer's splits (a 40:1-adjusted
+    19.808 keeps its third decimal, so as traded it is 792.32, not 792.40)."""
     hint = meta.get("priceHint")
-    return min(max(int(hint), 2), 8) if _is_number(hint) else 4
+    digits = min(max(int(hint), 2), 8) if _is_number(hint) else 4
+    factor = math.prod(a["value"] for a in actions if a["kind"] == "split" and day is not None and day < a["date"])
+    return digits + (math.ceil(math.log10(factor) - 1e-9) if factor > 1 else 0)
 
 
 def _zone(meta: dict) -> dt.tzinfo | None:
