@@ -107,7 +107,7 @@ def daily(result: dict, meta: dict, table: dict, zone: dt.tzinfo, start: dt.date
             shown = day.date().isoformat() if day else str(row["timestamp"])
             rejected.append({"date": shown, "reason": reason, "raw": row})
         else:
-            bars.append({"date": day.date(), **_rounded(row, _digits(meta, day.date(), actions))})
+            bars.append({"date": day.date(), **_rounded(row, _digits(meta), _factor(day.date(), actions))})
     last = max([*days, *(a["date"] for a in actions)], default=None)  # the day the answer speaks up to
     return Parsed(Outcome.OK if bars or rejected or actions else Outcome.EMPTY,
                   bars=records_frame(bars, BAR_COLUMNS, {"date": "datetime64[us]"}, sort=True),
@@ -125,7 +125,8 @@ def intraday(result: dict, meta: dict, table: dict, zone: dt.tzinfo) -> Parsed:
             shown = local.astimezone(dt.timezone.utc).isoformat() if local else str(row["timestamp"])
             rejected.append({"date": shown, "reason": reason, "raw": row})
         else:
-            bar = {k: v for k, v in _rounded(row, _digits(meta, local.date(), actions)).items() if k != "adj_close"}
+            rounded = _rounded(row, _digits(meta), _factor(local.date(), actions))
+            bar = {k: v for k, v in rounded.items() if k != "adj_close"}
             rows.append({"ts": local.astimezone(dt.timezone.utc), **bar, "session_date": local.date()})
     frame = records_frame(rows, ("ts", *_FIELDS, "session_date"),
                           {"ts": "datetime64[us, UTC]", "session_date": "datetime64[us]"}, sort=True)
@@ -151,9 +152,12 @@ def _reason(row: dict[str, Any]) -> str | None:
     return None
 
 
-def _rounded(row: dict[str, Any], digits: int) -> dict[str, float]:
+def _rounded(row: dict[str, Any], digits: int, factor: float = 1.0) -> dict[str, float]:
+    """Prices rounded to `digits` as traded: a split-adjusted price (divided by `factor`)
+    is rounded where it traded, x factor, then divided back (a 40:1-adjusted 19.65825 stays
+    that, so as traded it is 786.33, never 786.332 or 786.40)."""
     adj = row["adjclose"]
-    return {**{name: round(float(row[name]), digits) for name in _PRICES},
+    return {**{name: round(round(float(row[name]) * factor, digits) / factor, digits + 8) for name in _PRICES},
             "adj_close": round(float(adj), max(digits, 4)) if adj else math.nan,
             "volume": float(row["volume"])}
 
@@ -201,14 +205,15 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _digits(meta: dict, day: dt.date | None = None, actions: list[dict] = ()) -> int:
-    """Decimals to round a price to: priceHint's (at least 2; 4 without a hint), plus the
-    digits a split adjustment took off a bar before the answer's splits (a 40:1-adjusted
-    19.808 keeps its third decimal, so as traded it is 792.32, not 792.40)."""
+def _digits(meta: dict) -> int:
     hint = meta.get("priceHint")
-    digits = min(max(int(hint), 2), 8) if _is_number(hint) else 4
-    factor = math.prod(a["value"] for a in actions if a["kind"] == "split" and day is not None and day < a["date"])
-    return digits + (math.ceil(math.log10(factor) - 1e-9) if factor > 1 else 0)
+    return min(max(int(hint), 2), 8) if _is_number(hint) else 4
+
+
+def _factor(day: dt.date, actions: list[dict]) -> float:
+    """The product of the ratios of the answer's splits after `day`: what the bar's prices
+    were divided by (1.0 when none)."""
+    return math.prod(a["value"] for a in actions if a["kind"] == "split" and day < a["date"])
 
 
 def _zone(meta: dict) -> dt.tzinfo | None:
