@@ -72,11 +72,12 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
             symbols = ctx.mine(settings.symbols if settings.universe_source == "command line" else listed)
             plan = plan_fetch(symbols, {}, ctx.now, settings.history_days, exchange_of, start or EARLIEST, end)
             chain = chain[:1]
-        last, problems = _over_chain(ctx, provider, chain, plan.tasks)
+        last, problems, calls = _over_chain(ctx, provider, chain, plan.tasks)
     finally:
         provider.close()
     outcomes = [last[t.symbol] for t in plan.tasks if t.symbol in last]
-    counts = outcome_counts(len(plan.tasks), outcomes, up_to_date=len(plan.current))
+    # every call made counts, a failed one too and one a later provider's outcome replaced
+    counts = {**outcome_counts(len(plan.tasks), outcomes, up_to_date=len(plan.current)), "api_calls": calls}
     _record_servers(ctx, outcomes)
     if not plan.tasks:
         return StageResult("fetch", ExitCode.NOTHING_TO_DO, counts, (), message="every symbol is up to date")
@@ -118,9 +119,10 @@ def _open(ctx: Context, name: str):
 def _over_chain(ctx: Context, first, chain: Sequence[str], tasks: Sequence[FetchTask]):
     """Fetch `tasks` with each provider of the chain in turn (`first` already open), the next
     one taking what the one before handed over. Returns (symbol -> its last outcome,
-    problems a later provider may have covered)."""
+    problems a later provider may have covered, the calls every provider made)."""
     last: dict[str, SymbolOutcome] = {}
     problems: list[_Problem] = []
+    calls = 0
     for position, name in enumerate(chain):
         try:
             provider = first if not position else _open(ctx, name)
@@ -133,13 +135,14 @@ def _over_chain(ctx: Context, first, chain: Sequence[str], tasks: Sequence[Fetch
             if position:
                 provider.close()
         last.update((o.symbol, o) for o in fetched.outcomes)
+        calls += sum(o.api_calls for o in fetched.outcomes)
         failed = [o for o in fetched.outcomes if o.symbol in fetched.handover and o.status == "failed"]
-        if failed and position < len(chain) - 1:
-            problems.append(_Problem(name, failed[0].message, frozenset(o.symbol for o in failed)))
+        if failed and position < len(chain) - 1:  # what it failed and what it then deferred
+            problems.append(_Problem(name, failed[0].message, frozenset(fetched.handover)))
         tasks = [t for t in tasks if t.symbol in fetched.handover]
         if not tasks:
             break
-    return last, problems
+    return last, problems, calls
 
 
 def _covered(result: StageResult, problems: Sequence[_Problem], outcomes: Sequence[SymbolOutcome]) -> StageResult:

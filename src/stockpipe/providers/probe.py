@@ -69,14 +69,20 @@ def probe(provider, symbol: str, today: dt.date) -> ProbeResult:
     try:
         response = provider.client.call(check.request, classify=lambda r: judged(r, check.parse), attempts=1)
     except StockpipeError as exc:  # no answer (down, hanging, 5xx) is unavailable; a refusal its own code
-        down = isinstance(exc, (TransportError, UnavailableError))
-        return ProbeResult(provider.name, False, str(exc), ExitCode.UNAVAILABLE if down else exc.exit_code)
+        if isinstance(exc, (TransportError, UnavailableError)):
+            host, port = _address(provider.client.base_url)
+            return ProbeResult(provider.name, False, f"{provider.name} unreachable at {host}:{port}: {exc}",
+                               ExitCode.UNAVAILABLE)
+        return ProbeResult(provider.name, False, str(exc), exc.exit_code)
     latency = time.monotonic() - started
     verdict = judged(response, check.parse)
     key = "not needed" if not provider.needs_key else "refused" if verdict.outcome is Outcome.AUTH_FAILED else "accepted"
     quota = check.quota(response) or _ledger_quota(provider) or "not published"
     said = f" ({verdict.message})" if verdict.message and verdict.outcome is not Outcome.OK else ""
     detail = f"answered HTTP {response.status} in {latency:.2f} s{said}; key {key}; quota: {quota}"
+    if key == "refused":
+        detail = (f"{provider.name} refused the API key{said}: check STOCKPIPE_{provider.name.upper()}_API_KEY "
+                  f"(answered HTTP {response.status} in {latency:.2f} s)")
     code = ExitCode.CONFIG if key == "refused" else ExitCode.OK
     return ProbeResult(provider.name, code == ExitCode.OK, detail, code, latency, key, quota)
 
