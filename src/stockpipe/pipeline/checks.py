@@ -57,8 +57,8 @@ def _check_providers(settings: Settings, probe: str | None, today: dt.date) -> l
     try:
         for provider in built:
             label = "demo (synthetic data)" if provider.name == "demo" else provider.name
-            found.append((provider.name, Check(named(provider.name), True, f"{label}, credentials not needed"
-                                               if not provider.needs_key else f"{label}, API key present"), ExitCode.OK))
+            detail = f"{label}, API key present" if provider.needs_key else f"{label}, credentials not needed"
+            found.append((provider.name, Check(named(provider.name), True, detail), ExitCode.OK))
             if probe:
                 found.append((provider.name, *_probe(provider, probe, settings, today)))
     finally:
@@ -85,7 +85,8 @@ def _covered(check: Check, others: set[str]) -> Check:
     """A failing check of one provider as a warning when other providers of the chain work."""
     if check.ok or not others:
         return check
-    return replace(check, severity="warn", detail=f"{check.detail} (the fetch fails over to {', '.join(sorted(others))})")
+    return replace(check, severity="warn",
+                   detail=f"{check.detail} (the fetch fails over to {', '.join(sorted(others))})")
 
 
 def _check_data_dir(data_dir: Path) -> tuple[Check, int]:

@@ -151,7 +151,8 @@ def _covered(result: StageResult, problems: Sequence[_Problem], outcomes: Sequen
     served = {o.symbol: o.provider for o in outcomes if o.status in ("ok", "no_data")}
     said, moved = [], set()
     for problem in problems:
-        symbols = {s for s, by in served.items() if by != problem.provider and (not problem.symbols or s in problem.symbols)}
+        symbols = {s for s, by in served.items()
+                   if by != problem.provider and (not problem.symbols or s in problem.symbols)}
         if symbols:
             said.append(f"{problem.message}: {len(symbols)} symbol(s) failed over to "
                         f"{', '.join(sorted({served[s] for s in symbols}))}")

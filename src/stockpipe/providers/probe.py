@@ -76,7 +76,8 @@ def probe(provider, symbol: str, today: dt.date) -> ProbeResult:
         return ProbeResult(provider.name, False, str(exc), exc.exit_code)
     latency = time.monotonic() - started
     verdict = judged(response, check.parse)
-    key = "not needed" if not provider.needs_key else "refused" if verdict.outcome is Outcome.AUTH_FAILED else "accepted"
+    refused = verdict.outcome is Outcome.AUTH_FAILED
+    key = "not needed" if not provider.needs_key else "refused" if refused else "accepted"
     quota = check.quota(response) or _ledger_quota(provider) or "not published"
     said = f" ({verdict.message})" if verdict.message and verdict.outcome is not Outcome.OK else ""
     detail = f"answered HTTP {response.status} in {latency:.2f} s{said}; key {key}; quota: {quota}"

@@ -59,7 +59,8 @@ class RetryPolicy:
             return retrying(attempt)
         except Retryable as exc:
             failure = exc
-        raise self._final_error(failure, attempts or self.max_attempts)  # outside the except: no httpx error is chained to it
+        # outside the except: no httpx error is chained to it
+        raise self._final_error(failure, attempts or self.max_attempts)
 
     def _should_retry(self, exc: BaseException) -> bool:
         if not isinstance(exc, Retryable):
