@@ -147,3 +147,13 @@ def test_parse_daily_keeps_the_answer_as_sent():
     """Undoing is the provider's (basis.as_traded); the vendor module's parse is as sent."""
     raw = yahoo.parse_daily(Response(200, {}, fixture_bytes("yahoo", "split_after_window.json")), *NVDA_WINDOW)
     assert raw.bars["close"].tolist() == [204.1, 198.08, 190.03, 180.86, 187.8] and raw.basis == D(2021, 7, 21)
+
+
+def test_yahoos_newest_intraday_window_reaches_now_to_learn_every_split_since():
+    now = dt.datetime(2024, 6, 20, 21, 0, tzinfo=dt.timezone.utc)
+    start, end = now - dt.timedelta(days=40), now - dt.timedelta(days=10)
+    made = yahoo.VENDOR.intraday_requests("5m", start, end, now)
+    assert len(made) == 1 and int(made[0]("NVDA").params["period2"]) == int(now.timestamp())
+    one_minute = yahoo.VENDOR.intraday_requests("1m", now - dt.timedelta(days=20), now - dt.timedelta(days=12), now)
+    last = one_minute[-1]("NVDA").params  # 1m windows span 7 days: too far from now to reach it
+    assert int(last["period2"]) == int((now - dt.timedelta(days=12)).timestamp())

@@ -18,6 +18,8 @@ Decisions:
       returns every split and dividend the answer reports from `start` on (those after the
       window included) and the answer's last day as `Parsed.basis`, and basis.as_traded
       undoes every split after each bar (bars and dividends); parsing keeps them as sent.
+      Intraday: the newest window reaches now when the interval's span allows (5m..60m
+      always; 1m when within 7 days), so its splits adjust the older windows' bars too.
     * Rows: all null -> rejected "all_null", never zeros; a missing, non-numeric or zero
       open/high/low/close/volume -> missing_value:/not_a_number:/zero_price:<column>;
       a missing adj_close leaves NaN.
@@ -257,12 +259,17 @@ class _Yahoo(Vendor):
 
     def intraday_requests(self, interval: str, start: dt.datetime, end: dt.datetime,
                           now: dt.datetime, zone: dt.tzinfo | None = None) -> list[Callable[[str], Request]]:
-        """Instant windows checked against Yahoo's limits (intraday_windows)."""
+        """Instant windows checked against Yahoo's limits (intraday_windows); the newest one
+        reaches `now` when the interval's span allows it, so its answer reports every split
+        since (they adjust the older bars too: basis.py)."""
         try:
             windows = intraday_windows(interval, start, end, now)
         except ValueError as exc:
             raise UsageError(f"{NAME} cannot serve {interval} bars from {start:%Y-%m-%d %H:%M}Z "
                              f"to {end:%Y-%m-%d %H:%M}Z: {exc}") from None
+        lo, hi = windows[-1]
+        if hi < now and now - lo <= (_WINDOW_1M if interval == "1m" else _limits(interval)[0]):
+            windows[-1] = (lo, now)
         return [lambda s, lo=lo, hi=hi: intraday_request(s, interval, lo, hi, now=now) for lo, hi in windows]
 
     # the session's handshake (session.Handshake)
