@@ -156,7 +156,8 @@ def _symbols_in(file: Path) -> set[str]:
             rows = csv.reader(handle)
             header = _canonical_header(next((row for row in rows if row), []))
             if "symbol" not in header:
-                return {normalize_symbol(file.stem, f"{file} (a file without a symbol column is named after its symbol)")}
+                where = f"{file} (a file without a symbol column is named after its symbol)"
+                return {normalize_symbol(file.stem, where)}
             at, found = header.index("symbol"), []
             for row in rows:
                 if len(row) > at and row[at].strip():

@@ -183,8 +183,8 @@ class HttpProvider(ProviderBase):
         """
         import pandas as pd
 
-        parsed = [self._accepted(self.vendor.parse_intraday(_response(p), self.zone(p.symbol)), f"{p.symbol} intraday")
-                  for p in payloads]
+        parsed = [self._accepted(self.vendor.parse_intraday(_response(p), self.zone(p.symbol)),
+                                 f"{p.symbol} intraday") for p in payloads]
         frames = [p.intraday for p in parsed if p.intraday is not None and len(p.intraday)]
         bars = (pd.concat(frames, ignore_index=True) if frames
                 else _empty(("ts", "open", "high", "low", "close", "volume", "session_date")))

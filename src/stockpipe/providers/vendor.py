@@ -53,6 +53,15 @@ class Intraday:
     zone: dt.tzinfo = dt.timezone.utc
 
 
+def quota_from_headers(response: Response) -> str | None:
+    """The rate-limit headers' word on what is left (X-RateLimit-Remaining / -Limit), if sent."""
+    left, limit = response.header("x-ratelimit-remaining"), response.header("x-ratelimit-limit")
+    if not left:
+        return None
+    return f"{left} of {limit} calls left in the vendor's window" if limit else \
+        f"{left} calls left in the vendor's window"
+
+
 @dataclass(frozen=True)
 class Probe:
     """One cheap call that shows whether a vendor answers and takes the key (`validate
@@ -60,14 +69,7 @@ class Probe:
 
     request: Request
     parse: Callable[[Response], Parsed]
-    quota: Callable[[Response], str | None] = lambda response: quota_from_headers(response)
-
-
-def quota_from_headers(response: Response) -> str | None:
-    """The rate-limit headers' word on what is left (X-RateLimit-Remaining / -Limit), if sent."""
-    left, limit = response.header("x-ratelimit-remaining"), response.header("x-ratelimit-limit")
-    return f"{left} of {limit} calls left in the vendor's window" if left and limit else \
-        f"{left} calls left in the vendor's window" if left else None
+    quota: Callable[[Response], str | None] = quota_from_headers
 
 
 class Session(Protocol):
