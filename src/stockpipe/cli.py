@@ -16,7 +16,7 @@ import typer
 from . import interrupt, render
 from .errors import ExitCode, HealthCode, StockpipeError, UsageError
 from .options import (All, Adjusted, Config, CsvPath, DatabaseUrl, DataDir, Debug, End, From, Full, Interval,
-                      IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Provider, Quotes, ReportFile, RunId,
+                      IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Probe, Provider, Quotes, ReportFile, RunId,
                       ShardOption, Start, SymbolArg, Symbols, SymbolsFile, To, escape_help, need_selection, window)
 
 if TYPE_CHECKING:
@@ -132,13 +132,14 @@ def _fetch_call(quotes: bool, interval: Interval | None, start: dt.date | None, 
 @app.command()
 def validate(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None, provider: Provider = None,
              symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None, path: CsvPath = None,
-             as_json: Json = False, debug: Debug = False) -> None:
-    """Check configuration, credentials, data directory, database and symbols."""
+             probe: Probe = False, as_json: Json = False, debug: Debug = False) -> None:
+    """Check configuration, credentials, data directory, database and symbols; with --probe,
+    each provider's API too."""
     from . import pipeline
 
     opts = Options("validate", as_json, debug, config=config, data_dir=data_dir, database_url=database_url,
                    provider=provider, symbols=symbol, symbols_file=symbols_file, lists=list_, csv_path=path)
-    _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.validate(settings)))
+    _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.validate(settings, probe=probe)))
 
 
 @app.command()

@@ -64,6 +64,7 @@ class StockpipeError(Exception):
     """
 
     exit_code: ExitCode = ExitCode.BUG
+    api_calls: int = 0  # calls a provider spent before failing (the quota ledger counts them too)
 
     def __init_subclass__(cls, exit_code: ExitCode | None = None, **kwargs: object) -> None:
         """`class XError(Base, exit_code=ExitCode.X)` sets the code; without it, the base's holds."""
@@ -105,7 +106,7 @@ class NoDataError(BadInputError):
 
 
 class UnavailableError(TransientError, exit_code=ExitCode.UNAVAILABLE):
-    """The database or the storage is unavailable."""
+    """The database, the storage or a provider's server is unavailable."""
 
 
 class DatabaseUnavailableError(UnavailableError):
@@ -176,6 +177,12 @@ class RateLimitedError(StopsProvider, ProviderError):
     def not_asked(self) -> "RateLimitedError":
         """The same refusal, made before the vendor was asked (by the client's own limiter)."""
         return RateLimitNotAskedError(str(self), self.retry_after)
+
+
+class ProviderUnreachableError(StopsProvider, UnavailableError):
+    """Consecutive connection failures or timeouts, across symbols, reached the limit
+    (`unreachable_after`): the vendor is down or hangs, so the provider is stopped for the
+    run (exit 5, unavailable) and the rest is deferred or fails over."""
 
 
 class RateLimitNotAskedError(NotAsked, RateLimitedError):

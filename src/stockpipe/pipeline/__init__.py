@@ -34,12 +34,13 @@ __all__ = ["Context", "check_report_path", "db_current", "db_upgrade", "fetch", 
 # ------------------------------------------------------------------------ commands
 
 
-def validate(settings: Settings, clock: Clock = calendars.utcnow) -> CommandResult:
-    """Check configuration, credentials, data directory, database and symbols."""
+def validate(settings: Settings, clock: Clock = calendars.utcnow, probe: bool = False) -> CommandResult:
+    """Check configuration, credentials, data directory, database and symbols; with `probe`,
+    one cheap call per configured provider (latency, key accepted, quota left)."""
     from . import checks
 
     now = clock()
-    result = checks.validate(settings)
+    result = checks.validate(settings, "call" if probe else None, now.date())
     return CommandResult("validate", "", result.exit_code, (result,), now, clock())
 
 
@@ -149,7 +150,7 @@ def _run(settings: Settings, start: dt.date | None, end: dt.date | None, progres
 
     started = clock()
     open_warehouse(settings)  # a fresh machine's database is migrated before it is checked
-    checked = checks.validate(settings)
+    checked = checks.validate(settings, "connect", started.date())  # a provider that is down stops the run here
     if checked.exit_code != ExitCode.OK:
         return CommandResult("run", "", checked.exit_code, (checked,), started, clock(),
                              message=checked.message)

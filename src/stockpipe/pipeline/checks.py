@@ -9,7 +9,9 @@ Imports neither pandas nor pyarrow.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from ..config import Settings, normalize_symbol
@@ -18,50 +20,86 @@ from ..models import Check, StageResult
 from ..storage import warehouse
 from .health import health_thresholds
 
-def validate(settings: Settings) -> StageResult:
-    """Configuration, credentials, data directory, database and symbols, in that order.
+def validate(settings: Settings, probe: str | None = None, today: dt.date | None = None) -> StageResult:
+    """Configuration, credentials, data directory, database and symbols, in that order;
+    with `probe`, the providers' servers too (providers/probe.py): "connect" (what `run`
+    asks first: is each one there?) or "call" (`validate --probe`: one cheap call each:
+    latency, key accepted, quota left).
 
     The exit code is the code of the first failing check's error class (config 4,
-    unavailable 5, bad input 65), so a script can tell the causes apart.
+    unavailable 5, bad input 65), so a script can tell the causes apart. A problem of one
+    provider of a failover chain that another one covers is a warning, not a failure.
     """
-    provider, symbols = _check_provider(settings)
+    providers, symbols = _check_providers(settings, probe, today or dt.date.today())
     found: list[tuple[Check, int]] = [
-        provider,
+        *providers,
         _check_data_dir(settings.data_dir),
         *_check_database(settings),
         _check_symbols(settings, symbols),
         _check_quality_thresholds(settings),
         _check_health_thresholds(settings),
     ]
-    failed = [(c, code) for c, code in found if not c.ok]
+    failed = [(c, code) for c, code in found if not c.ok and c.severity == "error"]
     exit_code = failed[0][1] if failed else ExitCode.OK
     message = failed[0][0].detail if failed else ""
     return StageResult("validate", exit_code, {"checks": len(found), "checks_failed": len(failed)},
                        checks=tuple(c for c, _ in found), message=message)
 
 
-def _check_provider(settings: Settings) -> tuple[tuple[Check, int], tuple[str, ...] | None]:
-    """The provider's check, and the symbols its source names (the csv provider's files), if any."""
+def _check_providers(settings: Settings, probe: str | None,
+                     today: dt.date) -> tuple[list[tuple[Check, int]], tuple[str, ...] | None]:
+    """Each provider of the chain: it can be built (its key is set), and with `probe` its
+    server answers; a failure another provider of the chain covers is a warning. Also the
+    symbols the first provider's source names (the csv provider's files), if any."""
     from ..providers import registry
 
+    chain = list(settings.providers or (settings.provider,))
+    named = (lambda n: "provider") if len(chain) == 1 else (lambda n: f"provider {n}")
+    built, found, symbols = [], [], None
+    for name in chain:
+        try:
+            built.append(registry.create(name, settings))
+        except StockpipeError as exc:
+            found.append((name, Check(named(name), False, str(exc)), exc.exit_code))
     try:
-        provider = registry.create(settings.provider, settings)
+        if built and built[0].name == chain[0]:
+            listed = built[0].symbols()  # the csv provider's files: a missing path, a malformed symbol
+            symbols = None if listed is None else tuple(listed)
     except StockpipeError as exc:
-        return (Check("provider", False, str(exc)), exc.exit_code), None
+        found.append((chain[0], Check(named(chain[0]), False, str(exc)), exc.exit_code))
     try:
-        if provider.needs_key and not settings.api_key(settings.provider):
-            env = f"STOCKPIPE_{settings.provider.upper()}_API_KEY"
-            return (Check("credentials", False, f"no API key for {settings.provider}: set {env} or {env}_FILE"),
-                    ExitCode.CONFIG), None
-        named = provider.symbols()
-    except StockpipeError as exc:  # the csv provider's files: a missing path, a malformed symbol
-        return (Check("provider", False, str(exc)), exc.exit_code), None
+        for provider in built:
+            label = "demo (synthetic data)" if provider.name == "demo" else provider.name
+            detail = f"{label}, API key present" if provider.needs_key else f"{label}, credentials not needed"
+            found.append((provider.name, Check(named(provider.name), True, detail), ExitCode.OK))
+            if probe:
+                found.append((provider.name, *_probe(provider, probe, settings, today)))
     finally:
-        provider.close()
-    label = "demo (synthetic data)" if settings.provider == "demo" else settings.provider
-    check = Check("provider", True, f"{label}, credentials not needed" if not provider.needs_key
-                  else f"{label}, API key present")
-    return (check, ExitCode.OK), None if named is None else tuple(named)
+        for provider in built:
+            provider.close()
+    working = {name for name, check, _ in found} - {name for name, check, _ in found if not check.ok}
+    return [(_covered(check, working - {name}), code) for name, check, code in
+            sorted(found, key=lambda item: chain.index(item[0]))], symbols
+
+
+def _probe(provider, depth: str, settings: Settings, today: dt.date) -> tuple[Check, int]:
+    from ..providers.probe import probe, reachable
+
+    if depth == "connect":
+        result = reachable(provider, settings.http_timeout_connect)
+        return Check(f"reachable {provider.name}", result.ok, result.detail), result.exit_code
+    symbol = settings.symbols[0] if settings.symbols else "AAPL"
+    result = probe(provider, symbol, today)
+    return Check(f"probe {provider.name}", result.ok, result.detail,
+                 observed=None if result.latency is None else round(result.latency, 3)), result.exit_code
+
+
+def _covered(check: Check, others: set[str]) -> Check:
+    """A failing check of one provider as a warning when other providers of the chain work."""
+    if check.ok or not others:
+        return check
+    return replace(check, severity="warn",
+                   detail=f"{check.detail} (the fetch fails over to {', '.join(sorted(others))})")
 
 
 def _check_data_dir(data_dir: Path) -> tuple[Check, int]:

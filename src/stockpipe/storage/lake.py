@@ -124,7 +124,8 @@ class Lake:
             # Files written by different writers hold `symbol` as string or string_view, which
             # the statistics pruning cannot compare: the filter runs on the cast column.
             wanted = None if symbols is None else pc.field("symbol").cast(pa.string()).isin(sorted(set(symbols)))
-            rows = table.to_pyarrow_dataset().to_table(columns=schema.names, filter=wanted)
+            files = table.to_pyarrow_dataset()
+            rows = files.to_table(columns=[c for c in schema.names if c in files.schema.names], filter=wanted)
         except (OSError, pa.ArrowInvalid) as exc:
             raise UnavailableError(f"cannot read the lake's {dataset.name} under {self.root}: {exc}: "
                                    "run `stockpipe verify`, or delete the table and fetch again") from None
@@ -152,7 +153,6 @@ class Lake:
             feed = pa.table(table.load_cdf(starting_version=since + 1, ending_version=until))
         except Exception as exc:  # noqa: BLE001 - delta-rs raises its own types for a vacuumed feed
             raise ChangesUnavailableError(f"{dataset.name}: changes after version {since}: {exc}") from None
-        feed = feed.select([*dataset.column_names, "_change_type", "_commit_version"])
         return _conform(feed, pa.schema(list(schema) + list(extra)))
 
     # ------------------------------------------------------------------ writing
@@ -224,7 +224,7 @@ class Lake:
     def _merge(self, dataset: Dataset, table, source: pa.Table, replacing: list[str] | None, properties) -> None:
         key = [MONTH, *dataset.key]
         merger = table.merge(source, predicate=" AND ".join(f"t.{c} = s.{c}" for c in key), source_alias="s",
-                             target_alias="t", commit_properties=properties)
+                             target_alias="t", merge_schema=True, commit_properties=properties)  # new columns join
         differs = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in dataset.value_columns)
         merger = merger.when_matched_update_all(predicate=differs or None).when_not_matched_insert_all()
         if replacing is not None:
@@ -299,7 +299,7 @@ def _source(dataset: Dataset, rows: pd.DataFrame | pa.Table) -> pa.Table:
     if isinstance(rows, pd.DataFrame):
         rows = pa.Table.from_pandas(rows.reindex(columns=dataset.column_names), schema=schema, preserve_index=False)
     else:
-        rows = _conform(rows.select(dataset.column_names), schema)
+        rows = _conform(rows, schema)
     rows = rows.filter(pc.is_valid(rows[dataset.partition]))
     if rows.num_rows:
         numbered = rows.append_column("__row", pa.array(range(rows.num_rows), pa.int64()))
@@ -310,8 +310,11 @@ def _source(dataset: Dataset, rows: pd.DataFrame | pa.Table) -> pa.Table:
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Cast what delta-rs hands back (string_view, large_string, other timestamp units) to
-    the dataset's own types."""
-    return pa.Table.from_arrays([table[name].cast(schema.field(name).type) for name in schema.names], schema=schema)
+    the dataset's own types; a column the table predates (added by a later release, e.g.
+    prices_daily.split_basis) reads as nulls until a write adds it (`merge_schema`)."""
+    return pa.Table.from_arrays([table[name].cast(field.type) if name in table.column_names
+                                 else pa.nulls(table.num_rows, field.type) for name, field in zip(schema.names, schema)],
+                                schema=schema)
 
 
 def _sql_list(values: Iterable[str]) -> str:
