@@ -116,7 +116,7 @@ def test_restate_rebases_exactly_the_bars_fetched_after_the_split_on_an_older_ba
         ("2022-08-18", 300.0, 300, "2022-08-19", "2022-09-01"),  # fetched after it on an older basis: 3x off
         ("2022-08-19", 290.0, 330, "2022-08-19", "2022-09-01"),
         ("2022-08-22", 860.0, 100, "2022-09-01", "2022-09-01"),  # its basis covered the split: undone then
-        ("2022-08-23", 870.0, 100, None, "2022-09-01"),  # no basis: sent as traded (or stored before 0009)
+        ("2022-08-23", 870.0, 100, None, "2022-09-01"),  # no basis: sent as traded (or stored before 0008)
     ])
     out = basis.restate(bars, SPLIT, before=D(2022, 8, 24))
     assert out["date"].dt.strftime("%Y-%m-%d").tolist() == ["2022-08-18", "2022-08-19"]

@@ -6,8 +6,8 @@ day that answer covered, so a split that later turns out to be missing from it r
 exactly the bars fetched on an older basis. NULL for a bar the vendor sent as traded (and
 for bars stored before this revision).
 
-Revision ID: 0009
-Revises: 0005 (the merge chains it after 0006-0008)
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-24
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
