@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .config import Settings
     from .models import CommandResult
 
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print per provider the calls the plan would make, their "
+                   "quota cost and the projected finish under the rate limits; write nothing.")]
 Progress = Callable[[str, int, int], None]
 PipelineCall = Callable[["Settings", Progress], "CommandResult"]  # a pipeline function: (settings, progress) -> result
 
@@ -110,14 +112,20 @@ def _look(opts: Options, call: Callable[[Settings], Any]) -> int:
     return render.emit_look(call(_settings(opts)), opts.as_json)
 
 
-def _fetch_call(quotes: bool, interval: Interval | None, start: dt.date | None, end: dt.date | None) -> PipelineCall:
-    """What `fetch` fetches: daily bars, or quotes (--quotes), or intraday bars (--interval).
+def _fetch_call(quotes: bool, interval: Interval | None, start: dt.date | None, end: dt.date | None,
+                dry_run: bool = False) -> PipelineCall:
+    """What `fetch` fetches: daily bars, or quotes (--quotes), or intraday bars (--interval);
+    with --dry-run, only the daily plan and its cost.
 
     Raises:
-        UsageError: --quotes with --interval, or with --start/--end.
+        UsageError: --quotes with --interval, or with --start/--end; --dry-run with either.
     """
     from . import pipeline
 
+    if dry_run and (quotes or interval is not None):
+        raise UsageError("--dry-run plans daily bars only: leave out --quotes/--interval")
+    if dry_run:
+        return _dry_run("fetch", start, end)
     if quotes and interval is not None:
         raise UsageError("--quotes and --interval exclude each other: fetch one kind at a time")
     if quotes and (start or end):
@@ -127,6 +135,17 @@ def _fetch_call(quotes: bool, interval: Interval | None, start: dt.date | None, 
     if interval is not None:
         return lambda settings, progress: pipeline.fetch_intraday(settings, interval.value, start, end, progress)
     return lambda settings, progress: pipeline.fetch(settings, start, end, progress)
+
+
+def _dry_run(command: str, start: dt.date | None, end: dt.date | None) -> PipelineCall:
+    from .pipeline.forecast import plan_only
+
+    return lambda settings, _: plan_only(settings, command, start, end)
+
+
+def _no_metrics_with_dry_run(dry_run: bool, metrics_file: Path | None) -> None:
+    if dry_run and metrics_file is not None:
+        raise UsageError("--dry-run writes nothing: leave out --metrics-file")
 
 
 @app.command()
@@ -148,14 +167,19 @@ def fetch(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile =
           quotes: Quotes = False, interval: IntervalOption = None, config: Config = None,
           data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
           shard: ShardOption = None, run_id: RunId = None, metrics_file: MetricsFile = None, as_json: Json = False,
-          debug: Debug = False) -> None:
+          debug: Debug = False, dry_run: DryRun = False) -> None:
     """Fetch the bars each symbol lacks into the lake (raw payloads archived, bad rows to rejects);
-    with --quotes, quotes; with --interval, intraday bars."""
+    with --quotes, quotes; with --interval, intraday bars; with --dry-run, only the plan and its cost."""
     opts = Options("fetch", as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
                    log_format=log_format, shard=shard, run_id=run_id, provider=provider, symbols=symbol,
                    symbols_file=symbols_file, lists=list_, csv_path=path)
-    _call(opts, lambda: _pipeline(opts, _fetch_call(quotes, interval, *window(start, end)), progress=True,
-                                  check=lambda settings: need_selection(all_, opts, settings.provider)))
+
+    def check(settings: Settings) -> None:
+        need_selection(all_, opts, settings.provider)
+        _no_metrics_with_dry_run(dry_run, metrics_file)
+
+    _call(opts, lambda: _pipeline(opts, _fetch_call(quotes, interval, *window(start, end), dry_run),
+                                  progress=not dry_run, check=check))
 
 
 def _lake_command(name: str, help_text: str) -> None:
@@ -210,8 +234,9 @@ def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = N
         provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None, config: Config = None,
         data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
         shard: ShardOption = None, run_id: RunId = None, metrics_file: MetricsFile = None, report: ReportFile = None,
-        as_json: Json = False, debug: Debug = False) -> None:
-    """validate -> fetch -> transform -> load -> quality-check; resumes from what is saved."""
+        as_json: Json = False, debug: Debug = False, dry_run: DryRun = False) -> None:
+    """validate -> fetch -> transform -> load -> quality-check; resumes from what is saved.
+    With --dry-run, only the fetch's plan and its cost."""
     from . import pipeline
 
     opts = Options("run", as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
@@ -220,11 +245,45 @@ def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = N
 
     def check(settings: Settings) -> None:
         need_selection(all_, opts, settings.provider)
+        _no_metrics_with_dry_run(dry_run, metrics_file)
+        if dry_run and report is not None:
+            raise UsageError("--dry-run writes nothing: leave out --report")
         if report is not None:
             pipeline.check_report_path(report)
 
-    _call(opts, lambda: _pipeline(opts, lambda settings, progress: pipeline.run(
-        settings, *window(start, end), progress, report=report), progress=True, check=check))
+    call = _dry_run("run", *window(start, end)) if dry_run else lambda settings, progress: pipeline.run(
+        settings, *window(start, end), progress, report=report)
+    _call(opts, lambda: _pipeline(opts, call, progress=not dry_run, check=check))
+
+
+@app.command()
+def status(symbol: Annotated[Optional[str], typer.Option("--symbol", "-s", help="Also this symbol's whole story: "
+           "state, last error, recent run events, open quality failures, price revisions.")] = None,
+           config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
+           as_json: Json = False, debug: Debug = False) -> None:
+    """The universe from the run metadata alone (no price scan): per exchange and provider the symbols
+    current, stale, failing, skipped and never loaded, last success, rows held, quota left today. Exit 0."""
+    from .pipeline.status import status as universe_status
+
+    opts = Options("status", as_json, debug, config=config, data_dir=data_dir, database_url=database_url)
+    _call(opts, lambda: render.emit_status(universe_status(_settings(opts), symbol), as_json))
+
+
+@app.command()
+def reset(symbols: Annotated[Optional[list[str]], typer.Argument(metavar="[SYMBOL]...", help="The tickers to reset.")] = None,
+          failed: Annotated[bool, typer.Option("--failed", help="Every symbol whose last fetch failed.")] = False,
+          all_skipped: Annotated[bool, typer.Option("--all-skipped", help="Every symbol skipped after "
+                                 "max_consecutive_failures failed fetches in a row.")] = False,
+          config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
+          log_format: LogFormat = None, as_json: Json = False, debug: Debug = False) -> None:
+    """Clear symbols' failures and mark them for a full reload (bulk) next run: SYMBOL..., --failed or
+    --all-skipped."""
+    from .pipeline.reset import reset as reset_symbols
+
+    opts = Options("reset", as_json, debug, config=config, data_dir=data_dir, database_url=database_url,
+                   log_format=log_format)
+    _call(opts, lambda: _pipeline(opts, lambda settings, _: reset_symbols(
+        settings, tuple(symbols or ()), failed=failed, all_skipped=all_skipped)))
 
 
 @db_app.command("upgrade")

@@ -73,6 +73,11 @@ class Settings:
     http_timeout_connect: float = 10.0
     http_timeout_read: float = 30.0
     unreachable_after: int = 3
+    # Failed fetches in a row after which planning skips a symbol until `stockpipe reset`.
+    max_consecutive_failures: int = 5
+    # Sessions an incremental fetch re-reads before the new ones, so a vendor's restated
+    # (or late, or first-empty) bars are caught; 0 asks only for the new sessions.
+    restate_sessions: int = 5
     config_file: Path | None = None
     # symbol suffix or symbol -> exchange MIC, over calendars.DEFAULT_SUFFIXES ([exchanges] table)
     exchanges: Mapping[str, str] = field(default_factory=dict)
@@ -210,7 +215,8 @@ def _run_id(value: str, where: str) -> str:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions",
                "auto_migrate", "batch_rows", "csv_path", "shard", "run_id", "http_timeout_connect",
-               "http_timeout_read", "unreachable_after", "csv_date_format")
+               "http_timeout_read", "unreachable_after", "csv_date_format", "max_consecutive_failures",
+               "restate_sessions")
 # A run id names a run in pipeline_runs/run_events (String(64)) and is part of raw archive file
 # names, so it is Airflow's run id alphabet (its default allowed_run_id_pattern) plus @ and =:
 # no separator, no space, never `.` or `..` alone.
@@ -377,9 +383,11 @@ def _build(values: dict[str, Any]) -> Settings:
         raise ConfigError(f"log_format {settings.log_format!r} is not one of {', '.join(LOG_FORMATS)}: fix STOCKPIPE_LOG_FORMAT or --log-format")
     if settings.history_days < 1:
         raise ConfigError("history_days must be at least 1: fix STOCKPIPE_HISTORY_DAYS or the config file")
-    for name in ("http_timeout_connect", "http_timeout_read", "unreachable_after"):
+    for name in ("http_timeout_connect", "http_timeout_read", "unreachable_after", "max_consecutive_failures"):
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} must be above 0: fix STOCKPIPE_{name.upper()} or the config file")
+    if not 0 <= settings.restate_sessions <= 250:
+        raise ConfigError("restate_sessions must be 0 to 250: fix STOCKPIPE_RESTATE_SESSIONS or the config file")
     return settings
 
 
