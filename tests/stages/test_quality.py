@@ -50,7 +50,7 @@ def test_rule_names_severities_and_defaults_are_stable():
         ("price_positive", "error", 0), ("volume_non_negative", "error", 0), ("high_encloses", "error", 0),
         ("low_encloses", "error", 0), ("duplicate_keys", "error", 0), ("hundred_x", "error", 50.0),
         ("spike", "warn", 0.20), ("gaps", "warn", 0), ("unexpected_bars", "warn", 0), ("stale", "warn", 1),
-        ("zero_volume_run", "warn", 5), ("provider_divergence", "warn", 0.005),
+        ("zero_volume_run", "warn", 5), ("provider_divergence", "warn", 0.005), ("restated", "warn", 0),
     ]
 
 
