@@ -7,7 +7,6 @@ need them, so `--help` and `health-check` stay fast. Only render.py prints.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
@@ -15,16 +14,15 @@ import typer
 
 from . import interrupt, render
 from .errors import ExitCode, HealthCode, StockpipeError, UsageError
-from .options import (All, Adjusted, Config, CsvPath, DatabaseUrl, DataDir, Debug, End, From, Full, Interval,
-                      IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Probe, Provider, Quotes, ReportFile, RunId,
-                      ShardOption, Start, SymbolArg, Symbols, SymbolsFile, To, escape_help, need_selection, window)
+from .options import (All, Adjusted, AllSkipped, Config, CsvPath, DatabaseUrl, DataDir, Debug, DryRun, End, Failed,
+                      From, Full, IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Probe, Provider, Quotes,
+                      ReportFile, ResetSymbols, RunId, ShardOption, Start, StatusSymbol, SymbolArg, Symbols, SymbolsFile,
+                      To, escape_help, fetch_call, need_selection, plan_call, window)
 
 if TYPE_CHECKING:
     from .config import Settings
     from .models import CommandResult
 
-DryRun = Annotated[bool, typer.Option("--dry-run", help="Print per provider the calls the plan would make, their "
-                   "quota cost and the projected finish under the rate limits; write nothing.")]
 Progress = Callable[[str, int, int], None]
 PipelineCall = Callable[["Settings", Progress], "CommandResult"]  # a pipeline function: (settings, progress) -> result
 
@@ -112,42 +110,6 @@ def _look(opts: Options, call: Callable[[Settings], Any]) -> int:
     return render.emit_look(call(_settings(opts)), opts.as_json)
 
 
-def _fetch_call(quotes: bool, interval: Interval | None, start: dt.date | None, end: dt.date | None,
-                dry_run: bool = False) -> PipelineCall:
-    """What `fetch` fetches: daily bars, or quotes (--quotes), or intraday bars (--interval);
-    with --dry-run, only the daily plan and its cost.
-
-    Raises:
-        UsageError: --quotes with --interval, or with --start/--end; --dry-run with either.
-    """
-    from . import pipeline
-
-    if dry_run and (quotes or interval is not None):
-        raise UsageError("--dry-run plans daily bars only: leave out --quotes/--interval")
-    if dry_run:
-        return _dry_run("fetch", start, end)
-    if quotes and interval is not None:
-        raise UsageError("--quotes and --interval exclude each other: fetch one kind at a time")
-    if quotes and (start or end):
-        raise UsageError("--start/--end do not apply to --quotes (a quote is the latest price)")
-    if quotes:
-        return pipeline.fetch_quotes
-    if interval is not None:
-        return lambda settings, progress: pipeline.fetch_intraday(settings, interval.value, start, end, progress)
-    return lambda settings, progress: pipeline.fetch(settings, start, end, progress)
-
-
-def _dry_run(command: str, start: dt.date | None, end: dt.date | None) -> PipelineCall:
-    from .pipeline.forecast import plan_only
-
-    return lambda settings, _: plan_only(settings, command, start, end)
-
-
-def _no_metrics_with_dry_run(dry_run: bool, metrics_file: Path | None) -> None:
-    if dry_run and metrics_file is not None:
-        raise UsageError("--dry-run writes nothing: leave out --metrics-file")
-
-
 @app.command()
 def validate(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None, provider: Provider = None,
              symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None, path: CsvPath = None,
@@ -174,12 +136,8 @@ def fetch(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile =
                    log_format=log_format, shard=shard, run_id=run_id, provider=provider, symbols=symbol,
                    symbols_file=symbols_file, lists=list_, csv_path=path)
 
-    def check(settings: Settings) -> None:
-        need_selection(all_, opts, settings.provider)
-        _no_metrics_with_dry_run(dry_run, metrics_file)
-
-    _call(opts, lambda: _pipeline(opts, _fetch_call(quotes, interval, *window(start, end), dry_run),
-                                  progress=not dry_run, check=check))
+    _call(opts, lambda: _pipeline(opts, fetch_call(quotes, interval, *window(start, end), dry_run), progress=not dry_run,
+                                  check=lambda settings: need_selection(all_, opts, settings.provider, dry_run)))
 
 
 def _lake_command(name: str, help_text: str) -> None:
@@ -244,25 +202,19 @@ def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = N
                    symbols_file=symbols_file, lists=list_, csv_path=path)
 
     def check(settings: Settings) -> None:
-        need_selection(all_, opts, settings.provider)
-        _no_metrics_with_dry_run(dry_run, metrics_file)
-        if dry_run and report is not None:
-            raise UsageError("--dry-run writes nothing: leave out --report")
+        need_selection(all_, opts, settings.provider, dry_run, report)
         if report is not None:
             pipeline.check_report_path(report)
 
-    call = _dry_run("run", *window(start, end)) if dry_run else lambda settings, progress: pipeline.run(
+    call = plan_call("run", *window(start, end)) if dry_run else lambda settings, progress: pipeline.run(
         settings, *window(start, end), progress, report=report)
     _call(opts, lambda: _pipeline(opts, call, progress=not dry_run, check=check))
 
 
 @app.command()
-def status(symbol: Annotated[Optional[str], typer.Option("--symbol", "-s", help="Also this symbol's whole story: "
-           "state, last error, recent run events, open quality failures, price revisions.")] = None,
-           config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
+def status(symbol: StatusSymbol = None, config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
            as_json: Json = False, debug: Debug = False) -> None:
-    """The universe from the run metadata alone (no price scan): per exchange and provider the symbols
-    current, stale, failing, skipped and never loaded, last success, rows held, quota left today. Exit 0."""
+    """The universe from metadata alone, per exchange and provider; with --symbol, one symbol's story. Exit 0."""
     from .pipeline.status import status as universe_status
 
     opts = Options("status", as_json, debug, config=config, data_dir=data_dir, database_url=database_url)
@@ -270,14 +222,9 @@ def status(symbol: Annotated[Optional[str], typer.Option("--symbol", "-s", help=
 
 
 @app.command()
-def reset(symbols: Annotated[Optional[list[str]], typer.Argument(metavar="[SYMBOL]...", help="The tickers to reset.")] = None,
-          failed: Annotated[bool, typer.Option("--failed", help="Every symbol whose last fetch failed.")] = False,
-          all_skipped: Annotated[bool, typer.Option("--all-skipped", help="Every symbol skipped after "
-                                 "max_consecutive_failures failed fetches in a row.")] = False,
-          config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
-          log_format: LogFormat = None, as_json: Json = False, debug: Debug = False) -> None:
-    """Clear symbols' failures and mark them for a full reload (bulk) next run: SYMBOL..., --failed or
-    --all-skipped."""
+def reset(symbols: ResetSymbols = None, failed: Failed = False, all_skipped: AllSkipped = False, config: Config = None,
+          data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None, as_json: Json = False, debug: Debug = False) -> None:
+    """Clear failures and reload in full (bulk) next run: SYMBOL..., --failed or --all-skipped."""
     from .pipeline.reset import reset as reset_symbols
 
     opts = Options("reset", as_json, debug, config=config, data_dir=data_dir, database_url=database_url,

@@ -73,11 +73,8 @@ class Settings:
     http_timeout_connect: float = 10.0
     http_timeout_read: float = 30.0
     unreachable_after: int = 3
-    # Failed fetches in a row after which planning skips a symbol until `stockpipe reset`.
-    max_consecutive_failures: int = 5
-    # Sessions an incremental fetch re-reads before the new ones, so a vendor's restated
-    # (or late, or first-empty) bars are caught; 0 asks only for the new sessions.
-    restate_sessions: int = 5
+    max_consecutive_failures: int = 5  # failed fetches in a row after which planning skips a symbol (until reset)
+    restate_sessions: int = 5  # held sessions an incremental fetch re-reads (restated, late, empty bars); 0: none
     config_file: Path | None = None
     # symbol suffix or symbol -> exchange MIC, over calendars.DEFAULT_SUFFIXES ([exchanges] table)
     exchanges: Mapping[str, str] = field(default_factory=dict)
@@ -168,11 +165,8 @@ def load_settings(
     cwd = cwd or Path.cwd()
     config_file = _config_path(flags.get("config"), env, cwd)
     file_values = _read_toml(config_file) if config_file else {}
-    values: dict[str, Any] = {}
-    values.update(_flatten(file_values))
-    values.update(_from_env(env))
+    values: dict[str, Any] = {**_flatten(file_values), **_from_env(env), "config_file": config_file}
     values.update({k: v for k, v in flags.items() if k in _FIELDS})
-    values["config_file"] = config_file
     values["api_keys"] = _api_keys(env)
     values["provider_options"] = _provider_options(values.get("provider_options", {}), env)
     values["health"] = {**values.get("health", {}), **_health_env(env)}
@@ -215,8 +209,7 @@ def _run_id(value: str, where: str) -> str:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions",
                "auto_migrate", "batch_rows", "csv_path", "shard", "run_id", "http_timeout_connect",
-               "http_timeout_read", "unreachable_after", "csv_date_format", "max_consecutive_failures",
-               "restate_sessions")
+               "http_timeout_read", "unreachable_after", "csv_date_format", "max_consecutive_failures", "restate_sessions")
 # A run id names a run in pipeline_runs/run_events (String(64)) and is part of raw archive file
 # names, so it is Airflow's run id alphabet (its default allowed_run_id_pattern) plus @ and =:
 # no separator, no space, never `.` or `..` alone.

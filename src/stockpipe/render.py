@@ -359,74 +359,22 @@ def progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
 
 # ------------------------------------------------------------------ status
 
-_STATUS_COLUMNS = (("symbols", "symbols"), ("current", "current"), ("stale", "stale"), ("failing", "failing"),
-                   ("skipped", "skipped"), ("never", "never_loaded"), ("rows held", "rows_held"))
-
 
 def emit_status(result: StatusResult, as_json: bool) -> int:
     """`status`: a JSON document (--json), a table per exchange and provider (terminal) or
     plain `name=value` lines (pipe); returns the exit code (0)."""
+    from . import layouts
+
     if as_json:
         doc = {"schema": SCHEMA, "command": result.command, "exit_code": int(result.exit_code),
                "exit_name": exit_name(result.command, result.exit_code), **result.document()}
         sys.stdout.write(json.dumps(doc, default=str) + "\n")
     elif stdout_is_terminal():
-        _status_rich(result)
+        console = _console()
+        console.print("[bold]stockpipe status[/]")
+        console.print(layouts.status_table(result))
+        for line in layouts.status_lines(result)[len(result.groups) + 1:]:
+            console.print(line, markup=False, highlight=False)
     else:
-        sys.stdout.write("".join(line + "\n" for line in status_lines(result)))
+        sys.stdout.write("".join(line + "\n" for line in layouts.status_lines(result)))
     return int(result.exit_code)
-
-
-def _when(value: Any) -> str:
-    return value.isoformat(timespec="minutes") if hasattr(value, "isoformat") and value is not None else "never"
-
-
-def status_lines(result: StatusResult) -> list[str]:
-    """The plain layout of `status`: one line per (exchange, provider), the totals, each quota,
-    then the symbol's story."""
-    def counts(row: Mapping[str, Any]) -> str:
-        return " ".join(f"{key}={row[key]}" for _, key in _STATUS_COLUMNS) + f" last_success={_when(row['last_success'])}"
-
-    lines = [f"{g['exchange']} {g['provider'] or '-'}: {counts(g)}" for g in result.groups]
-    lines.append(f"total: {counts(result.totals)}")
-    lines += [f"quota {q['provider']}: {'unlimited' if q['limit'] is None else q['remaining']} left of "
-              f"{q['limit'] if q['limit'] is not None else '-'} today (calls={q['calls']})" for q in result.quotas]
-    lines += [f"note: {note}" for note in result.notes]
-    story = result.story
-    if story is not None:
-        lines.append(f"{story['symbol']}: {story['status']} on {story['exchange']} (latest session "
-                     f"{story['latest_session']})")
-        for state in story["states"]:
-            lines.append(f"  state {state['dataset']}: first={state.get('first_date')} last={state.get('last_date')} "
-                         f"last_success={_when(state.get('last_success_at'))} "
-                         f"failures={state.get('consecutive_failures')} reprocess={bool(state.get('needs_reprocess'))} "
-                         f"rows_held={state.get('rows_held')} provider={state.get('provider')}")
-        if story["last_error"]:
-            lines.append(f"  last error: {story['last_error']}")
-        lines += [f"  event {_when(e['created_at'])} {e['stage']} {e['status']} rows={e['rows']} calls={e['api_calls']}"
-                  f" {e['provider'] or ''} {e['message'] or ''}".rstrip() for e in story["events"]]
-        lines += [f"  quality {f['check_name']} {f['severity']}: {f.get('detail') or ''}" for f in story["quality_failures"]]
-        lines += [f"  revision {r['date']} {r['column']}: {r['old']} -> {r['new']} ({r['provider']}, run {r['run_id']})"
-                  for r in story["revisions"]]
-    return lines
-
-
-def _status_rich(result: StatusResult) -> None:
-    from rich import box
-    from rich.table import Table
-
-    console = _console()
-    console.print("[bold]stockpipe status[/]")
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
-    table.add_column("exchange", no_wrap=True)
-    table.add_column("provider", no_wrap=True)
-    for header, _ in _STATUS_COLUMNS:
-        table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("last success", no_wrap=True)
-    for row in (*result.groups, {**result.totals, "exchange": "total", "provider": ""}):
-        table.add_row(row["exchange"], row["provider"] or "-", *(f"{row[key]:,}" for _, key in _STATUS_COLUMNS),
-                      _when(row["last_success"]))
-    console.print(table)
-    rest = status_lines(result)[len(result.groups) + 1:]
-    for line in rest:
-        console.print(line, markup=False, highlight=False)

@@ -24,7 +24,6 @@ counts the symbols it covered), so a scheduler sees it though the exit code is 0
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -40,17 +39,17 @@ from ..models import DATASETS, StageResult, SymbolOutcome
 from ..providers import registry as providers
 from ..providers.base import Payload
 from ..providers.basis import restate
-from ..stages.plan import FetchPlan, FetchTask, plan_fetch
+from ..stages.plan import EARLIEST, FetchPlan, FetchTask, plan_fetch
 from ..stages.validate import Validated, accepted_frame, rejected_frame, validate_bars
 from ..storage import applied, ledger, state
 from ..storage.lake import ChangesUnavailableError, Lake
+from . import forecast
 from .context import Context
 from .fetching import Read, Spec, fetch_all, outcome_counts, verdict
 
 log = logging.getLogger("stockpipe")
 
 PRICES, ACTIONS, REJECTS = (DATASETS[n] for n in ("prices_daily", "corporate_actions", "rejects"))
-EARLIEST = dt.date(1900, 1, 1)
 
 
 @logs.stage("fetch")
@@ -68,10 +67,10 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
             symbols = ctx.mine(settings.symbols)
             with ctx.engine.connect() as conn:
                 known = state.read_states(conn, PRICES.name, symbols)
-                quota_left = _quota_left(conn, settings, provider.name, ctx.now)
+                left = forecast.quota_left(conn, settings, provider.name, ctx.now)
             plan = plan_fetch(symbols, known, ctx.now, settings.history_days, exchange_of, start, end,
-                              restate_sessions(settings, provider.name), settings.max_consecutive_failures)
-            _announce(settings, provider.name, plan, quota_left, ctx.now)
+                              forecast.restate_sessions(settings, provider.name), settings.max_consecutive_failures)
+            forecast.announce(settings, provider.name, plan, left, ctx.now)
         else:  # a file source: import all it holds; the lake's merge skips what is there
             listed = [normalize_symbol(s, f"the symbols {provider.name} listed") for s in listed]  # every source
             symbols = ctx.mine(settings.symbols if settings.universe_source == "command line" else listed)
@@ -83,95 +82,11 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
     outcomes = [last[t.symbol] for t in plan.tasks if t.symbol in last]
     # every call made counts, a failed one too and one a later provider's outcome replaced
     counts = {**outcome_counts(len(plan.tasks), outcomes, up_to_date=len(plan.current)), "api_calls": calls,
-              **plan_counts(plan)}
+              **forecast.plan_counts(plan)}
     _record_servers(ctx, outcomes)
     if not plan.tasks:
         return StageResult("fetch", ExitCode.NOTHING_TO_DO, counts, (), message=_nothing(plan))
     return _covered(_unreachable(verdict("fetch", len(plan.tasks), counts, outcomes)), [*covered, *problems], outcomes)
-
-
-def restate_sessions(settings, provider: str) -> int:
-    """The restate window for `provider`: none for a vendor whose daily answer only its newest
-    bar of is kept (Finnhub, Stooq: the older bars are adjusted, so re-reading them only adds
-    `adjusted_only` rejects)."""
-    if provider not in providers.VENDORS:
-        return settings.restate_sessions
-    from ..providers.basis import UNREPORTED
-
-    vendor = importlib.import_module(f"{providers.__package__}.{provider}").VENDOR
-    return 0 if vendor.adjusted == UNREPORTED else settings.restate_sessions
-
-
-def _quota_left(conn, settings, provider: str, now: dt.datetime) -> int | None:
-    """Calls left in `provider`'s quota day (the ledger; None: no daily quota)."""
-    from ..storage import monitoring
-    from .forecast import daily_limit
-
-    window = next(iter(monitoring.quotas(conn, now, [provider])), None)
-    if window is not None and window.limit is not None:
-        return window.remaining
-    limit = daily_limit(settings, provider)
-    return None if limit is None else max(0, limit - (window.calls if window else 0))
-
-
-def _announce(settings, provider: str, plan: FetchPlan, quota_left: int | None, now: dt.datetime) -> None:
-    """The plan's line (what `fetch --dry-run` prints) at the start of a real fetch, and a
-    warning for the symbols skipped after failing too often."""
-    from .forecast import forecast
-
-    log.info("plan: %s", forecast(settings, provider, plan.modes(), quota_left, now).line())
-    if plan.skipped:
-        log.warning("%d symbol(s) skipped after %d failed fetches in a row (first %s): "
-                    "`stockpipe reset SYMBOL` or `stockpipe reset --all-skipped` to fetch them again",
-                    len(plan.skipped), settings.max_consecutive_failures, plan.skipped[0])
-
-
-def dry_plan(settings, start: dt.date | None, end: dt.date | None, now: dt.datetime) -> tuple[FetchPlan, int | None]:
-    """The plan a fetch would make now and the first provider's quota left, writing nothing
-    (no reconciling with the lake, no lock, no migration, no database created).
-
-    Raises:
-        ConfigError: the warehouse is behind its migrations.
-    """
-    from ..shards import select
-    from ..storage import warehouse
-    from .forecast import daily_limit
-    from .reading import sqlite_file_missing
-
-    exchange_of = calendars.exchange_resolver(settings.exchanges)
-    name = (settings.providers or (settings.provider,))[0]
-    symbols = select(settings.shard, settings.symbols)
-    if name == "csv":  # a file source: everything its files hold, each a first import
-        provider = providers.create(name, settings, calendars.utcnow)
-        try:
-            listed = [normalize_symbol(s, f"the symbols {name} listed") for s in provider.symbols() or ()]
-        finally:
-            provider.close()
-        chosen = symbols if settings.universe_source == "command line" else select(settings.shard, listed)
-        return plan_fetch(chosen, {}, now, settings.history_days, exchange_of, start or EARLIEST, end), None
-    known, quota_left = {}, daily_limit(settings, name)
-    if sqlite_file_missing(settings.database_url) is None:
-        engine = warehouse.create(settings.database_url)
-        warehouse.check_reachable(engine)
-        current, head = warehouse.current_revision(engine), warehouse.head_revision()
-        if current is not None and current != head:
-            raise ConfigError(f"the warehouse is at {current}, newest is {head}: a dry run migrates nothing, "
-                              "so run `stockpipe db upgrade` first")
-        if current is not None:
-            with engine.connect() as conn:
-                known = state.read_states(conn, PRICES.name, symbols)
-                quota_left = _quota_left(conn, settings, name, now)
-    plan = plan_fetch(symbols, known, now, settings.history_days, exchange_of, start, end,
-                      restate_sessions(settings, name), settings.max_consecutive_failures)
-    return plan, quota_left
-
-
-def plan_counts(plan: FetchPlan) -> dict[str, int]:
-    """The plan's modes as fetch counts; `skipped_failing` (fetch's `skipped` counts the
-    symbols already up to date) the symbols failed `max_consecutive_failures` times in a row."""
-    modes = plan.modes()
-    return {"bulk": modes["bulk"], "incremental": modes["incremental"], "refetch": modes["refetch"],
-            "skipped_failing": modes["skipped"]}
 
 
 def _nothing(plan: FetchPlan) -> str:

@@ -30,6 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 from .. import calendars
 
 _DAY = dt.timedelta(days=1)
+EARLIEST = dt.date(1900, 1, 1)  # the start of a file source's import: everything it holds
 
 
 MODES = ("bulk", "incremental", "refetch", "skipped")
