@@ -302,18 +302,21 @@ def _story_lines(story: dict[str, Any]) -> list[str]:
     return lines
 
 
-def status_table(result: StatusResult) -> Table:
-    """The terminal table of `status`: a row per (exchange, provider) and the totals."""
+def status_table(result: StatusResult, width: int = 80) -> Table | None:
+    """The terminal table of `status`: a row per (exchange, provider) and the totals; None when
+    it does not fit in `width` columns (the plain lines are printed instead)."""
     from rich import box
     from rich.table import Table
 
-    table = Table(box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
-    table.add_column("exchange", no_wrap=True)
-    table.add_column("provider", no_wrap=True)
-    for header, _ in STATUS_COLUMNS:
-        table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("last success", no_wrap=True)
-    for row in (*result.groups, {**result.totals, "exchange": "total", "provider": ""}):
-        table.add_row(row["exchange"], row["provider"] or "-", *(number(row[key]) for _, key in STATUS_COLUMNS),
-                      _when(row["last_success"]))
+    headers = ["exchange", "provider", *(h for h, _ in STATUS_COLUMNS), "last success (UTC)"]
+    rows = [[row["exchange"], row["provider"] or "-", *(number(row[key]) for _, key in STATUS_COLUMNS),
+             row["last_success"].strftime("%Y-%m-%d %H:%M") if row["last_success"] else "never"]
+            for row in (*result.groups, {**result.totals, "exchange": "total", "provider": ""})]
+    if sum(max(len(h), *(len(r[i]) for r in rows)) + 1 for i, h in enumerate(headers)) - 1 > width:
+        return None
+    table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False)  # the box puts one space between columns
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="right" if 2 <= i < len(headers) - 1 else "left", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
     return table

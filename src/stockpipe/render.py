@@ -372,9 +372,12 @@ def emit_status(result: StatusResult, as_json: bool) -> int:
     elif stdout_is_terminal():
         console = _console()
         console.print("[bold]stockpipe status[/]")
-        console.print(layouts.status_table(result))
-        for line in layouts.status_lines(result)[len(result.groups) + 1:]:
-            console.print(line, markup=False, highlight=False)
+        table, lines = layouts.status_table(result, console.width), layouts.status_lines(result)
+        if table is not None:  # else every line, the groups' too
+            console.print(table)
+            lines = lines[len(result.groups) + 1:]
+        for line in lines:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     else:
         sys.stdout.write("".join(line + "\n" for line in layouts.status_lines(result)))
     return int(result.exit_code)

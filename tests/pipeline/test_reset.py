@@ -4,6 +4,7 @@ skipped by planning, shown as such, and fetched again in full (bulk) after `rese
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -85,3 +86,19 @@ def test_reset_refuses_no_selection_two_selections_and_unknown_symbols(settings)
     pipeline.fetch(settings, clock=lambda: FRIDAY)
     with pytest.raises(NoDataError, match="no state for ZZZ"):
         reset(settings, ["ZZZ"], clock=lambda: FRIDAY)
+
+
+def test_reset_through_the_cli(make_cli, database_url):
+    cli = make_cli(STOCKPIPE_PROVIDER="demo", STOCKPIPE_HISTORY_DAYS="20", STOCKPIPE_DATABASE_URL=database_url)
+    assert cli("fetch", "--symbol", "AAA")[0] == 0
+    code, out, err = cli("reset", "aaa", "--json")
+    doc = json.loads(out)
+    assert code == 0, err
+    assert (doc["counts"]["symbols"], doc["symbols"][0]["stage"]) == (1, "reset")
+    assert query(database_url, "SELECT needs_reprocess FROM symbol_state WHERE symbol = 'AAA'")[0][0] in (True, 1)
+    code, out, _ = cli("fetch", "--symbol", "AAA", "--json")  # up to date, but reset: reloaded in full
+    assert code == 0 and json.loads(out)["counts"]["bulk"] == 1
+    assert cli("reset")[0] == ExitCode.USAGE
+    assert cli("reset", "AAA", "--failed")[0] == ExitCode.USAGE
+    code, _, err = cli("reset", "ZZZ")
+    assert code == ExitCode.BAD_INPUT and "no state for ZZZ" in err

@@ -5,6 +5,7 @@ the lake's change feed), counts them, keeps rows_held, and quality-check's `rest
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -72,3 +73,20 @@ def test_restate_sessions_zero_reads_only_the_new_sessions(make_settings, databa
     knobbed.reset()
     assert counts(monday, "fetch")["rows_fetched"] == 1
     assert query(settings.database_url, "SELECT count(*) FROM price_revisions") == [(0,)]
+
+
+def test_a_restatement_through_the_cli(make_cli, database_url):
+    """`fetch --start` re-reads a window; the vendor's changed bar reaches price_revisions by `load`."""
+    knobbed.reset()
+    cli = make_cli(STOCKPIPE_PROVIDER=knobbed.NAME, STOCKPIPE_HISTORY_DAYS="20", STOCKPIPE_DATABASE_URL=database_url)
+    assert cli("run", "--symbol", "AAA")[0] == 0
+    (first, last), = query(database_url, "SELECT min(date), max(date) FROM prices_daily")
+    knobbed.Knobbed.restated = {("AAA", str(last)[:10]): 2.0}
+    try:
+        assert cli("fetch", "--symbol", "AAA", "--start", str(first)[:10])[0] == 0
+        code, out, _ = cli("load", "--json")
+    finally:
+        knobbed.reset()
+    assert code == 0 and json.loads(out)["counts"]["price_revisions"] == 4
+    rows = query(database_url, 'SELECT "column", new / old FROM price_revisions ORDER BY "column"')
+    assert [(c, round(r, 3)) for c, r in rows] == [("close", 2.0), ("high", 2.0), ("low", 2.0), ("open", 2.0)]

@@ -104,3 +104,20 @@ def test_cli_status_after_a_run_on_sqlite_and_postgresql(make_cli, database_url)
     assert [e["stage"] for e in doc["symbol"]["events"]][:2] == ["transform", "fetch"]
     code, out, _ = cli("status", "--symbol", "AAA")
     assert code == 0 and "AAA: current on XNYS" in out and "total: symbols=" in out
+
+
+def test_the_terminal_table_fits_or_gives_way_to_plain_lines(loaded):
+    from rich.console import Console
+
+    from stockpipe import layouts
+
+    result = status(loaded, "BAD", clock=lambda: MONDAY)
+    wide = Console(width=120, record=True)
+    wide.print(layouts.status_table(result, 120))
+    text = wide.export_text()
+    assert "last success (UTC)" in text and "2026-11-20 23:00" in text and "…" not in text
+    assert layouts.status_table(result, 60) is None  # too narrow: the plain lines say it all
+    lines = layouts.status_lines(result)
+    assert lines[0].startswith("XLON knobbed: symbols=1 current=0 stale=1")
+    assert "BAD: skipped on XNYS (latest session 2026-11-23)" in lines
+    assert "  last error: knobbed does not know BAD" in lines
