@@ -206,6 +206,21 @@ def health_check(config: Config = None, data_dir: DataDir = None, database_url: 
 
 
 @app.command()
+def verify(repair: Annotated[bool, typer.Option("--repair", help="Move damaged lake files to <data dir>/quarantine "
+           "and set up the refetch of their rows; reset what disagrees; delete temp files.")] = False,
+           config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
+           log_format: LogFormat = None, as_json: Json = False, debug: Debug = False) -> None:
+    """Check the invariants and name every problem: lake files readable to their last page, no duplicate
+    keys, the warehouse equal to the lake, symbol_state not ahead, database integrity, migrations, temp files.
+    Exit 0 when all hold, 7 when not."""
+    from . import pipeline
+
+    opts = Options("verify", as_json, debug, config=config, data_dir=data_dir, database_url=database_url,
+                   log_format=log_format)
+    _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.verify(settings, repair)))
+
+
+@app.command()
 def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None,
         provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None, config: Config = None,
         data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
