@@ -407,8 +407,8 @@ def _check_runs(engine, repair: bool, now: dt.datetime, found: _Found) -> None:
 
 def _check_migrations(engine, found: _Found) -> None:
     current, head = warehouse.current_revision(engine), warehouse.head_revision()
-    problem = [] if current == head else [f"the database is at {current or 'no migration'}, the code's newest is "
-                                          f"{head}: run `stockpipe db upgrade`"]
+    problem = [] if current == head else [(f"the database is at {current or 'no migration'}, the code's newest "
+                                           f"is {head}: run `stockpipe db upgrade`")]
     found.add("migrations", problem, f"at {head}")
 
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .lake_stats import FileProblem, LakeFile
 

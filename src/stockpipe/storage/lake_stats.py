@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 PARQUET_MAGIC = b"PAR1"
 MODIFIED_SLACK_MS = 2000  # the log's time is taken when the writer finished the file
