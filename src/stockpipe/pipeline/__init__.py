@@ -29,8 +29,7 @@ from ..storage import warehouse
 from .context import Clock, Context, Progress, connect, finish, no_progress, open_warehouse, recorded
 
 __all__ = ["Context", "check_report_path", "db_current", "db_upgrade", "fetch", "fetch_intraday", "fetch_quotes",
-           "health_check", "health_level", "load", "open_warehouse", "quality_check", "run", "transform", "validate",
-           "verify"]
+           "health_check", "health_level", "load", "open_warehouse", "quality_check", "run", "transform", "validate"]
 
 # ------------------------------------------------------------------------ commands
 
@@ -189,14 +188,6 @@ def _lake_whole(settings: Settings) -> None:
     from ..storage import lake_stats
 
     lake_stats.ensure_whole(settings.lake_dir, DATASETS)
-
-
-def verify(settings: Settings, repair: bool = False, clock: Clock = calendars.utcnow) -> CommandResult:
-    """Check every invariant (pipeline/verify.py) and name every problem; with `repair`,
-    quarantine damaged lake files and set up their refetch, reset what disagrees."""
-    from .verify import verify as verify_all
-
-    return verify_all(settings, repair, clock)
 
 
 def health_check(settings: Settings, clock: Clock = calendars.utcnow) -> CommandResult:

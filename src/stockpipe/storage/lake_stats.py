@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 PARQUET_MAGIC = b"PAR1"
-MODIFIED_SLACK_MS = 2000  # the log's time is taken when the writer finished the file
+MODIFIED_SLACK_MS = 1  # the log takes the time after the writer closed the file (never before it)
 VERIFIED_NAME = ".verified.json"  # files `verify` read fully although their time disagrees
 
 
