@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 
-from . import interrupt, render
+from . import cli_verify, interrupt, render
 from .errors import ExitCode, HealthCode, StockpipeError, UsageError
 from .options import (All, Adjusted, Config, CsvPath, DatabaseUrl, DataDir, Debug, End, From, Full, Interval,
                       IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Probe, Provider, Quotes, ReportFile, RunId,
@@ -205,19 +205,7 @@ def health_check(config: Config = None, data_dir: DataDir = None, database_url: 
     _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.health_check(settings)))
 
 
-@app.command()
-def verify(repair: Annotated[bool, typer.Option("--repair", help="Move damaged lake files to <data dir>/quarantine "
-           "and set up the refetch of their rows; reset what disagrees; delete temp files.")] = False,
-           config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
-           log_format: LogFormat = None, as_json: Json = False, debug: Debug = False) -> None:
-    """Check the invariants and name every problem: lake files readable to their last page, no duplicate
-    keys, the warehouse equal to the lake, symbol_state not ahead, database integrity, migrations, temp files.
-    Exit 0 when all hold, 7 when not."""
-    from .pipeline.verify import verify as verify_all  # the module's name: `pipeline.verify` is the module
-
-    opts = Options("verify", as_json, debug, config=config, data_dir=data_dir, database_url=database_url,
-                   log_format=log_format)
-    _call(opts, lambda: _pipeline(opts, lambda settings, _: verify_all(settings, repair)))
+cli_verify.register(app, _call, _pipeline)  # `verify`, here in the command list (cli.py is at its size limit)
 
 
 @app.command()
