@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 
-from . import interrupt, render
+from . import cli_universe, cli_verify, interrupt, render
 from .errors import ExitCode, HealthCode, StockpipeError, UsageError
-from .options import (All, Adjusted, AllSkipped, Config, CsvPath, DatabaseUrl, DataDir, Debug, DryRun, End, Failed,
-                      From, Full, IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Probe, Provider, Quotes,
-                      ReportFile, ResetSymbols, RunId, ShardOption, Start, StatusSymbol, SymbolArg, Symbols, SymbolsFile,
-                      To, escape_help, fetch_call, need_selection, plan_call, window)
+from .options import (All, Adjusted, Config, CsvPath, DatabaseUrl, DataDir, Debug, DryRun, End, From, Full,
+                      IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Probe, Provider, Quotes, ReportFile,
+                      RunId, ShardOption, Start, SymbolArg, Symbols, SymbolsFile, To, escape_help, fetch_call,
+                      need_selection, plan_call, window)
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -187,6 +187,10 @@ def health_check(config: Config = None, data_dir: DataDir = None, database_url: 
     _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.health_check(settings)))
 
 
+cli_verify.register(app, _call, _pipeline)  # `verify`, here in the command list (cli.py is at its size limit)
+cli_universe.register(app, _call, _pipeline, _look)  # `status` and `reset`, the same way
+
+
 @app.command()
 def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None,
         provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None, config: Config = None,
@@ -209,28 +213,6 @@ def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = N
     call = plan_call("run", *window(start, end)) if dry_run else lambda settings, progress: pipeline.run(
         settings, *window(start, end), progress, report=report)
     _call(opts, lambda: _pipeline(opts, call, progress=not dry_run, check=check))
-
-
-@app.command()
-def status(symbol: StatusSymbol = None, config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
-           as_json: Json = False, debug: Debug = False) -> None:
-    """The universe from metadata alone, per exchange and provider; with --symbol, one symbol's story. Exit 0."""
-    from .pipeline.status import status as universe_status
-
-    opts = Options("status", as_json, debug, config=config, data_dir=data_dir, database_url=database_url)
-    _call(opts, lambda: render.emit_status(universe_status(_settings(opts), symbol), as_json))
-
-
-@app.command()
-def reset(symbols: ResetSymbols = None, failed: Failed = False, all_skipped: AllSkipped = False, config: Config = None,
-          data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None, as_json: Json = False, debug: Debug = False) -> None:
-    """Clear failures and reload in full (bulk) next run: SYMBOL..., --failed or --all-skipped."""
-    from .pipeline.reset import reset as reset_symbols
-
-    opts = Options("reset", as_json, debug, config=config, data_dir=data_dir, database_url=database_url,
-                   log_format=log_format)
-    _call(opts, lambda: _pipeline(opts, lambda settings, _: reset_symbols(
-        settings, tuple(symbols or ()), failed=failed, all_skipped=all_skipped)))
 
 
 @db_app.command("upgrade")

@@ -23,6 +23,7 @@ symbol's own exchange (calendars are pure computation):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
@@ -43,6 +44,7 @@ class FetchTask:
     end: dt.date  # a session of `exchange`, at or before its latest closed session
     backfill: bool  # bulk: a first backfill or a full reload
     exchange: str = calendars.DEFAULT_EXCHANGE
+    reset: bool = False  # the stored last_date is in the future: rebuild the state from this fetch
     refetch: bool = False  # a gap or an explicit --start (not a backfill)
 
     @property
@@ -54,6 +56,7 @@ class FetchTask:
 class FetchPlan:
     tasks: tuple[FetchTask, ...]
     current: tuple[str, ...]  # already hold everything up to their `end`: nothing to ask for
+    ahead: tuple[tuple[str, dt.date, dt.date], ...] = ()  # (symbol, its last_date, the latest closed session)
     skipped: tuple[str, ...] = ()  # failed `max_failures` times in a row: not asked until reset
 
     def modes(self) -> dict[str, int]:
@@ -100,6 +103,8 @@ def plan_fetch(
     ends: dict[str, dt.date | None] = {}  # exchange -> its end (None: no session up to `end`)
     tasks: list[tuple[tuple[bool, dt.date], FetchTask]] = []
     current: list[str] = []
+    ahead: list[tuple[str, dt.date, dt.date]] = []
+    latest: dict[str, dt.date] = {}
     skipped: list[str] = []
     for symbol in symbols:
         exchange = exchange_of(symbol)
@@ -110,6 +115,12 @@ def plan_fetch(
         if _skipped(row, max_failures):
             skipped.append(symbol)
             continue
+        last = row.get("last_date")
+        if last is not None and last > latest.setdefault(exchange, calendars.latest_closed_session(now, exchange)):
+            if start is None:
+                ahead.append((symbol, last, latest[exchange]))
+                current.append(symbol)
+                continue
         if task_end is None:
             current.append(symbol)
             continue
@@ -117,11 +128,12 @@ def plan_fetch(
         if task is None:
             current.append(symbol)
             continue
-        last = row.get("last_date")
-        stalest = last + _DAY if last is not None and not task.backfill else task.start
+        if last is not None and last > latest[exchange]:  # a future last_date, reset by --start
+            task = dataclasses.replace(task, reset=True)
+        stalest = last + _DAY if last is not None and not (task.backfill or task.reset) else task.start
         tasks.append(((task.backfill, stalest), task))
     tasks.sort(key=lambda item: item[0])  # stable: ties keep the user's order
-    return FetchPlan(tuple(t for _, t in tasks), tuple(current), tuple(skipped))
+    return FetchPlan(tuple(t for _, t in tasks), tuple(current), tuple(ahead), tuple(skipped))
 
 
 def _skipped(row: Mapping[str, Any], max_failures: int | None) -> bool:
