@@ -73,6 +73,8 @@ class Settings:
     http_timeout_connect: float = 10.0
     http_timeout_read: float = 30.0
     unreachable_after: int = 3
+    bulk_daily: bool = True  # fetch asks EODHD's exchange-wide day where it costs less (stages/bulk.py)
+    bulk_actions: bool = True  # ... and that day's splits and dividends (100 calls each)
     config_file: Path | None = None
     # symbol suffix or symbol -> exchange MIC, over calendars.DEFAULT_SUFFIXES ([exchanges] table)
     exchanges: Mapping[str, str] = field(default_factory=dict)
@@ -210,10 +212,8 @@ def _run_id(value: str, where: str) -> str:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions",
                "auto_migrate", "batch_rows", "csv_path", "shard", "run_id", "http_timeout_connect",
-               "http_timeout_read", "unreachable_after", "csv_date_format")
-# A run id names a run in pipeline_runs/run_events (String(64)) and is part of raw archive file
-# names, so it is Airflow's run id alphabet (its default allowed_run_id_pattern) plus @ and =:
-# no separator, no space, never `.` or `..` alone.
+               "http_timeout_read", "unreachable_after", "csv_date_format", "bulk_daily", "bulk_actions")
+# A run id (String(64), part of raw archive file names): Airflow's run id alphabet plus @ and =
 _RUN_ID = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.~:+@=-]{1,64}$")
 
 
