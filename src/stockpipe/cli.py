@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 
-from . import interrupt, render
+from . import cli_ops, interrupt, render
 from .errors import ExitCode, HealthCode, StockpipeError, UsageError
-from .options import (All, Adjusted, Config, CsvPath, DatabaseUrl, DataDir, Debug, End, From, Full, Interval,
+from .options import (All, Adjusted, Exchanges, Config, CsvPath, DatabaseUrl, DataDir, Debug, End, From, Full, Interval,
                       IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Probe, Provider, Quotes, ReportFile, RunId,
                       ShardOption, Start, SymbolArg, Symbols, SymbolsFile, To, escape_help, need_selection, window)
 
@@ -144,7 +144,7 @@ def validate(config: Config = None, data_dir: DataDir = None, database_url: Data
 
 @app.command()
 def fetch(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None,
-          provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None,
+          exchange: Exchanges = None, provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None,
           quotes: Quotes = False, interval: IntervalOption = None, config: Config = None,
           data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
           shard: ShardOption = None, run_id: RunId = None, metrics_file: MetricsFile = None, as_json: Json = False,
@@ -153,7 +153,7 @@ def fetch(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile =
     with --quotes, quotes; with --interval, intraday bars."""
     opts = Options("fetch", as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
                    log_format=log_format, shard=shard, run_id=run_id, provider=provider, symbols=symbol,
-                   symbols_file=symbols_file, lists=list_, csv_path=path)
+                   symbols_file=symbols_file, lists=list_, csv_path=path, list_exchanges=exchange)
     _call(opts, lambda: _pipeline(opts, _fetch_call(quotes, interval, *window(start, end)), progress=True,
                                   check=lambda settings: need_selection(all_, opts, settings.provider)))
 
@@ -207,7 +207,7 @@ def health_check(config: Config = None, data_dir: DataDir = None, database_url: 
 
 @app.command()
 def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None,
-        provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None, config: Config = None,
+        exchange: Exchanges = None, provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None, config: Config = None,
         data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
         shard: ShardOption = None, run_id: RunId = None, metrics_file: MetricsFile = None, report: ReportFile = None,
         as_json: Json = False, debug: Debug = False) -> None:
@@ -216,7 +216,7 @@ def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = N
 
     opts = Options("run", as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
                    log_format=log_format, shard=shard, run_id=run_id, provider=provider, symbols=symbol,
-                   symbols_file=symbols_file, lists=list_, csv_path=path)
+                   symbols_file=symbols_file, lists=list_, csv_path=path, list_exchanges=exchange)
 
     def check(settings: Settings) -> None:
         need_selection(all_, opts, settings.provider)
@@ -341,6 +341,9 @@ def schedule_cron(
     from . import schedule
 
     _call(Options("schedule cron"), lambda: render.files({"stockpipe.crontab": schedule.crontab(prefix, data_dir)}, output))
+
+
+cli_ops.register(app, _typer, lambda opts, call: _call(opts, lambda: _pipeline(opts, call)))
 
 
 def _version(value: bool) -> None:

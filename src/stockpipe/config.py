@@ -9,7 +9,7 @@ The universe (the symbols a command works on), first match wins:
 2. `--list NAME` (repeatable): named lists from the config's `[universe.lists]`;
 3. `STOCKPIPE_SYMBOLS` (comma-separated) / `STOCKPIPE_SYMBOLS_FILE`;
 4. the config's `[universe]` `symbols`, `files` and every named list, in that order;
-5. the default: IBM, AAPL, GOOGL, MSFT.
+5. the default: IBM, AAPL, GOOGL, MSFT. (`[universe] exchanges`/`--exchange`: pipeline/universe.py.)
 A ticker file holds one symbol per line; `#` starts a comment; blank lines are ignored.
 """
 
@@ -75,6 +75,7 @@ class Settings:
     unreachable_after: int = 3
     bulk_daily: bool = True  # fetch asks EODHD's exchange-wide day where it costs less (stages/bulk.py)
     bulk_actions: bool = True  # ... and that day's splits and dividends (100 calls each)
+    exchange_lists: Mapping[str, Any] = field(default_factory=dict)  # [universe] exchanges, types, exchange_files
     config_file: Path | None = None
     # symbol suffix or symbol -> exchange MIC, over calendars.DEFAULT_SUFFIXES ([exchanges] table)
     exchanges: Mapping[str, str] = field(default_factory=dict)
@@ -183,6 +184,8 @@ def load_settings(
         values["database_url"] = f"sqlite:///{values['data_dir'] / 'stockpipe.db'}"
     symbols, source = _universe(flags, env, file_values, config_file.parent if config_file else cwd, cwd)
     values["symbols"], values["universe_source"] = tuple(symbols), source
+    listed = {k: v for k, v in (file_values.get("universe") or {}).items() if k in ("exchanges", "types", "exchange_files")}
+    values["exchange_lists"] = listed | ({"exchanges": list(flags["list_exchanges"]), "flag": True} if flags.get("list_exchanges") else {})
     values["providers"] = _provider_chain(flags, env, values, file_values)
     values["provider"] = values["providers"][0]
     if values.get("shard") is not None and not isinstance(values["shard"], Shard):
@@ -369,10 +372,7 @@ def _dedupe(symbols: list[str]) -> list[str]:
 
 
 def _build(values: dict[str, Any]) -> Settings:
-    kwargs: dict[str, Any] = {}
-    for name, value in values.items():
-        kwargs[name] = _coerce(name, value)
-    settings = Settings(**kwargs)
+    settings = Settings(**{name: _coerce(name, value) for name, value in values.items()})
     if settings.log_format not in LOG_FORMATS:
         raise ConfigError(f"log_format {settings.log_format!r} is not one of {', '.join(LOG_FORMATS)}: fix STOCKPIPE_LOG_FORMAT or --log-format")
     if settings.history_days < 1:

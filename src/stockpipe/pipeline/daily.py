@@ -43,7 +43,7 @@ from ..stages.plan import FetchTask, plan_fetch
 from ..stages.validate import Validated, accepted_frame, rejected_frame, validate_bars
 from ..storage import applied, ledger, state
 from ..storage.lake import ChangesUnavailableError, Lake
-from . import bulkday
+from . import bulkday, universe
 from .context import Context
 from .fetching import Read, Spec, fetch_all, outcome_counts, verdict
 
@@ -65,7 +65,7 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
         listed = provider.symbols()
         reconcile(ctx)
         if listed is None:  # an API: ask only for what symbol_state says is missing
-            symbols = ctx.mine(settings.symbols)
+            symbols = universe.symbols(ctx)  # with [universe] exchanges: their listed symbols
             with ctx.engine.connect() as conn:
                 known = state.read_states(conn, PRICES.name, symbols)
             plan = plan_fetch(symbols, known, ctx.now, settings.history_days, exchange_of, start, end)

@@ -22,7 +22,10 @@ Quirks (PROVIDERS.md, and what users of bulk end-of-day endpoints report):
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,6 +191,23 @@ def parse_symbol_list(response: Response, exchange: str) -> ParsedSymbols:
         fields = {k: row.get(k) for k in ("code", "name", "country", "exchange", "currency", "type", "isin")}
         symbols.append({"symbol": canonical_symbol(str(row["code"]), exchange), **fields})
     return ParsedSymbols(_found(symbols, rejected), rejected=tuple(rejected), symbols=tuple(symbols))
+
+
+def parse_symbol_file(data: bytes, exchange: str) -> ParsedSymbols:
+    """A symbol list saved as a file: EODHD's JSON answer, or its CSV (`fmt=csv`, the
+    default format: Code,Name,Country,Exchange,Currency,Type,Isin, any case, LF or CRLF).
+
+    Raises:
+        ValueError: `exchange` is not in EXCHANGES.
+    """
+    text = data.decode("utf-8-sig", errors="replace").strip()
+    if text.startswith("["):
+        return parse_symbol_list(Response(200, {}, text.encode()), exchange)
+    lines = list(csv.DictReader(io.StringIO(text)))
+    if not lines or "code" not in {str(k).strip().lower() for k in lines[0]}:
+        return ParsedSymbols(Outcome.PROTOCOL_ERROR, message="not a symbol list (no Code column)")
+    rows = [{str(k).strip().lower(): v for k, v in line.items() if k} for line in lines]
+    return parse_symbol_list(Response(200, {}, json.dumps(rows).encode()), exchange)
 
 
 def _found(rows: list, rejected: list) -> Outcome:
