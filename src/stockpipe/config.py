@@ -76,6 +76,7 @@ class Settings:
     bulk_daily: bool = True  # fetch asks EODHD's exchange-wide day where it costs less (stages/bulk.py)
     bulk_actions: bool = True  # ... and that day's splits and dividends (100 calls each)
     exchange_lists: Mapping[str, Any] = field(default_factory=dict)  # [universe] exchanges, types, exchange_files
+    time_travel_days: int = 7  # prune vacuums lake versions (and their change feed) older than this
     config_file: Path | None = None
     # symbol suffix or symbol -> exchange MIC, over calendars.DEFAULT_SUFFIXES ([exchanges] table)
     exchanges: Mapping[str, str] = field(default_factory=dict)
@@ -213,9 +214,9 @@ def _run_id(value: str, where: str) -> str:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-_ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions",
-               "auto_migrate", "batch_rows", "csv_path", "shard", "run_id", "http_timeout_connect",
-               "http_timeout_read", "unreachable_after", "csv_date_format", "bulk_daily", "bulk_actions")
+_ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions", "auto_migrate",
+               "batch_rows", "csv_path", "shard", "run_id", "http_timeout_connect", "http_timeout_read",
+               "unreachable_after", "csv_date_format", "bulk_daily", "bulk_actions", "time_travel_days")
 # A run id (String(64), part of raw archive file names): Airflow's run id alphabet plus @ and =
 _RUN_ID = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.~:+@=-]{1,64}$")
 
@@ -375,8 +376,8 @@ def _build(values: dict[str, Any]) -> Settings:
     settings = Settings(**{name: _coerce(name, value) for name, value in values.items()})
     if settings.log_format not in LOG_FORMATS:
         raise ConfigError(f"log_format {settings.log_format!r} is not one of {', '.join(LOG_FORMATS)}: fix STOCKPIPE_LOG_FORMAT or --log-format")
-    if settings.history_days < 1:
-        raise ConfigError("history_days must be at least 1: fix STOCKPIPE_HISTORY_DAYS or the config file")
+    if settings.history_days < 1 or settings.time_travel_days < 0:
+        raise ConfigError("history_days must be at least 1, time_travel_days 0 or more: fix STOCKPIPE_<NAME> or the config file")
     for name in ("http_timeout_connect", "http_timeout_read", "unreachable_after"):
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} must be above 0: fix STOCKPIPE_{name.upper()} or the config file")
