@@ -324,3 +324,82 @@ def fake_vendor():
     """A started FakeVendor, stopped after the test."""
     with FakeVendor() as server:
         yield server
+
+
+# ------------------------------------------------------------- a synthetic EODHD exchange
+
+
+def eodhd_bar(code: str, day) -> dict:
+    """A deterministic EODHD bar of ticker `code` on `day` (a datetime.date): prices from the
+    code and the day, never zero, high >= open/close >= low."""
+    import zlib
+
+    seed = zlib.crc32(code.encode()) % 9000 + 100
+    base = seed / 10 + (day.toordinal() % 37) / 10
+    return {"date": day.isoformat(), "open": round(base, 2), "high": round(base * 1.02, 2),
+            "low": round(base * 0.98, 2), "close": round(base * 1.01, 2), "adjusted_close": round(base * 1.01, 2),
+            "volume": 1000 + seed}
+
+
+class EodhdExchange:
+    """EODHD for whole exchanges, synthetic and deterministic (PROVIDERS.md's EODHD shapes):
+    every ticker has a bar (`eodhd_bar`) on every session (`sessions(lo, hi)`, default:
+    weekdays). `/api/eod/{TICKER}.{EX}` answers `from`..`to`; `/api/eod-bulk-last-day/{EX}`
+    answers the `date=` day for every listed ticker of EX (`code` without suffix and
+    `exchange_short_name`), except the `missing` codes, with the `stale` codes' bar of the
+    session before (a carried-forward bar), and `type=splits`/`type=dividends` from
+    `splits` (code -> "new/old") and `dividends` (code -> cash) on that day.
+
+        EodhdExchange(fake_vendor, {"US": ["AAPL", "BRK-B"]}, missing={"BRK-B"}).install()
+    """
+
+    def __init__(self, vendor: FakeVendor, tickers: Mapping[str, list[str]], missing=(), stale=(),
+                 splits: Mapping[str, str] | None = None, dividends: Mapping[str, float] | None = None,
+                 sessions: Callable | None = None) -> None:
+        self.vendor, self.tickers = vendor, {ex: list(codes) for ex, codes in tickers.items()}
+        self.missing, self.stale = set(missing), set(stale)
+        self.splits, self.dividends = dict(splits or {}), dict(dividends or {})
+        self.sessions = sessions or self._weekdays
+
+    @staticmethod
+    def _weekdays(lo, hi) -> list:
+        import datetime as dt
+
+        days = [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
+        return [d for d in days if d.weekday() < 5]
+
+    def install(self) -> "EodhdExchange":
+        self.vendor.route("/api/eod/*", self._eod)
+        self.vendor.route("/api/eod-bulk-last-day/*", self._bulk)
+        return self
+
+    def _eod(self, call: Call) -> Reply:
+        import datetime as dt
+        import json
+
+        code, _, exchange = call.path.rsplit("/", 1)[1].rpartition(".")
+        if code not in self.tickers.get(exchange, ()):
+            return Reply(404, "Ticker Not Found.", content_type="text/plain")
+        lo, hi = (dt.date.fromisoformat(call.param(k)) for k in ("from", "to"))
+        return Reply(body=json.dumps([eodhd_bar(code, d) for d in self.sessions(lo, hi)]))
+
+    def _bulk(self, call: Call) -> Reply:
+        import datetime as dt
+        import json
+
+        exchange = call.path.rsplit("/", 1)[1]
+        day = dt.date.fromisoformat(call.param("date")) if call.param("date") else None
+        if day is None or exchange not in self.tickers:
+            return Reply(404, "no such exchange or no date", content_type="text/plain")
+        kind, codes = call.param("type"), self.tickers[exchange]
+        if kind == "splits":
+            rows = [{"code": c, "exchange": exchange, "date": day.isoformat(), "split": r}
+                    for c, r in self.splits.items() if c in codes]
+        elif kind == "dividends":
+            rows = [{"code": c, "exchange": exchange, "date": day.isoformat(), "dividend": str(v),
+                     "unadjustedValue": str(v), "currency": "USD"} for c, v in self.dividends.items() if c in codes]
+        else:
+            before = self.sessions(day - dt.timedelta(days=7), day - dt.timedelta(days=1))[-1]
+            rows = [{"code": c, "exchange_short_name": exchange, **eodhd_bar(c, before if c in self.stale else day)}
+                    for c in codes if c not in self.missing]
+        return Reply(body=json.dumps(rows))

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 
-from . import cli_universe, cli_verify, interrupt, render
+from . import cli_ops, cli_universe, cli_verify, interrupt, render
 from .errors import ExitCode, HealthCode, StockpipeError, UsageError
-from .options import (All, Adjusted, Config, CsvPath, DatabaseUrl, DataDir, Debug, DryRun, End, From, Full,
+from .options import (All, Adjusted, Config, Exchanges, CsvPath, DatabaseUrl, DataDir, Debug, DryRun, End, From, Full,
                       IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Probe, Provider, Quotes, ReportFile,
                       RunId, ShardOption, Start, SymbolArg, Symbols, SymbolsFile, To, escape_help, fetch_call,
                       need_selection, plan_call, window)
@@ -125,7 +125,7 @@ def validate(config: Config = None, data_dir: DataDir = None, database_url: Data
 
 @app.command()
 def fetch(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None,
-          provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None,
+          exchange: Exchanges = None, provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None,
           quotes: Quotes = False, interval: IntervalOption = None, config: Config = None,
           data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
           shard: ShardOption = None, run_id: RunId = None, metrics_file: MetricsFile = None, as_json: Json = False,
@@ -134,7 +134,7 @@ def fetch(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile =
     with --quotes, quotes; with --interval, intraday bars; with --dry-run, only the plan and its cost."""
     opts = Options("fetch", as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
                    log_format=log_format, shard=shard, run_id=run_id, provider=provider, symbols=symbol,
-                   symbols_file=symbols_file, lists=list_, csv_path=path)
+                   symbols_file=symbols_file, lists=list_, csv_path=path, list_exchanges=exchange)
 
     _call(opts, lambda: _pipeline(opts, fetch_call(quotes, interval, *window(start, end), dry_run), progress=not dry_run,
                                   check=lambda settings: need_selection(all_, opts, settings.provider, dry_run)))
@@ -193,7 +193,7 @@ cli_universe.register(app, _call, _pipeline, _look)  # `status` and `reset`, the
 
 @app.command()
 def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None,
-        provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None, config: Config = None,
+        exchange: Exchanges = None, provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None, config: Config = None,
         data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
         shard: ShardOption = None, run_id: RunId = None, metrics_file: MetricsFile = None, report: ReportFile = None,
         as_json: Json = False, debug: Debug = False, dry_run: DryRun = False) -> None:
@@ -203,7 +203,7 @@ def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = N
 
     opts = Options("run", as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
                    log_format=log_format, shard=shard, run_id=run_id, provider=provider, symbols=symbol,
-                   symbols_file=symbols_file, lists=list_, csv_path=path)
+                   symbols_file=symbols_file, lists=list_, csv_path=path, list_exchanges=exchange)
 
     def check(settings: Settings) -> None:
         need_selection(all_, opts, settings.provider, dry_run, report)
@@ -329,6 +329,9 @@ def schedule_cron(
     from . import schedule
 
     _call(Options("schedule cron"), lambda: render.files({"stockpipe.crontab": schedule.crontab(prefix, data_dir)}, output))
+
+
+cli_ops.register(app, _typer, lambda opts, call: _call(opts, lambda: _pipeline(opts, call)))
 
 
 def _version(value: bool) -> None:

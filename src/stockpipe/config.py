@@ -9,7 +9,7 @@ The universe (the symbols a command works on), first match wins:
 2. `--list NAME` (repeatable): named lists from the config's `[universe.lists]`;
 3. `STOCKPIPE_SYMBOLS` (comma-separated) / `STOCKPIPE_SYMBOLS_FILE`;
 4. the config's `[universe]` `symbols`, `files` and every named list, in that order;
-5. the default: IBM, AAPL, GOOGL, MSFT.
+5. the default: IBM, AAPL, GOOGL, MSFT. (`[universe] exchanges`/`--exchange`: pipeline/universe.py.)
 A ticker file holds one symbol per line; `#` starts a comment; blank lines are ignored.
 """
 
@@ -75,6 +75,10 @@ class Settings:
     unreachable_after: int = 3
     max_consecutive_failures: int = 5  # failed fetches in a row after which planning skips a symbol (until reset)
     restate_sessions: int = 5  # held sessions an incremental fetch re-reads (restated, late, empty bars); 0: none
+    bulk_daily: bool = True  # fetch asks EODHD's exchange-wide day where it costs less (stages/bulk.py)
+    bulk_actions: bool = True  # ... and that day's splits and dividends (100 calls each)
+    exchange_lists: Mapping[str, Any] = field(default_factory=dict)  # [universe] exchanges, types, exchange_files
+    time_travel_days: int = 7  # prune vacuums lake versions (and their change feed) older than this
     config_file: Path | None = None
     # symbol suffix or symbol -> exchange MIC, over calendars.DEFAULT_SUFFIXES ([exchanges] table)
     exchanges: Mapping[str, str] = field(default_factory=dict)
@@ -180,6 +184,8 @@ def load_settings(
         values["database_url"] = f"sqlite:///{values['data_dir'] / 'stockpipe.db'}"
     symbols, source = _universe(flags, env, file_values, config_file.parent if config_file else cwd, cwd)
     values["symbols"], values["universe_source"] = tuple(symbols), source
+    listed = {k: v for k, v in (file_values.get("universe") or {}).items() if k in ("exchanges", "types", "exchange_files")}
+    values["exchange_lists"] = listed | ({"exchanges": list(flags["list_exchanges"]), "flag": True} if flags.get("list_exchanges") else {})
     values["providers"] = _provider_chain(flags, env, values, file_values)
     values["provider"] = values["providers"][0]
     if values.get("shard") is not None and not isinstance(values["shard"], Shard):
@@ -209,7 +215,8 @@ def _run_id(value: str, where: str) -> str:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions",
                "auto_migrate", "batch_rows", "csv_path", "shard", "run_id", "http_timeout_connect",
-               "http_timeout_read", "unreachable_after", "csv_date_format", "max_consecutive_failures", "restate_sessions")
+               "http_timeout_read", "unreachable_after", "csv_date_format", "max_consecutive_failures", "restate_sessions",
+               "bulk_daily", "bulk_actions", "time_travel_days")
 # A run id names a run in pipeline_runs/run_events (String(64)) and is part of raw archive file
 # names, so it is Airflow's run id alphabet (its default allowed_run_id_pattern) plus @ and =:
 # no separator, no space, never `.` or `..` alone.
@@ -368,14 +375,11 @@ def _dedupe(symbols: list[str]) -> list[str]:
 
 
 def _build(values: dict[str, Any]) -> Settings:
-    kwargs: dict[str, Any] = {}
-    for name, value in values.items():
-        kwargs[name] = _coerce(name, value)
-    settings = Settings(**kwargs)
+    settings = Settings(**{name: _coerce(name, value) for name, value in values.items()})
     if settings.log_format not in LOG_FORMATS:
         raise ConfigError(f"log_format {settings.log_format!r} is not one of {', '.join(LOG_FORMATS)}: fix STOCKPIPE_LOG_FORMAT or --log-format")
-    if settings.history_days < 1:
-        raise ConfigError("history_days must be at least 1: fix STOCKPIPE_HISTORY_DAYS or the config file")
+    if settings.history_days < 1 or settings.time_travel_days < 0:
+        raise ConfigError("history_days must be at least 1, time_travel_days 0 or more: fix STOCKPIPE_<NAME> or the config file")
     for name in ("http_timeout_connect", "http_timeout_read", "unreachable_after", "max_consecutive_failures"):
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} must be above 0: fix STOCKPIPE_{name.upper()} or the config file")

@@ -30,6 +30,8 @@ Symbols = Annotated[Optional[list[str]], typer.Option("--symbol", "-s", help="A 
 SymbolsFile = Annotated[Optional[Path], typer.Option("--symbols-file", help="File of tickers, one per line, # comments.")]
 Lists = Annotated[Optional[list[str]], typer.Option("--list", help="A named list from the config's [universe.lists]; repeatable.")]
 All = Annotated[bool, typer.Option("--all", help="The whole configured universe.")]
+Exchanges = Annotated[Optional[list[str]], typer.Option("--exchange", help="An exchange whose listed symbols (the assets "
+                      "table, read from its symbol list) are the universe, e.g. US or LSE; repeatable.")]
 Start = Annotated[Optional[dt.datetime], typer.Option("--start", formats=["%Y-%m-%d"], help="First date to fetch (refetches from there).")]
 End = Annotated[Optional[dt.datetime], typer.Option("--end", formats=["%Y-%m-%d"], help="Last date to fetch (default: latest closed session).")]
 From = Annotated[Optional[dt.datetime], typer.Option("--start", formats=["%Y-%m-%d"], help="First date (YYYY-MM-DD).")]
@@ -95,6 +97,7 @@ class Options:
     symbols_file: Path | None = None
     lists: Sequence[str] | None = None
     csv_path: Path | None = None
+    list_exchanges: Sequence[str] | None = None
 
     def settings(self, outcomes_listed: bool = False) -> Settings:
         """The Settings of these flags over the environment and config file; logging set to
@@ -120,7 +123,7 @@ class Options:
 
 
 _SETTINGS_FLAGS = ("config", "data_dir", "database_url", "log_format", "shard", "run_id", "provider", "symbols",
-                   "symbols_file", "lists", "csv_path")
+                   "symbols_file", "lists", "csv_path", "list_exchanges")
 
 
 def day(value: dt.datetime | None) -> dt.date | None:
@@ -146,9 +149,9 @@ def need_selection(all_: bool, opts: Options, provider: str, dry_run: bool = Fal
     (--metrics-file, --report)."""
     if dry_run and (opts.metrics_file is not None or report is not None):
         raise UsageError("--dry-run writes nothing: leave out --metrics-file and --report")
-    chosen = bool(opts.symbols or opts.symbols_file or opts.lists)
+    chosen = bool(opts.symbols or opts.symbols_file or opts.lists or opts.list_exchanges)
     if all_ and chosen:
-        raise UsageError("--all and --symbol/--symbols-file/--list exclude each other")
+        raise UsageError("--all and --symbol/--symbols-file/--list/--exchange exclude each other")
     if not all_ and not chosen and provider != "csv":
         raise UsageError("name symbols with --symbol (or --symbols-file, --list) or take the whole universe with --all")
 

@@ -267,7 +267,8 @@ def test_a_reset_symbol_gets_a_full_reload_from_its_first_bar():
 def test_an_incremental_request_re_reads_the_last_held_sessions():
     plan = plan_fetch(["AAA"], last(AAA=FRIDAY), NOW, history_days=365, restate_sessions=5)
     # the five sessions up to Friday 2026-11-20: Mon 16th .. Fri 20th; then the new Monday
-    assert plan.tasks == (FetchTask("AAA", dt.date(2026, 11, 16), LATEST, backfill=False),)
+    assert plan.tasks == (FetchTask("AAA", dt.date(2026, 11, 16), LATEST, backfill=False,
+                                    new_from=dt.date(2026, 11, 21)),)  # what it lacks starts after Friday
     over_thanksgiving = plan_fetch(["AAA"], last(AAA=BLACK_FRIDAY), dt.datetime(2026, 12, 1, 0, 0, tzinfo=UTC), 365,
                                    restate_sessions=3)
     assert over_thanksgiving.tasks[0].start == dt.date(2026, 11, 24)  # Tue, Wed, Fri: the holiday is no session

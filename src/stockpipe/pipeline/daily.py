@@ -43,7 +43,7 @@ from ..stages.plan import EARLIEST, FetchPlan, FetchTask, plan_fetch
 from ..stages.validate import Validated, accepted_frame, rejected_frame, validate_bars
 from ..storage import applied, ledger, state
 from ..storage.lake import ChangesUnavailableError, Lake
-from . import forecast
+from . import bulkday, forecast, universe
 from .context import Context
 from .fetching import Read, Spec, fetch_all, outcome_counts, verdict
 
@@ -64,7 +64,7 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
         listed = provider.symbols()
         reconcile(ctx)
         if listed is None:  # an API: ask only for what symbol_state says is missing
-            symbols = ctx.mine(settings.symbols)
+            symbols = universe.symbols(ctx)  # with [universe] exchanges: their listed symbols
             with ctx.engine.connect() as conn:
                 known = state.read_states(conn, PRICES.name, symbols)
                 left = forecast.quota_left(conn, settings, provider.name, ctx.now)
@@ -80,13 +80,16 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
             symbols = ctx.mine(settings.symbols if settings.universe_source == "command line" else listed)
             plan = plan_fetch(symbols, {}, ctx.now, settings.history_days, exchange_of, start or EARLIEST, end)
             chain = chain[:1]
-        last, problems, calls = _over_chain(ctx, provider, chain, plan.tasks)
+        last, problems, calls, bulk = _over_chain(ctx, provider, chain, plan.tasks)
     finally:
         provider.close()
     outcomes = [last[t.symbol] for t in plan.tasks if t.symbol in last]
-    # every call made counts, a failed one too and one a later provider's outcome replaced
+    # every call made counts, a failed one too and one a later provider's outcome replaced,
+    # and an exchange-wide bulk request at its cost (bulkday.py)
     counts = {**outcome_counts(len(plan.tasks), outcomes, up_to_date=len(plan.current)), "api_calls": calls,
               **forecast.plan_counts(plan)}
+    if bulk:
+        counts["bulk_requests"] = bulk
     _record_servers(ctx, outcomes)
     if not plan.tasks:
         return StageResult("fetch", ExitCode.NOTHING_TO_DO, counts, (), message=_nothing(plan))
@@ -136,10 +139,11 @@ def _open(ctx: Context, name: str):
 def _over_chain(ctx: Context, first, chain: Sequence[str], tasks: Sequence[FetchTask]):
     """Fetch `tasks` with each provider of the chain in turn (`first` already open), the next
     one taking what the one before handed over. Returns (symbol -> its last outcome,
-    problems a later provider may have covered, the calls every provider made)."""
+    problems a later provider may have covered, the calls every provider made, the bulk
+    requests among them)."""
     last: dict[str, SymbolOutcome] = {}
     problems: list[_Problem] = []
-    calls = 0
+    calls = bulk = 0
     for position, name in enumerate(chain):
         try:
             provider = first if not position else _open(ctx, name)
@@ -147,19 +151,21 @@ def _over_chain(ctx: Context, first, chain: Sequence[str], tasks: Sequence[Fetch
             problems.append(_Problem(name, str(exc), frozenset(t.symbol for t in tasks)))
             continue
         try:
-            fetched = fetch_all(ctx, provider, tasks, _spec(ctx, provider))
+            served = bulkday.serve(ctx, provider, tasks)  # exchange-wide days where they cost less
+            fetched = fetch_all(ctx, provider, tasks, _spec(ctx, provider, served))
         finally:
             if position:
                 provider.close()
         last.update((o.symbol, o) for o in fetched.outcomes)
-        calls += sum(o.api_calls for o in fetched.outcomes)
+        calls += sum(o.api_calls for o in fetched.outcomes) + served.calls
+        bulk += served.requests
         failed = [o for o in fetched.outcomes if o.symbol in fetched.handover and o.status == "failed"]
         if failed and position < len(chain) - 1:  # what it failed and what it then deferred
             problems.append(_Problem(name, failed[0].message, frozenset(fetched.handover)))
         tasks = [t for t in tasks if t.symbol in fetched.handover]
         if not tasks:
             break
-    return last, problems, calls
+    return last, problems, calls, bulk
 
 
 def _covered(result: StageResult, problems: Sequence[_Problem], outcomes: Sequence[SymbolOutcome]) -> StageResult:
@@ -267,18 +273,20 @@ def _reconciled(symbol: str, span, known: Mapping[str, Any]) -> dict[str, Any]:
     return row | {"first_date": min(seen), "last_date": max(seen)}
 
 
-def _spec(ctx: Context, provider) -> Spec:
+def _spec(ctx: Context, provider, served: bulkday.Served = bulkday.NONE) -> Spec:
     def call(task: FetchTask) -> list[Payload]:
-        return [provider.fetch_daily(task.symbol, task.start, task.end)]
+        sliced = served.payload(provider.name, task.symbol)  # its rows of a bulk day's answer
+        return [sliced if sliced is not None else provider.fetch_daily(task.symbol, task.start, task.end)]
 
     def read(task: FetchTask, payloads: list[Payload]) -> Read:
-        parsed = provider.parse_daily(payloads[0], task.start, task.end)
+        parsed = bulkday.with_actions(provider.parse_daily(payloads[0], task.start, task.end),
+                                      served.actions.get(task.symbol))
         checked = validate_bars(task.symbol, parsed.bars, provider=provider.name, run_id=ctx.run_id, now=ctx.now,
                                 latest_session=calendars.latest_closed_session(ctx.now, task.exchange),
                                 parser_rejects=parsed.rejected)
         # built per batch (Spec.build): the prices with their basis, and any restated bars
         frames: dict[str, Any] = {PRICES.name: [_Bars(checked, parsed.split_basis)], REJECTS.name: checked}
-        note = ""
+        note = payloads[0].source if payloads[0].archived else ""  # "eodhd eod-bulk-last-day/US 2026-12-04"
         if parsed.split_basis is not None and not task.backfill:
             stored = Lake(ctx.settings.lake_dir).read_frame(PRICES, [task.symbol])
             restated = restate(stored[stored["provider"] == provider.name], parsed.actions, task.start)

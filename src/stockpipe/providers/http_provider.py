@@ -115,6 +115,18 @@ class HttpProvider(ProviderBase):
             response = self._call(request, parse, f"{symbol} daily")
         return self._payload(symbol, request, response)
 
+    def fetch_exchange(self, venue: str, request: Request, parse: Callable[[Response], Parsed]) -> Payload:
+        """One exchange-wide request the vendor module built (EODHD's bulk day, its symbol
+        list), sent as the daily ones are: rate limits, the quota ledger at the request's
+        cost, retries. The payload is named after the exchange (`venue`); its answer is the
+        caller's to parse (a refusal that stops the provider is raised here).
+
+        Raises:
+            StopsProvider errors: a refused key, a spent quota, a plan not entitled.
+        """
+        response = self._call(request, parse, f"{venue} {request.endpoint}")
+        return self._payload(venue, request, response)
+
     def parse_daily(self, payload: Payload, start: dt.date, end: dt.date) -> ParsedDaily:
         """Pure: the vendor's outcome, as bars as traded (basis.py) or as the error it means."""
         parsed = self.vendor.parse_daily(_response(payload), start, end, self.zone(payload.symbol))

@@ -46,6 +46,7 @@ class FetchTask:
     exchange: str = calendars.DEFAULT_EXCHANGE
     reset: bool = False  # the stored last_date is in the future: rebuild the state from this fetch
     refetch: bool = False  # a gap or an explicit --start (not a backfill)
+    new_from: dt.date | None = None  # the first date it lacks when `start` is earlier only to re-read held sessions
 
     @property
     def mode(self) -> str:
@@ -159,7 +160,8 @@ def _task(symbol: str, exchange: str, row: Mapping[str, Any], task_end: dt.date,
     gap = refetch is not None and refetch < new_from  # a marker inside the new range widens nothing
     if refetch is not None:
         task_start = min(task_start, refetch)
-    return FetchTask(symbol, task_start, task_end, False, exchange, refetch=gap)
+    return FetchTask(symbol, task_start, task_end, False, exchange, refetch=gap,
+                     new_from=new_from if task_start < new_from and not gap else None)
 
 
 def _restate_from(last: dt.date, first: dt.date | None, sessions: int, exchange: str) -> dt.date:

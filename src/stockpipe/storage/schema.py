@@ -171,6 +171,24 @@ lake_applied = sa.Table(
     _ts("applied_at", nullable=False),
 )
 
+# The universe as the exchanges list it (pipeline/universe.py, migration 0011): `exchange` is
+# the list's code (US, LSE), `venue` the listing's own (NASDAQ); a symbol gone from its list
+# keeps its row with `delisted_at` set and is no longer fetched.
+assets = sa.Table(
+    "assets", metadata,
+    sa.Column("symbol", _SYMBOL, primary_key=True),
+    sa.Column("name", sa.String(200)),
+    sa.Column("exchange", sa.String(16), nullable=False, index=True),
+    sa.Column("venue", sa.String(32)),
+    sa.Column("country", sa.String(64)),
+    sa.Column("currency", sa.String(8)),
+    sa.Column("type", sa.String(32)),
+    sa.Column("isin", sa.String(16)),
+    _ts("first_seen", nullable=False),
+    _ts("last_seen", nullable=False),
+    _ts("delisted_at"),
+)
+
 
 def read_utc(value: dt.datetime | str | None) -> dt.datetime | None:
     """A timestamp as read back, made aware UTC: SQLite returns naive UTC, and text from an aggregate."""
