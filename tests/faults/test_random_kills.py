@@ -1,0 +1,96 @@
+"""Issue 11 row 18: kills at random moments. Each trial starts from nothing, runs
+`timeout -s KILL <random t> stockpipe run ...` once or twice in a row (each killed run
+resumes the one before), then one plain run; the lake's and the warehouse's content hashes
+must equal those of an uninterrupted run (the golden run), on SQLite and on PostgreSQL.
+
+Scaled for CI: 8 symbols at 2 calls a second from a fake EODHD answering after 0.3 s, and
+one symbol per lake batch, so one run takes ~10 s and the kills, drawn between 0.5 s and
+the golden run's duration, land in startup, migrations, fetch (mid-batch and mid-write),
+transform, load and quality-check. STOCKPIPE_FAULT_TRIALS sets the trials per backend
+(default 4: ~3 minutes for both); STOCKPIPE_FAULT_SEED replays a sequence (the seed is in
+every failure message).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import time
+
+import pytest
+
+import faultharness as h
+
+SYMBOLS = tuple(f"RK{i}" for i in range(8))
+TRIALS = int(os.environ.get("STOCKPIPE_FAULT_TRIALS", "4"))
+SETTINGS = {"STOCKPIPE_EODHD_CALLS_PER_SECOND": "2", "STOCKPIPE_BATCH_ROWS": "300"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request, tmp_path):
+    """(name, a function giving a fresh warehouse URL for a trial folder)."""
+    if request.param == "sqlite":
+        return "sqlite", lambda folder: f"sqlite:///{folder / 'warehouse.db'}"
+    url = request.getfixturevalue("postgres_url")
+
+    def fresh(folder):
+        h.reset_postgres(url)
+        return url
+
+    return "postgresql", fresh
+
+
+def _last_stage(stderr: str) -> str:
+    """The stage the killed run had reached, from its last JSON log line."""
+    stage = "startup"
+    for line in stderr.splitlines():
+        try:
+            stage = json.loads(line).get("stage") or stage
+        except ValueError:
+            continue
+    return stage
+
+
+def test_random_kills_then_one_plain_run_equal_the_golden_run(backend, fake_vendor, tmp_path):
+    name, fresh = backend
+    seed = int(os.environ.get("STOCKPIPE_FAULT_SEED", time.time_ns() % 10**9))
+    rng = random.Random(seed)
+    h.Eodhd(fake_vendor, latency=0.3)
+    args = h.run_args(SYMBOLS)
+
+    golden_dir = tmp_path / "golden"
+    golden_url = fresh(golden_dir)
+    started = time.monotonic()
+    done = h.stockpipe(h.environment(golden_dir / "data", golden_url, fake_vendor.url, **SETTINGS), *args)
+    duration = time.monotonic() - started
+    assert done.returncode == 0, done.stderr[-2000:]
+    golden = h.content_hashes(golden_dir / "data", golden_url)
+    golden_rows = {n: len(h.lake_rows(golden_dir / "data", n)) for n in h.COMPARED}
+    assert golden_rows["prices_daily"] == len(SYMBOLS) * len(h.sessions())
+
+    equal, stages, kills, doubled, lost = 0, {}, 0, 0, 0
+    for trial in range(TRIALS):
+        folder = tmp_path / f"trial{trial}"
+        url = fresh(folder)
+        env = h.environment(folder / "data", url, fake_vendor.url, **SETTINGS)
+        for _ in range(rng.choice((1, 1, 2))):
+            after = round(rng.uniform(0.5, duration), 2)
+            killed = subprocess.run(["timeout", "-s", "KILL", f"{after}", *h.command(*args)], env=env,
+                                    capture_output=True, text=True, timeout=300)
+            kills += 1
+            stage = _last_stage(killed.stderr) if killed.returncode == 137 else "finished"
+            stages[stage] = stages.get(stage, 0) + 1
+        again = h.stockpipe(env, *args)
+        assert again.returncode == 0, f"seed {seed} trial {trial}: {again.stderr[-2000:]}"
+        hashes = h.content_hashes(folder / "data", url)
+        twice, missing = h.doubled_and_lost(folder / "data", url, golden_rows)
+        doubled, lost = doubled + twice, lost + missing
+        differ = sorted(k for k in golden if hashes[k] != golden[k])
+        assert not differ, f"seed {seed} trial {trial}: differs from the golden run in {differ}"
+        equal += 1
+
+    h.record(f"random_kills_{name}", trials=TRIALS, equal_to_golden=equal, kills=kills, seed=seed,
+             kill_window_s=round(duration, 1), stages_hit=stages, rows_doubled=doubled, rows_lost=lost)
+    assert equal == TRIALS and doubled == lost == 0
