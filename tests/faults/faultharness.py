@@ -31,7 +31,10 @@ from fakevendor import Call, FakeVendor, Reply
 from helpers import COMPARED, environment_without_settings, lake_rows, warehouse_rows  # noqa: F401 - re-exported
 
 KEY = "FAULTKEY-7c1e9d04b2a6f3"  # recognisable: grep for it everywhere (test_secrets.py)
-START, END = "2025-06-02", "2026-11-20"  # a fixed window, so every run plans the same dates
+# A fixed window, so every run plans the same dates: `--end END` and history_days reaching
+# back to START (never --start, which refetches on purpose: a re-run must resume instead).
+START, END = "2025-06-02", "2026-11-20"
+HISTORY_DAYS = (dt.date.fromisoformat(END) - dt.date.fromisoformat(START)).days
 WAREHOUSE_TABLES = COMPARED
 
 
@@ -110,16 +113,22 @@ def environment(data_dir: Path, url: str, vendor_url: str, **settings: str) -> d
     """A child's environment: EODHD at the fake with KEY, `data_dir`, the warehouse at `url`."""
     return environment_without_settings(
         STOCKPIPE_PROVIDER="eodhd", STOCKPIPE_EODHD_API_KEY=KEY, STOCKPIPE_EODHD_BASE_URL=vendor_url,
-        STOCKPIPE_DATA_DIR=str(data_dir), STOCKPIPE_DATABASE_URL=url, STOCKPIPE_LOG_FORMAT="json", **settings)
+        STOCKPIPE_DATA_DIR=str(data_dir), STOCKPIPE_DATABASE_URL=url, STOCKPIPE_LOG_FORMAT="json",
+        STOCKPIPE_HISTORY_DAYS=str(HISTORY_DAYS), **settings)
 
 
-def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "stockpipe", *args]
+ENTRY = ("-m", "stockpipe")
 
 
-def stockpipe(env: dict[str, str], *args: str, timeout: float = 300, cwd: Path | None = None
-              ) -> subprocess.CompletedProcess:
-    return subprocess.run(command(*args), env=env, capture_output=True, text=True, timeout=timeout, cwd=cwd)
+def command(*args: str, entry: tuple[str, ...] = ENTRY) -> list[str]:
+    """`python -m stockpipe ARGS` (or `python -c CODE ARGS` with entry=("-c", CODE))."""
+    return [sys.executable, *entry, *args]
+
+
+def stockpipe(env: dict[str, str], *args: str, timeout: float = 300, cwd: Path | None = None,
+              entry: tuple[str, ...] = ENTRY) -> subprocess.CompletedProcess:
+    return subprocess.run(command(*args, entry=entry), env=env, capture_output=True, text=True, timeout=timeout,
+                          cwd=cwd)
 
 
 def universe(symbols) -> list[str]:
@@ -127,7 +136,7 @@ def universe(symbols) -> list[str]:
 
 
 def run_args(symbols, *extra: str) -> list[str]:
-    return ["run", *universe(symbols), "--start", START, "--end", END, *extra]
+    return ["run", *universe(symbols), "--end", END, *extra]
 
 
 # ------------------------------------------------------------------------ content
@@ -171,13 +180,15 @@ def reset_postgres(url: str) -> None:
     engine.dispose()
 
 
-def files_outside(data_dir: Path, roots: list[Path], since: float) -> list[Path]:
-    """Files under `roots` (outside `data_dir`) modified since `since` (time.time())."""
+def files_outside(data_dir: Path, roots: list[Path], since: float, asked: tuple[Path, ...] = ()) -> list[Path]:
+    """Files under `roots` outside `data_dir`, modified since `since` (time.time()), other
+    than the `asked` ones (a --metrics-file, a --report)."""
     found = []
     for root in roots:
         for path in root.rglob("*"):
             try:
-                if path.is_file() and data_dir not in path.parents and path.stat().st_mtime >= since:
+                if (path.is_file() and data_dir not in path.parents and path not in asked
+                        and path.stat().st_mtime >= since):
                     found.append(path)
             except OSError:
                 continue
