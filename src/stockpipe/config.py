@@ -72,10 +72,7 @@ class Settings:
     # for the run: it gets no further calls, and the rest is deferred or fails over.
     http_timeout_connect: float = 10.0
     http_timeout_read: float = 30.0
-    # One attempt's whole time, body included (a body that trickles forever is cut), and the
-    # largest answer accepted, counted decoded (a 50 MB page or a gzip bomb is refused).
-    http_timeout_total: float = 60.0
-    http_max_response_bytes: int = 32 * 1024 * 1024
+    http_max_response_bytes: int = 32 * 1024 * 1024  # the largest answer, counted decoded (stops a gzip bomb)
     unreachable_after: int = 3
     config_file: Path | None = None
     # symbol suffix or symbol -> exchange MIC, over calendars.DEFAULT_SUFFIXES ([exchanges] table)
@@ -214,8 +211,7 @@ def _run_id(value: str, where: str) -> str:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions",
                "auto_migrate", "batch_rows", "csv_path", "shard", "run_id", "http_timeout_connect",
-               "http_timeout_read", "http_timeout_total", "http_max_response_bytes", "unreachable_after",
-               "csv_date_format")
+               "http_timeout_read", "http_max_response_bytes", "unreachable_after", "csv_date_format")
 # A run id names a run in pipeline_runs/run_events (String(64)) and is part of raw archive file
 # names, so it is Airflow's run id alphabet (its default allowed_run_id_pattern) plus @ and =:
 # no separator, no space, never `.` or `..` alone.
@@ -382,8 +378,7 @@ def _build(values: dict[str, Any]) -> Settings:
         raise ConfigError(f"log_format {settings.log_format!r} is not one of {', '.join(LOG_FORMATS)}: fix STOCKPIPE_LOG_FORMAT or --log-format")
     if settings.history_days < 1:
         raise ConfigError("history_days must be at least 1: fix STOCKPIPE_HISTORY_DAYS or the config file")
-    for name in ("http_timeout_connect", "http_timeout_read", "http_timeout_total", "http_max_response_bytes",
-                 "unreachable_after"):
+    for name in ("http_timeout_connect", "http_timeout_read", "http_max_response_bytes", "unreachable_after"):
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} must be above 0: fix STOCKPIPE_{name.upper()} or the config file")
     return settings

@@ -111,10 +111,10 @@ class Eodhd:
 
 def environment(data_dir: Path, url: str, vendor_url: str, **settings: str) -> dict[str, str]:
     """A child's environment: EODHD at the fake with KEY, `data_dir`, the warehouse at `url`."""
-    return environment_without_settings(
-        STOCKPIPE_PROVIDER="eodhd", STOCKPIPE_EODHD_API_KEY=KEY, STOCKPIPE_EODHD_BASE_URL=vendor_url,
-        STOCKPIPE_DATA_DIR=str(data_dir), STOCKPIPE_DATABASE_URL=url, STOCKPIPE_LOG_FORMAT="json",
-        STOCKPIPE_HISTORY_DAYS=str(HISTORY_DAYS), **settings)
+    return environment_without_settings(**{
+        "STOCKPIPE_PROVIDER": "eodhd", "STOCKPIPE_EODHD_API_KEY": KEY, "STOCKPIPE_EODHD_BASE_URL": vendor_url,
+        "STOCKPIPE_DATA_DIR": str(data_dir), "STOCKPIPE_DATABASE_URL": url, "STOCKPIPE_LOG_FORMAT": "json",
+        "STOCKPIPE_HISTORY_DAYS": str(HISTORY_DAYS), **settings})
 
 
 ENTRY = ("-m", "stockpipe")

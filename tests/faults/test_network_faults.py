@@ -123,16 +123,18 @@ def test_broken_bodies_fail_their_symbol_only_and_store_nothing(database_url, fa
 
 
 def test_a_hung_vendor_holds_the_run_no_longer_than_its_deadlines(database_url, fake_vendor, tmp_path):
-    """A body that never ends (cut at http_timeout_total, not retried) and a server that
+    """A body that never ends (cut at twice http_timeout_read, not retried) and a server that
     never answers (http_timeout_read per attempt; after unreachable_after silent attempts the
     vendor counts as down): the run ends, the good symbols asked first are saved. Timeouts
-    scaled down (read 2 s, total 4 s); with the defaults the same bounds are 60 s and 3 x 30 s."""
+    scaled down (read 2 s, so a whole answer 4 s); with the defaults the bounds are 60 s and
+    3 x 30 s."""
     vendor = h.Eodhd(fake_vendor)
     vendor.scenario("ENDLESS", endless(interval=0.2))
     vendor.scenario("SILENT", Reply(latency=3600))
-    read, total, after = 2.0, 4.0, 3
+    read, after = 2.0, 3
+    total = 2 * read
     code, doc, err, took = _run(database_url, fake_vendor, tmp_path, (*GOOD, "ENDLESS", "SILENT"),
-                                STOCKPIPE_HTTP_TIMEOUT_READ=str(read), STOCKPIPE_HTTP_TIMEOUT_TOTAL=str(total),
+                                STOCKPIPE_HTTP_TIMEOUT_READ=str(read),
                                 STOCKPIPE_EODHD_CALLS_PER_SECOND="50")
 
     assert code in (ExitCode.PARTIAL, ExitCode.UNAVAILABLE), err[-2000:]

@@ -30,6 +30,7 @@ from .. import crashpoints, logs
 from ..errors import ExitCode, NotAsked, StockpipeError, StopsProvider
 from ..models import DATASETS, StageResult, SymbolOutcome
 from ..providers.base import Payload
+from ..providers.http.limiter import projection
 from ..storage import applied, archive, state
 from ..storage.lake import Commit, Lake, MergeResult
 from .context import SYMBOLS_PER_CHUNK, Context
@@ -142,6 +143,7 @@ def fetch_all(ctx: Context, provider, jobs: Sequence[Any], spec: Spec) -> Fetche
         payloads = spec.call(job)
         return _Got(payloads, archiver.submit(_archive, ctx, payloads, spec.archive_kind))
 
+    _log_projection(provider, len(jobs))
     outcomes: list[SymbolOutcome] = []
     handover: set[str] = set()
     written = 0
@@ -158,6 +160,16 @@ def fetch_all(ctx: Context, provider, jobs: Sequence[Any], spec: Spec) -> Fetche
         archiver.shutdown(wait=True)
     written += _flush(ctx, provider.name, spec, batch)
     return Fetched(outcomes + batch.outcomes, handover | batch.handover, written)
+
+
+def _log_projection(provider, calls: int) -> None:
+    """At the start: calls planned, the rate limits, the projected finish (issue 11 row 23)."""
+    client = getattr(provider, "client", None)
+    if client is None or not calls:  # offline providers (demo, csv) have no limits
+        return
+    ledger = client.ledger
+    left = ledger.remaining() if ledger is not None else None
+    log.info("fetch from %s: %s", provider.name, projection(client.limits, calls, left))
 
 
 def _archive(ctx: Context, payloads: list[Payload], kind: str | None) -> None:

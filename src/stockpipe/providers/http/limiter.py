@@ -114,3 +114,33 @@ class Slot:
 def concurrency_for(limits: Mapping[str, int | None]) -> int:
     """Worker threads for a provider: enough to saturate the rate limit, at most 8."""
     return max(1, min(8, limits.get("calls_per_second") or 4))
+
+
+def projected_seconds(limits: Mapping[str, int | None], calls: int) -> float:
+    """Seconds `calls` take at best under the sliding-window `limits` (the first window's
+    worth goes at once, each further one a window later); 0 without limits. A daily quota
+    kept by the ledger is not in `limits`: see `projection`."""
+    if calls <= 0:
+        return 0.0
+    return max((math.ceil(calls / limit) - 1) * WINDOWS[name] for name, limit in limits.items() if limit) \
+        if any(limits.values()) else 0.0
+
+
+def projection(limits: Mapping[str, int | None], calls: int, day_left: int | None = None) -> str:
+    """One line for the start of a fetch: calls planned, the limits, the projected finish,
+    and how much of the day's quota they take (`day_left`: calls the ledger has left)."""
+    shown = ", ".join(f"{limit}/{name.rsplit('_', 1)[1]}" for name, limit in limits.items() if limit) or "no limit"
+    fits = calls if day_left is None else min(calls, day_left)
+    seconds = projected_seconds(limits, fits)
+    line = f"{calls} call(s) planned at {shown}: projected finish in {_duration(seconds)}"
+    if day_left is not None:
+        line += (f"; {day_left} left of the day's quota" if fits == calls else
+                 f"; the day's quota has {day_left} left: {calls - day_left} deferred to the next run")
+    return line
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min"
