@@ -28,7 +28,7 @@ import zlib
 from pathlib import Path
 
 from fakevendor import Call, FakeVendor, Reply
-from helpers import COMPARED, environment_without_settings, lake_rows, warehouse_rows  # noqa: F401 - re-exported
+from helpers import COMPARED, environment_without_settings, lake_rows, warehouse_rows
 
 KEY = "FAULTKEY-7c1e9d04b2a6f3"  # recognisable: grep for it everywhere (test_secrets.py)
 # A fixed window, so every run plans the same dates: `--end END` and history_days reaching
@@ -72,7 +72,7 @@ class Eodhd:
         self._calls: dict[str, list[Call]] = {}
         server.route("/api/eod/*", self._answer)
 
-    def scenario(self, symbol: str, *answers) -> "Eodhd":
+    def scenario(self, symbol: str, *answers) -> Eodhd:
         """Answer `symbol` with `answers` in turn (the last repeats): Replies, or
         callables (Call -> Reply)."""
         self._scenarios[symbol] = list(answers)

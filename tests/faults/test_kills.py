@@ -16,10 +16,10 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 import faultharness as h
+import pytest
 from helpers import query
+
 from stockpipe.errors import ExitCode
 
 SYMBOLS = tuple(f"KL{i}" for i in range(6))

@@ -16,11 +16,20 @@ import random
 import time
 from pathlib import Path
 
-import pytest
-
 import faultharness as h
-from fakevendor import FakeVendor, Reply, endless, gzip_bomb, redirect, reset, self_signed, truncated
+import pytest
+from fakevendor import (
+    FakeVendor,
+    Reply,
+    endless,
+    gzip_bomb,
+    redirect,
+    reset,
+    self_signed,
+    truncated,
+)
 from helpers import query
+
 from stockpipe.errors import ExitCode
 
 GOOD = ("NA", "NB", "NC")

@@ -18,6 +18,7 @@ import time
 
 import faultharness as h
 from helpers import query
+
 from stockpipe.errors import ExitCode
 
 SYMBOLS = int(os.environ.get("STOCKPIPE_FAULT_QUOTA_SYMBOLS", "1500"))

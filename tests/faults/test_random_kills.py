@@ -21,9 +21,8 @@ import shutil
 import subprocess
 import time
 
-import pytest
-
 import faultharness as h
+import pytest
 
 SYMBOLS = tuple(f"RK{i}" for i in range(6))
 TRIALS = int(os.environ.get("STOCKPIPE_FAULT_TRIALS", "3"))
@@ -114,7 +113,8 @@ def test_random_kills_then_one_plain_run_equal_the_golden_run(backend, fake_vend
             stage = _stage_at(timeline, after) if killed.returncode in (-9, 137) else "finished"
             stages[stage] = stages.get(stage, 0) + 1
         again = h.stockpipe(env, *args)
-        assert again.returncode == 0, f"seed {seed} trial {trial}: {again.stderr[-2000:]}"
+        # 99: the killed run had committed everything (killed in quality-check): nothing left
+        assert again.returncode in (0, 99), f"seed {seed} trial {trial}: {again.stderr[-2000:]}"
         hashes = h.content_hashes(folder / "data", url)
         twice, missing = h.doubled_and_lost(folder / "data", url, golden_rows)
         doubled, lost = doubled + twice, lost + missing

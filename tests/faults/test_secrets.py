@@ -17,10 +17,9 @@ import gzip
 import time
 from pathlib import Path
 
+import faultharness as h
 import pyarrow.parquet as pq
 import sqlalchemy as sa
-
-import faultharness as h
 from fakevendor import Reply, endless, redirect, reset
 
 KEY = h.KEY
@@ -60,7 +59,7 @@ def _files(folder: Path) -> tuple[list[str], list[bytes]]:
 
 def test_the_key_appears_nowhere_a_run_leaves_anything(database_url, fake_vendor, tmp_path):
     vendor = h.Eodhd(fake_vendor)
-    echo = lambda status, text, **kw: lambda call: Reply(status, text.replace("{q}", call.raw_query), **kw)  # noqa: E731
+    echo = lambda status, text, **kw: lambda call: Reply(status, text.replace("{q}", call.raw_query), **kw)
     vendor.scenario("REFUSED", echo(401, '{"error": "Invalid api_token in {q}"}'))
     vendor.scenario("PAGE", echo(200, "<html><p>cache error for {q}</p></html>", content_type="text/html"))
     vendor.scenario("ERR500", echo(500, "<html>upstream failed: {q}</html>", content_type="text/html"))
@@ -99,7 +98,9 @@ def test_the_key_appears_nowhere_a_run_leaves_anything(database_url, fake_vendor
     names, blobs = _files(tmp_path)
     text = "\n".join([*said, _table_text(database_url), *names])
     hits = text.count(KEY) + sum(b.count(KEY.encode()) for b in blobs)
-    assert "GOOD" in _table_text(database_url) and any(b"Invalid api_token" in b for b in blobs)  # all was read
+    # all was read: the tables, the messages quoting the answers, the raw archive gunzipped
+    assert "GOOD" in _table_text(database_url) and "Invalid api_token" in text
+    assert any(b'"note": "fmt=json' in b for b in blobs)
     asked = (tmp_path / "run.prom", tmp_path / "report.html",  # and the SQLite warehouse the URL names
              *(p for p in tmp_path.glob("warehouse.db*") if database_url.startswith("sqlite")))
     outside = h.files_outside(data, [tmp_path], started, asked=asked)
