@@ -199,7 +199,7 @@ def files_outside(data_dir: Path, roots: list[Path], since: float, asked: tuple[
 
 
 def figures_file() -> Path:
-    return Path(os.environ["STOCKPIPE_FAULT_FIGURES"])
+    return Path(os.environ["PYTEST_FAULT_FIGURES"])
 
 
 def record(name: str, **figures) -> None:
