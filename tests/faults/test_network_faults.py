@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
+import threading
 import time
 from pathlib import Path
 
@@ -161,15 +163,25 @@ def test_a_hung_vendor_holds_the_run_no_longer_than_its_deadlines(database_url, 
 
 
 def _peak_rss_mb(env, *args) -> tuple[int, float, str]:
-    """Exit code and peak RSS (MB) of one `stockpipe` child, and its stderr."""
+    """Exit code, peak RSS (MB) and stderr of one `stockpipe` child. The peak is VmHWM of
+    the child's own address space, read while it runs: getrusage's ru_maxrss would carry
+    this test process's RSS over the fork and exec."""
     import subprocess
 
-    with open(os.devnull, "w") as out:
-        proc = subprocess.Popen(h.command(*args), env=env, stdout=out, stderr=subprocess.PIPE)
-        err = proc.stderr.read().decode(errors="replace")
-        _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss / 1024, err
+    proc = subprocess.Popen(h.command(*args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    errors: list[bytes] = []
+    reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
+    reader.start()
+    peak = 0
+    while proc.poll() is None:
+        try:
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            peak = max(peak, int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)))
+        except (OSError, AttributeError):
+            pass
+        time.sleep(0.02)
+    reader.join(timeout=10)
+    return proc.returncode, peak / 1024, b"".join(errors).decode(errors="replace")
 
 
 @pytest.mark.parametrize("fault", ["50MB", "gzip-bomb"])
