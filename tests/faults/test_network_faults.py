@@ -11,7 +11,6 @@ the limiter against a window-counting vendor. What is new here is the whole run 
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import threading
