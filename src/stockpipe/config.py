@@ -15,11 +15,10 @@ A ticker file holds one symbol per line; `#` starts a comment; blank lines are i
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -67,11 +66,10 @@ class Settings:
     stale_after_sessions: int = 1
     auto_migrate: bool = True
     batch_rows: int = 500_000
-    # The HTTP vendors' connect and read timeouts (seconds), and how many attempts in a row
-    # without an answer (refused, reset, timed out; across symbols) mean the vendor is down
-    # for the run: it gets no further calls, and the rest is deferred or fails over.
+    # HTTP timeouts (s); attempts in a row without an answer (across symbols) after which a vendor is down for the run
     http_timeout_connect: float = 10.0
     http_timeout_read: float = 30.0
+    http_max_response_bytes: int = 32 * 1024 * 1024  # the largest answer, counted decoded (stops a gzip bomb)
     unreachable_after: int = 3
     max_consecutive_failures: int = 5  # failed fetches in a row after which planning skips a symbol (until reset)
     restate_sessions: int = 5  # held sessions an incremental fetch re-reads (restated, late, empty bars); 0: none
@@ -212,14 +210,12 @@ def _run_id(value: str, where: str) -> str:
     return value
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-_ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions",
-               "auto_migrate", "batch_rows", "csv_path", "shard", "run_id", "http_timeout_connect",
-               "http_timeout_read", "unreachable_after", "csv_date_format", "max_consecutive_failures", "restate_sessions",
-               "bulk_daily", "bulk_actions", "time_travel_days")
-# A run id names a run in pipeline_runs/run_events (String(64)) and is part of raw archive file
-# names, so it is Airflow's run id alphabet (its default allowed_run_id_pattern) plus @ and =:
-# no separator, no space, never `.` or `..` alone.
+_FIELDS = {f.name: f for f in fields(Settings)}
+_ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions", "auto_migrate",
+               "batch_rows", "csv_path", "shard", "run_id", "http_timeout_connect", "http_timeout_read",
+               "http_max_response_bytes", "unreachable_after", "csv_date_format", "max_consecutive_failures",
+               "restate_sessions", "bulk_daily", "bulk_actions", "time_travel_days")
+# A run id (String(64), part of raw archive file names): Airflow's run id alphabet plus @ and =
 _RUN_ID = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.~:+@=-]{1,64}$")
 
 
@@ -380,7 +376,7 @@ def _build(values: dict[str, Any]) -> Settings:
         raise ConfigError(f"log_format {settings.log_format!r} is not one of {', '.join(LOG_FORMATS)}: fix STOCKPIPE_LOG_FORMAT or --log-format")
     if settings.history_days < 1 or settings.time_travel_days < 0:
         raise ConfigError("history_days must be at least 1, time_travel_days 0 or more: fix STOCKPIPE_<NAME> or the config file")
-    for name in ("http_timeout_connect", "http_timeout_read", "unreachable_after", "max_consecutive_failures"):
+    for name in ("http_timeout_connect", "http_timeout_read", "http_max_response_bytes", "unreachable_after", "max_consecutive_failures"):
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} must be above 0: fix STOCKPIPE_{name.upper()} or the config file")
     if not 0 <= settings.restate_sessions <= 250:

@@ -145,6 +145,11 @@ class AuthFailedError(StopsProvider, ConfigError):
     """The provider refused the key (or the session), or none is set: stop the provider."""
 
 
+class CertificateError(StopsProvider, ConfigError):
+    """The vendor's TLS certificate did not verify (self-signed, wrong host, expired): never
+    retried, never worked around; the provider is stopped for the run (exit 4)."""
+
+
 class NotEntitledError(StopsProvider, TerminalError, exit_code=ExitCode.PARTIAL):
     """The plan does not cover this endpoint/parameter: terminal for that combination.
 

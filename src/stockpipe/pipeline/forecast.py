@@ -25,12 +25,12 @@ from typing import Any, Callable, Mapping
 
 from ..config import Settings
 from ..models import CommandResult, StageResult
+from ..providers.http.limiter import WINDOWS
 from ..stages.plan import FetchPlan
 
 log = logging.getLogger("stockpipe")
 PRICES = "prices_daily"
 
-WINDOWS = {"calls_per_second": 1, "calls_per_minute": 60, "calls_per_hour": 3600, "calls_per_day": 86400}
 
 
 def _vendor(provider: str) -> Any:

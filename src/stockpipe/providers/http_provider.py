@@ -86,7 +86,9 @@ class HttpProvider(ProviderBase):
         base_url = options.get("base_url") or vendor.base_url
         client = VendorClient(name, base_url, key=key, key_param=vendor.key_param, default_headers=vendor.headers,
                               limits=limits, ledger=quota, timeout_connect=settings.http_timeout_connect,
-                              timeout_read=settings.http_timeout_read, unreachable_after=settings.unreachable_after)
+                              timeout_read=settings.http_timeout_read, unreachable_after=settings.unreachable_after,
+                              timeout_total=2 * settings.http_timeout_read,  # a whole answer: twice the silence
+                              max_body_bytes=settings.http_max_response_bytes)
         return cls(vendor, client, settings.symbol_map.get(name, {}), clock, base_url, settings.exchanges)
 
     def vendor_symbol(self, symbol: str) -> str:
