@@ -53,8 +53,11 @@ def write(path: Path, content: bytes) -> None:
     """Gzip `content` to `path` atomically (temp file in the same folder, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_bytes(gzip.compress(content, compresslevel=LEVEL))
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(gzip.compress(content, compresslevel=LEVEL))
+        os.replace(tmp, path)
+    finally:  # a full disk leaves no partial temp file (the OSError reaches the CLI: exit 5)
+        tmp.unlink(missing_ok=True)
 
 
 def _piece(text: str, what: str) -> str:

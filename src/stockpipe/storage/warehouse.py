@@ -285,6 +285,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
                     command.upgrade(alembic_config(conn), revision)
             finally:
                 migrating.dispose()
+        engine.pool.dispose()  # connections opened before the migration may hold the old schema's view
         return
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
