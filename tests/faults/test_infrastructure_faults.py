@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
-
 from fakevendor import fixture
 from helpers import environment_without_settings, query, vendor_base_urls
+from sqlalchemy.engine import make_url
+
 from stockpipe.errors import ExitCode
 
 STOCKPIPE = [sys.executable, "-m", "stockpipe"]
@@ -31,7 +31,7 @@ STOCKPIPE = [sys.executable, "-m", "stockpipe"]
 def stockpipe(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     """The real CLI in a process of its own, with only the settings given."""
     environment = environment_without_settings(STOCKPIPE_PROVIDER="demo", STOCKPIPE_HISTORY_DAYS="60", **env)
-    return subprocess.run([*STOCKPIPE, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300)
+    return subprocess.run([*STOCKPIPE, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300, check=False)
 
 
 def assert_one_line(code: int, err: str, expected: int, *needles: str) -> None:
@@ -51,7 +51,7 @@ def tmpfs(tmp_path: Path):
         point = tmp_path / name
         point.mkdir()
         opts = f"size={size}" + (f",{options}" if options else "")
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(point)], capture_output=True, text=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(point)], capture_output=True, text=True, check=False)
         if done.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}): the full-disk case needs one")
         mounted.append(point)
@@ -147,7 +147,7 @@ def test_data_dir_not_writable_for_the_user(tmp_path):
     folder.chmod(0o555)
     environment = environment_without_settings(STOCKPIPE_PROVIDER="demo", STOCKPIPE_DATA_DIR=str(folder))
     done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *STOCKPIPE, "fetch", "--all"],
-                          cwd="/", env=environment, capture_output=True, text=True, timeout=120)
+                          cwd="/", env=environment, capture_output=True, text=True, timeout=120, check=False)
     if "Permission denied" in done.stderr and "python" in done.stderr.lower() and ": error: " not in done.stderr:
         pytest.skip("the test's interpreter is not readable by nobody")
     assert_one_line(done.returncode, done.stderr, ExitCode.CONFIG, str(folder), "STOCKPIPE_DATA_DIR")
@@ -222,6 +222,9 @@ class Proxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            if self.stopped.is_set():
+                client.close()
+                return
             server = socket.create_connection(self.target)
             self.sockets += [client, server]
             threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
@@ -239,6 +242,10 @@ class Proxy:
 
     def stop(self) -> None:
         self.stopped.set()
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+        except OSError:
+            pass
         self.listener.close()
         for sock in self.sockets:
             try:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from helpers import environment_without_settings, query
+
 from stockpipe.errors import ExitCode
 from stockpipe.storage import warehouse
 
@@ -27,7 +27,7 @@ STOCKPIPE = [sys.executable, "-m", "stockpipe"]
 def stockpipe(cwd: Path, url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
     environment = environment_without_settings(STOCKPIPE_PROVIDER="demo", STOCKPIPE_HISTORY_DAYS="60",
                                                STOCKPIPE_DATABASE_URL=url, STOCKPIPE_DATA_DIR=str(cwd / "data"), **env)
-    return subprocess.run([*STOCKPIPE, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300)
+    return subprocess.run([*STOCKPIPE, *args], cwd=cwd, env=environment, capture_output=True, text=True, timeout=300, check=False)
 
 
 def tables(url: str) -> set[str]:

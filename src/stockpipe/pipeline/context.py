@@ -15,8 +15,8 @@ import datetime as dt
 import logging
 import os
 from contextlib import contextmanager
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from .. import calendars, errors, interrupt, logs

@@ -25,7 +25,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from .. import crashpoints
-from ..errors import ConfigError, DatabaseUnavailableError, StockpipeError, UnavailableError
+from ..errors import (
+    ConfigError,
+    DatabaseUnavailableError,
+    StockpipeError,
+    UnavailableError,
+)
 from ..models import Dataset
 from . import schema
 
@@ -132,7 +137,7 @@ _SQLITE_FULL = ("database or disk is full", "disk i/o error")
 _SQLITE_PATH = ("unable to open database file", "attempt to write a readonly database", "readonly database")
 
 
-def from_db_error(exc: BaseException, url: "sa.URL | str | None" = None) -> StockpipeError | None:
+def from_db_error(exc: BaseException, url: sa.URL | str | None = None) -> StockpipeError | None:
     """The StockpipeError a database error that reached no handler stands for, or None (a bug).
 
     PostgreSQL: refused credentials or an unknown database -> ConfigError (4); a server that
@@ -164,7 +169,7 @@ def from_db_error(exc: BaseException, url: "sa.URL | str | None" = None) -> Stoc
     return None
 
 
-def _unreachable(exc: BaseException, url: "sa.URL | str | None") -> DatabaseUnavailableError:
+def _unreachable(exc: BaseException, url: sa.URL | str | None) -> DatabaseUnavailableError:
     original = getattr(exc, "orig", None) or exc
     lines = str(original).strip().splitlines()
     reason = _scrub_url(lines[0] if lines else type(original).__name__, url)
@@ -172,13 +177,13 @@ def _unreachable(exc: BaseException, url: "sa.URL | str | None") -> DatabaseUnav
                                     "--database-url and that the server is running")
 
 
-def _shown(url: "sa.URL | str | None") -> str:
+def _shown(url: sa.URL | str | None) -> str:
     if url is None:
         return "(the warehouse)"
     return url.render_as_string(hide_password=True) if isinstance(url, sa.URL) else redact(url)
 
 
-def _scrub_url(text: str, url: "sa.URL | str | None") -> str:
+def _scrub_url(text: str, url: sa.URL | str | None) -> str:
     try:
         password = (url if isinstance(url, sa.URL) else make_url(url)).password if url is not None else None
     except Exception:  # noqa: BLE001 - an unparseable URL has no password to hide
