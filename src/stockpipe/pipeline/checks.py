@@ -142,6 +142,9 @@ def _migrations(settings: Settings, current: str | None, head: str) -> tuple[Che
     migrates it (auto_migrate, the default)."""
     if current == head:
         return Check("migrations", True, f"at {head} (newest)"), ExitCode.OK
+    if current is not None and not warehouse.known_revision(current):
+        return Check("migrations", False, f"database at {current}, newest {head}: "
+                     f"{warehouse.revision_fix(current, head)}"), ExitCode.CONFIG
     at = f"at {current}" if current else "not migrated yet"
     if settings.auto_migrate:
         return Check("migrations", True, f"{at}, newest {head}: the first command that writes migrates it "

@@ -231,6 +231,16 @@ def known_revision(revision: str) -> bool:
         return False
 
 
+def revision_fix(current: str | None, head: str) -> str:
+    """What to do about a database at `current` when this stockpipe's newest is `head`: ""
+    when they match; upgrade stockpipe when the database is newer; else `db upgrade`."""
+    if current == head:
+        return ""
+    if current is not None and not known_revision(current):
+        return "the database is newer than this stockpipe: upgrade stockpipe"
+    return "run `stockpipe db upgrade`"
+
+
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at, or None when it was never migrated."""
     from alembic.runtime.migration import MigrationContext
