@@ -33,7 +33,7 @@ def _configure(connection) -> None:
 
 
 def _applied(*, ctx, step, heads, run_args) -> None:
-    from stockpipe.storage.warehouse import migrated
+    from stockpipe.storage.migrating import migrated
 
     migrated(step.up_revision_id or "")
 

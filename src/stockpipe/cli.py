@@ -74,25 +74,15 @@ def _call(opts: Options, action: Callable[[], int]) -> None:
         render.emit_error(opts.command, _INTERRUPTED, code, opts.as_json)
     except (typer.Exit, typer.Abort, typer.TyperException):  # typer.Exit is a RuntimeError: Typer's own
         raise
-    except Exception as exc:  # noqa: BLE001 - a database or file system failure has its code; else a bug
-        known = _known(exc)
-        if known is not None:
-            code = _error_exit(opts.command, known)
-            render.emit_error(opts.command, str(known), code, opts.as_json)
-        else:
-            if opts.debug:
-                render.bug_traceback()
-            code = ExitCode.BUG
-            render.emit_error(opts.command, _BUG.format(type(exc).__name__), code, opts.as_json)
+    except Exception as exc:  # noqa: BLE001 - a database or disk failure has its documented code; else a bug
+        from .pipeline.context import known_error  # (a server gone, a full disk, a path that cannot be written)
+
+        known = known_error(exc)
+        if opts.debug and known is None:
+            render.bug_traceback()
+        code = ExitCode.BUG if known is None else _error_exit(opts.command, known)
+        render.emit_error(opts.command, str(known) if known else _BUG.format(type(exc).__name__), code, opts.as_json)
     raise typer.Exit(int(code))
-
-
-def _known(exc: Exception) -> StockpipeError | None:
-    """The documented error a database or file system failure stands for (a server that went
-    away, a full disk, a path that cannot be written); None for a bug."""
-    from .pipeline.context import known_error
-
-    return known_error(exc)
 
 
 def _pipeline(opts: Options, call: PipelineCall, *, progress: bool = False,

@@ -16,8 +16,6 @@ A ticker file holds one symbol per line; `#` starts a comment; blank lines are i
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
 import os
 import re
 import tomllib
@@ -25,10 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from urllib.parse import unquote, urlsplit
-
+from . import config_values as values_
 from .errors import BadInputError, ConfigError, UsageError
-from .redaction import register_secret
 from .shards import Shard, parse as parse_shard
 
 DEFAULT_SYMBOLS = ("IBM", "AAPL", "GOOGL", "MSFT")
@@ -172,7 +168,7 @@ def load_settings(
     file_values = _read_toml(config_file) if config_file else {}
     values: dict[str, Any] = {}
     where: dict[str, str] = {}  # setting -> where its value came from, for the error naming it
-    _check_keys(file_values, config_file)
+    values_.check_keys(file_values, config_file, _SETTING_KEYS)
     values.update(_flatten(file_values))
     where.update({name: f"{config_file}" for name in values})
     values.update(_from_env(env))
@@ -181,7 +177,8 @@ def load_settings(
     where.update({k: "--" + k.replace("_", "-") for k in flags if k in _FIELDS})
     values["config_file"] = config_file
     values["api_keys"] = _api_keys(env)
-    values["provider_options"] = _provider_options(values.get("provider_options", {}), env, config_file)
+    values["provider_options"] = values_.provider_options(values.get("provider_options", {}), env, config_file,
+                                                          PROVIDERS_WITH_KEYS)
     values["health"] = {**values.get("health", {}), **_health_env(env)}
     if "data_dir" not in values and env.get("STATE_DIRECTORY"):
         # systemd's StateDirectory= may list several, separated by ':'.
@@ -191,7 +188,7 @@ def load_settings(
         values["csv_path"] = _resolve(values["csv_path"], cwd)
     if not values.get("database_url"):
         values["database_url"] = f"sqlite:///{values['data_dir'] / 'stockpipe.db'}"
-    _register_password(str(values["database_url"]))
+    values_.register_password(str(values["database_url"]))
     symbols, source = _universe(flags, env, file_values, config_file.parent if config_file else cwd, cwd)
     values["symbols"], values["universe_source"] = tuple(symbols), source
     values["providers"] = _provider_chain(flags, env, values, file_values)
@@ -203,17 +200,6 @@ def load_settings(
     if values.get("run_id") is not None:
         values["run_id"] = _run_id(str(values["run_id"]), "--run-id" if "run_id" in flags else "STOCKPIPE_RUN_ID")
     return _build(values, where)
-
-
-def _register_password(url: str) -> None:
-    """The database URL's password is a secret: no message, log or traceback shows it."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return
-    if password:
-        register_secret(password)
-        register_secret(unquote(password))
 
 
 def early_log_format(flag: str | None, environ: Mapping[str, str] | None = None) -> str:
@@ -239,6 +225,9 @@ _ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_form
 # names, so it is Airflow's run id alphabet (its default allowed_run_id_pattern) plus @ and =:
 # no separator, no space, never `.` or `..` alone.
 _RUN_ID = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.~:+@=-]{1,64}$")
+# The keys a config file may hold at its top level or in a [section] of its own choosing.
+_SETTING_KEYS = tuple(sorted(set(_FIELDS) - {"config_file", "api_keys", "symbols", "universe_source", "providers",
+                                             "provider_options", "symbol_map", "exchanges", "quality", "health"}))
 
 
 def _config_path(flag: Any, env: Mapping[str, str], cwd: Path) -> Path | None:
@@ -282,46 +271,6 @@ def _flatten(values: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-# Sections whose keys are not settings: [universe] (and [universe.lists]), the tables that are
-# settings themselves, and [providers.<name>] with the keys below.
-_TABLES = ("universe", "exchanges", "quality", "symbol_map", "health", "providers")
-_UNIVERSE_KEYS = ("symbols", "files", "lists", "providers")
-_PROVIDER_KEYS = ("base_url", "calls_per_second", "calls_per_minute", "calls_per_hour", "calls_per_day")
-_SETTING_KEYS = tuple(sorted(set(_FIELDS) - {"config_file", "api_keys", "symbols", "universe_source", "providers",
-                                             "provider_options", "symbol_map", "exchanges", "quality", "health"}))
-
-
-def _check_keys(values: Mapping[str, Any], path: Path | None) -> None:
-    """Refuse a key the config file may not hold: a misspelt setting is never ignored.
-
-    Raises:
-        ConfigError: names the key, its section, the file and the nearest valid key.
-    """
-    for key, value in values.items():
-        if key == "universe" and isinstance(value, dict):
-            _known(value, _UNIVERSE_KEYS, "[universe]", path)
-        elif key == "providers" and isinstance(value, dict):
-            for name, options in value.items():
-                if not isinstance(options, dict):
-                    raise ConfigError(f"[providers] {name} in {path} must be a table ([providers.{name}]): fix the file")
-                _known(options, _PROVIDER_KEYS, f"[providers.{name}]", path)
-        elif key in _TABLES:
-            if not isinstance(value, dict):
-                raise ConfigError(f"{key} in {path} must be a table ([{key}]): fix the file")
-        elif isinstance(value, dict):
-            _known(value, _SETTING_KEYS, f"[{key}]", path)
-        else:
-            _known({key: value}, _SETTING_KEYS + _TABLES, "the top level", path)
-
-
-def _known(table: Mapping[str, Any], valid: tuple[str, ...], section: str, path: Path | None) -> None:
-    for key in table:
-        if key not in valid:
-            near = difflib.get_close_matches(key, valid, n=1)
-            hint = f"did you mean {near[0]}?" if near else "see the README's Configuration table"
-            raise ConfigError(f"unknown setting {key!r} in {section} of {path}: {hint}")
-
-
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return {name: env[f"STOCKPIPE_{name.upper()}"] for name in _ENV_FIELDS if env.get(f"STOCKPIPE_{name.upper()}")}
 
@@ -341,9 +290,11 @@ def _api_keys(env: Mapping[str, str]) -> dict[str, Secret]:
         elif env.get(prefix + "_FILE"):
             path = Path(env[prefix + "_FILE"])
             try:
-                keys[provider] = Secret(path.read_text().strip())
+                keys[provider] = Secret(path.read_text(encoding="utf-8").strip())
             except OSError as exc:
                 raise ConfigError(f"cannot read {prefix}_FILE ({path}): {exc.strerror}: check the path") from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"{prefix}_FILE ({path}) is not UTF-8 text: write the key alone in it") from None
     return keys
 
 
@@ -359,49 +310,6 @@ def _provider_chain(flags, env, values, file_values) -> tuple[str, ...]:
     if not names:
         raise ConfigError("no provider named: set --provider, STOCKPIPE_PROVIDER or [universe] providers")
     return tuple(dict.fromkeys(names))
-
-
-_PROVIDER_ENV = {"BASE_URL": "base_url", "CALLS_PER_SECOND": "calls_per_second", "CALLS_PER_MINUTE": "calls_per_minute",
-                 "CALLS_PER_HOUR": "calls_per_hour", "CALLS_PER_DAY": "calls_per_day"}
-
-
-def _provider_options(from_file: Mapping[str, Any], env: Mapping[str, str],
-                      config_file: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Per-provider base URL and limits: the file's [providers.<name>], then the environment.
-
-    Raises:
-        ConfigError: a limit that is not a whole number above 0 (names the key and its file or variable).
-    """
-    options = {name: dict(values) for name, values in from_file.items()}
-    where = {(name, key): f"[providers.{name}] of {config_file}" for name, values in options.items() for key in values}
-    for provider in PROVIDERS_WITH_KEYS:
-        for suffix, key in _PROVIDER_ENV.items():
-            variable = f"STOCKPIPE_{provider.upper()}_{suffix}"
-            if env.get(variable):
-                options.setdefault(provider, {})[key] = env[variable]
-                where[provider, key] = variable
-    for provider, values in options.items():
-        for key, value in values.items():
-            if key.startswith("calls_per_"):
-                number = _integer(value)
-                if number is None or number < 1:
-                    raise ConfigError(f"{provider} {key} = {value!r} in {where[provider, key]} is not a whole number "
-                                      "above 0: fix it (leave it out for the vendor's published limit)")
-                values[key] = number
-            elif key == "base_url" and not isinstance(value, str):
-                raise ConfigError(f"{provider} base_url = {value!r} in {where[provider, key]} is not a URL: fix it")
-    return options
-
-
-def _integer(value: Any) -> int | None:
-    """A whole number from TOML (an integer, never a bool or a float) or text ("42"); else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-        return int(value)
-    return None
 
 
 def _resolve(value: Any, cwd: Path) -> Path:
@@ -453,22 +361,17 @@ def _dedupe(symbols: list[str]) -> list[str]:
     return list(dict.fromkeys(symbols))
 
 
-# Whole-number settings: the smallest and largest value each accepts.
-_RANGES = {"history_days": (1, 36_500), "batch_rows": (1, 100_000_000), "stale_after_sessions": (0, 10_000),
-           "unreachable_after": (1, 1_000)}
-_TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
-
-
 def _build(values: dict[str, Any], where: Mapping[str, str] | None = None) -> Settings:
     where = where or {}
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
-        kwargs[name] = _coerce(name, value, where.get(name) or f"the config file or STOCKPIPE_{name.upper()}")
+        kwargs[name] = values_.coerce(name, _FIELDS[name].type, value,
+                                      where.get(name) or f"the config file or STOCKPIPE_{name.upper()}")
     settings = Settings(**kwargs)
     if settings.log_format not in LOG_FORMATS:
         raise ConfigError(f"log_format {settings.log_format!r} ({where.get('log_format', 'STOCKPIPE_LOG_FORMAT')}) is "
                           f"not one of {', '.join(LOG_FORMATS)}: fix it")
-    for name, (low, high) in _RANGES.items():
+    for name, (low, high) in values_.RANGES.items():
         if not low <= getattr(settings, name) <= high:
             raise ConfigError(f"{name} = {getattr(settings, name)} ({where.get(name, 'STOCKPIPE_' + name.upper())}) is "
                               f"outside {low}..{high}: fix it")
@@ -477,41 +380,3 @@ def _build(values: dict[str, Any], where: Mapping[str, str] | None = None) -> Se
             raise ConfigError(f"{name} = {getattr(settings, name)} ({where.get(name, 'STOCKPIPE_' + name.upper())}) "
                               "must be above 0 and at most 3600 seconds: fix it")
     return settings
-
-
-def _coerce(name: str, value: Any, where: str) -> Any:
-    """`value` as the type of setting `name`, strictly: a TOML integer for a whole number (3.7
-    is refused, not cut to 3), a TOML boolean (or, from text, true/false/1/0/yes/no) for a
-    yes/no setting.
-
-    Raises:
-        ConfigError: names the setting, where its value came from, and what it accepts.
-    """
-    kind = _FIELDS[name].type
-    if value is None and kind.endswith("| None"):
-        return None
-    if kind == "int":
-        number = _integer(value)
-        if number is None:
-            raise ConfigError(f"setting {name} = {value!r} ({where}) is not a whole number: fix it")
-        return number
-    if kind == "float":
-        try:
-            if isinstance(value, bool) or not math.isfinite(number := float(value)):
-                raise ValueError(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"setting {name} = {value!r} ({where}) is not a number: fix it") from None
-        return number
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        text = value.strip().lower() if isinstance(value, str) and where.startswith(("STOCKPIPE_", "--")) else None
-        if text in _TRUE or text in _FALSE:
-            return text in _TRUE
-        accepted = "true or false" if text is None else "true/false/1/0/yes/no"
-        raise ConfigError(f"setting {name} = {value!r} ({where}) is not a boolean: use {accepted}")
-    if kind in ("str", "Path", "str | None", "Path | None"):
-        if not isinstance(value, (str, Path)):
-            raise ConfigError(f"setting {name} = {value!r} ({where}) is not text: quote it")
-        return value if isinstance(value, Path) else str(value)
-    return value

@@ -171,3 +171,10 @@ WINDOWS = [
 def test_start_after_end_is_a_usage_error_everywhere(cli, tmp_path, command):
     code, _, err = cli(*command, "--start", "2026-01-10", "--end", "2026-01-02")
     assert_refused(code, err, tmp_path, "--start 2026-01-10 is after --end 2026-01-02", exit_code=ExitCode.USAGE)
+
+
+def test_a_non_utf8_key_file_is_a_config_error(make_cli, tmp_path):
+    key_file = write_config(tmp_path, b"\xff\xfek\x00e\x00y\x00", "eodhd.key")
+    cli = make_cli(STOCKPIPE_PROVIDER="demo", STOCKPIPE_EODHD_API_KEY_FILE=str(key_file))
+    code, _, err = cli("fetch", "--all")
+    assert_refused(code, err, tmp_path, "STOCKPIPE_EODHD_API_KEY_FILE", str(key_file), "not UTF-8")

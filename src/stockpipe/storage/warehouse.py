@@ -1,4 +1,5 @@
-"""The SQL warehouse: engines, migrations, and the dialect-aware bulk upsert and replace.
+"""The SQL warehouse: engines, and the dialect-aware bulk upsert and replace (migrations: migrating.py;
+what a database error means: dberrors.py, both re-exported here).
 
 One engine per process and database URL: `create` hands out the same engine to every
 stage, provider and check that asks for the same database, so a run holds one pool.
@@ -13,30 +14,25 @@ same lake twice writes nothing:
 
 from __future__ import annotations
 
-import fcntl
 import io
 import os
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from .. import crashpoints
-from ..errors import (
-    ConfigError,
-    DatabaseUnavailableError,
-    StockpipeError,
-    UnavailableError,
-)
+from ..errors import ConfigError
 from ..models import Dataset
 from . import schema
+from .dberrors import from_db_error, unreachable
+from .migrating import (alembic_config, check_revision, current_revision, downgrade, head_revision,  # noqa: F401
+                        known_revision, migrated, migrations_dir, revision_fix, upgrade)
+from .migrating import sqlite_pragmas as _sqlite_pragmas
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from alembic.config import Config
 
 
 def redact(url: str) -> str:
@@ -111,14 +107,6 @@ def _unusable(url: str, exc: Exception) -> ConfigError:
                        "use sqlite:///path.db or postgresql+psycopg2://user@host/db")
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA busy_timeout=30000")  # first: switching a fresh file to WAL may have to wait
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
 def check_reachable(engine: Engine) -> None:
     """Raises (password redacted) when the database does not answer: DatabaseUnavailableError
     (exit 5) for a server that is down or a file that cannot be read, ConfigError (exit 4)
@@ -127,231 +115,7 @@ def check_reachable(engine: Engine) -> None:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
     except sa.exc.SQLAlchemyError as exc:
-        raise from_db_error(exc, engine.url) or _unreachable(exc, engine.url) from None
-
-
-# Connection refusals a person must fix in the URL or the server's configuration (exit 4).
-_CREDENTIALS = ("password authentication failed", "no password supplied", "authentication failed",
-                "does not exist", "pg_hba.conf", "permission denied for database")
-_SQLITE_FULL = ("database or disk is full", "disk i/o error")
-_SQLITE_PATH = ("unable to open database file", "attempt to write a readonly database", "readonly database")
-
-
-def from_db_error(exc: BaseException, url: sa.URL | str | None = None) -> StockpipeError | None:
-    """The StockpipeError a database error that reached no handler stands for, or None (a bug).
-
-    PostgreSQL: refused credentials or an unknown database -> ConfigError (4); a server that
-    is down, went away mid-run or refused the connection -> DatabaseUnavailableError (5).
-    SQLite: a full disk -> UnavailableError (5); a file that cannot be opened or written (read-
-    only file system, permissions) -> ConfigError (4); locked past the busy timeout -> 5.
-    """
-    original = getattr(exc, "orig", None) or exc
-    text = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
-    lower = text.lower()
-    shown = _shown(url)
-    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
-        return _unreachable(exc, url)
-    module = type(original).__module__ or ""
-    if module.startswith("sqlite3") or (url is not None and "sqlite" in str(url)[:7]):
-        if any(m in lower for m in _SQLITE_FULL):
-            return UnavailableError(f"database {shown}: {text}: free space on its file system, then run again")
-        if any(m in lower for m in _SQLITE_PATH):
-            return ConfigError(f"database {shown} cannot be opened for writing ({text}): point --database-url / "
-                               "STOCKPIPE_DATABASE_URL or the data directory at a writable place")
-        if "database is locked" in lower:
-            return DatabaseUnavailableError(f"database {shown} stayed locked by another process ({text}): run again")
-        return None
-    if module.startswith("psycopg2") and type(original).__name__ in ("OperationalError", "InterfaceError"):
-        if any(m in lower for m in _CREDENTIALS):
-            return ConfigError(f"database {shown} refused the connection ({_scrub_url(text, url)}): check the user, "
-                               "password and database name in STOCKPIPE_DATABASE_URL / --database-url")
-        return _unreachable(exc, url)
-    return None
-
-
-def _unreachable(exc: BaseException, url: sa.URL | str | None) -> DatabaseUnavailableError:
-    original = getattr(exc, "orig", None) or exc
-    lines = str(original).strip().splitlines()
-    reason = _scrub_url(lines[0] if lines else type(original).__name__, url)
-    return DatabaseUnavailableError(f"database {_shown(url)} is unreachable ({reason}): check STOCKPIPE_DATABASE_URL / "
-                                    "--database-url and that the server is running")
-
-
-def _shown(url: sa.URL | str | None) -> str:
-    if url is None:
-        return "(the warehouse)"
-    return url.render_as_string(hide_password=True) if isinstance(url, sa.URL) else redact(url)
-
-
-def _scrub_url(text: str, url: sa.URL | str | None) -> str:
-    try:
-        password = (url if isinstance(url, sa.URL) else make_url(url)).password if url is not None else None
-    except Exception:  # noqa: BLE001 - an unparseable URL has no password to hide
-        password = None
-    return text.replace(password, "***") if password else text
-
-
-# ------------------------------------------------------------------------ migrations
-
-
-def migrations_dir() -> Path:
-    """The alembic script directory: inside the installed package, else the checkout's."""
-    try:
-        from importlib.resources import files
-
-        return Path(str(files("stockpipe.migrations")))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[3] / "migrations"
-
-
-def alembic_config(connection: Connection | None = None) -> "Config":
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(migrations_dir()))
-    if connection is not None:
-        config.attributes["connection"] = connection
-    return config
-
-
-def head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(alembic_config()).get_current_head() or ""
-
-
-def known_revision(revision: str) -> bool:
-    """Whether this stockpipe ships migration `revision`."""
-    from alembic.script import ScriptDirectory
-    from alembic.util import CommandError
-
-    try:
-        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
-    except CommandError:
-        return False
-
-
-def revision_fix(current: str | None, head: str) -> str:
-    """What to do about a database at `current` when this stockpipe's newest is `head`: ""
-    when they match; upgrade stockpipe when the database is newer; else `db upgrade`."""
-    if current == head:
-        return ""
-    if current is not None and not known_revision(current):
-        return "the database is newer than this stockpipe: upgrade stockpipe"
-    return "run `stockpipe db upgrade`"
-
-
-def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at, or None when it was never migrated."""
-    from alembic.runtime.migration import MigrationContext
-
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
-
-
-def check_revision(engine: Engine, auto_migrate: bool = True) -> tuple[str | None, str]:
-    """(the database's revision, the newest this stockpipe ships), refusing what no command
-    that writes may work on.
-
-    Raises:
-        ConfigError: the database is at a revision this stockpipe does not know (a newer
-            stockpipe migrated it), or behind with `auto_migrate` off.
-    """
-    current, head = current_revision(engine), head_revision()
-    if current is not None and current != head and not known_revision(current):
-        raise ConfigError(f"database {_shown(engine.url)} is at revision {current}, newer than this stockpipe "
-                          f"(head {head}): upgrade stockpipe (pip install -U stockpipe)")
-    if current != head and not auto_migrate:
-        raise ConfigError(f"database {_shown(engine.url)} is at revision {current or 'empty'}, this stockpipe needs "
-                          f"{head}: run `stockpipe db upgrade` (auto_migrate is off)")
-    return current, head
-
-
-# pg_advisory_xact_lock key serialising migrations: shards that start together on a fresh
-# PostgreSQL database would otherwise race to create the same tables.
-_MIGRATION_LOCK = 0x73746B7069706531  # "stkpipe1"
-
-
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate to `revision`, one process at a time, each migration all or nothing.
-
-    Shards that start together on a fresh database would otherwise race to create the same
-    tables: PostgreSQL serialises on an advisory transaction lock, SQLite on an flock file
-    beside the database. The others wait, then find the work done (alembic reads the
-    revision only once the lock is held).
-
-    A process killed halfway leaves the database at the revision before the migration it was
-    in: PostgreSQL runs the whole upgrade in one transaction; SQLite (whose DDL is
-    transactional, but which pysqlite would autocommit) runs each migration in a transaction
-    of its own on a connection that SQLAlchemy's documented recipe gives real BEGINs
-    (`_transactional_sqlite`).
-
-    Raises:
-        ConfigError: the database is at a revision newer than this stockpipe knows.
-    """
-    from alembic import command
-
-    check_revision(engine)
-    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-        with _sqlite_migration_lock(engine):
-            migrating = _transactional_sqlite(engine)
-            try:
-                with migrating.connect() as conn:  # not in a transaction: alembic begins one per migration
-                    command.upgrade(alembic_config(conn), revision)
-            finally:
-                migrating.dispose()
-        engine.pool.dispose()  # connections opened before the migration may hold the old schema's view
-        return
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
-        command.upgrade(alembic_config(conn), revision)
-
-
-def _transactional_sqlite(engine: Engine) -> Engine:
-    """A one-connection engine on `engine`'s SQLite file whose transactions cover DDL too:
-    pysqlite's own transaction handling is turned off and SQLAlchemy emits BEGIN itself
-    (the recipe of SQLAlchemy's SQLite dialect documentation, "Serializable isolation /
-    Savepoints / Transactional DDL")."""
-    migrating = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
-
-    def connect(dbapi_conn, record) -> None:
-        dbapi_conn.isolation_level = None
-        _sqlite_pragmas(dbapi_conn, record)
-
-    def begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")  # takes the write lock now: a racing writer waits (busy_timeout)
-
-    sa.event.listen(migrating, "connect", connect)
-    sa.event.listen(migrating, "begin", begin)
-    return migrating
-
-
-def migrated(revision: str) -> None:
-    """Called by migrations/env.py once a migration's DDL ran, inside its transaction: the
-    crash point `during_migration` kills the process there (the fault tests)."""
-    crashpoints.hit("during_migration")
-
-
-@contextmanager
-def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:":
-        yield
-        return
-    fd = os.open(f"{database}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def downgrade(engine: Engine, revision: str = "base") -> None:
-    from alembic import command
-
-    with engine.begin() as conn:
-        command.downgrade(alembic_config(conn), revision)
+        raise from_db_error(exc, engine.url) or unreachable(exc, engine.url) from None
 
 
 # --------------------------------------------------------------------------- upsert
