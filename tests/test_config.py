@@ -150,7 +150,7 @@ def _file(tmp_path, text: str):
 
 
 def test_an_unknown_key_in_a_section_suggests_the_nearest(tmp_path):
-    path = _file(tmp_path, "[pipeline]\nbatch_row = 10\n")
+    _file(tmp_path, "[pipeline]\nbatch_row = 10\n")
     with pytest.raises(ConfigError, match=r"'batch_row' in \[pipeline\] of .*stockpipe.toml: did you mean batch_rows\?"):
         load_settings({}, environ={}, cwd=tmp_path)
 

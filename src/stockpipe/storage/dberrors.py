@@ -7,7 +7,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from ..errors import ConfigError, DatabaseUnavailableError, StockpipeError, UnavailableError
+from ..errors import (
+    ConfigError,
+    DatabaseUnavailableError,
+    StockpipeError,
+    UnavailableError,
+)
 from ..redaction import redact
 
 # Connection refusals a person must fix in the URL or the server's configuration (exit 4).

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -31,7 +32,7 @@ def migrations_dir() -> Path:
         return Path(__file__).resolve().parents[3] / "migrations"
 
 
-def alembic_config(connection: Connection | None = None) -> "Config":
+def alembic_config(connection: Connection | None = None) -> Config:
     from alembic.config import Config
 
     config = Config()
