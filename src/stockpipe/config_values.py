@@ -79,7 +79,7 @@ def provider_options(from_file: Mapping[str, Any], env: Mapping[str, str], confi
     for provider, values in options.items():
         for key, value in values.items():
             if key.startswith("calls_per_"):
-                number = integer(value)
+                number = integer(value, text=where[provider, key].startswith("STOCKPIPE_"))
                 if number is None or number < 1:
                     raise ConfigError(f"{provider} {key} = {value!r} in {where[provider, key]} is not a whole number "
                                       "above 0: fix it (leave it out for the vendor's published limit)")
@@ -89,13 +89,14 @@ def provider_options(from_file: Mapping[str, Any], env: Mapping[str, str], confi
     return options
 
 
-def integer(value: Any) -> int | None:
-    """A whole number from TOML (an integer, never a bool or a float) or text ("42"); else None."""
+def integer(value: Any, text: bool = True) -> int | None:
+    """A whole number: a TOML integer (never a bool or a float) or, when `text` (the
+    environment, a flag), digits ("42"); else None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+    if text and isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
         return int(value)
     return None
 
@@ -118,7 +119,7 @@ def coerce(name: str, kind: str, value: Any, where: str) -> Any:
     if value is None and kind.endswith("| None"):
         return None
     if kind == "int":
-        number = integer(value)
+        number = integer(value, text=where.startswith(("STOCKPIPE_", "--")))
         if number is None:
             raise ConfigError(f"setting {name} = {value!r} ({where}) is not a whole number: fix it")
         return number

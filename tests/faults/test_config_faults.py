@@ -73,7 +73,7 @@ def test_a_boolean_in_the_environment_refuses_anything_else(make_cli, tmp_path, 
     assert_refused(code, err, tmp_path, "auto_migrate", "STOCKPIPE_AUTO_MIGRATE", repr(value))
 
 
-@pytest.mark.parametrize("value", ["3.7", "3.0", '"ten"', "true"])
+@pytest.mark.parametrize("value", ["3.7", "3.0", '"ten"', '"10"', "true"])
 def test_whole_numbers_are_whole_numbers(make_cli, tmp_path, value):
     config = write_config(tmp_path, f"[pipeline]\nhistory_days = {value}\n")
     code, _, err = make_cli(STOCKPIPE_PROVIDER="demo")("run", "--all", "--config", str(config))
@@ -99,7 +99,7 @@ def test_history_days_out_of_range_names_the_range(make_cli, tmp_path, value):
     assert_refused(code, err, tmp_path, "STOCKPIPE_HISTORY_DAYS", "1..36500")
 
 
-@pytest.mark.parametrize("value", ["0", "-5", "2.5", '"many"'])
+@pytest.mark.parametrize("value", ["0", "-5", "2.5", '"many"', '"60"'])
 def test_rate_limits_in_the_file_are_whole_numbers_above_zero(cli, tmp_path, value):
     config = write_config(tmp_path, f"[providers.yahoo]\ncalls_per_minute = {value}\n")
     code, _, err = cli("fetch", "--all", "--config", str(config))
