@@ -74,6 +74,8 @@ class Settings:
     http_timeout_connect: float = 10.0
     http_timeout_read: float = 30.0
     unreachable_after: int = 3
+    max_consecutive_failures: int = 5  # failed fetches in a row after which planning skips a symbol (until reset)
+    restate_sessions: int = 5  # held sessions an incremental fetch re-reads (restated, late, empty bars); 0: none
     config_file: Path | None = None
     # symbol suffix or symbol -> exchange MIC, over calendars.DEFAULT_SUFFIXES ([exchanges] table)
     exchanges: Mapping[str, str] = field(default_factory=dict)
@@ -220,7 +222,7 @@ def _run_id(value: str, where: str) -> str:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions",
                "auto_migrate", "batch_rows", "csv_path", "shard", "run_id", "http_timeout_connect",
-               "http_timeout_read", "unreachable_after", "csv_date_format")
+               "http_timeout_read", "unreachable_after", "csv_date_format", "max_consecutive_failures", "restate_sessions")
 # A run id names a run in pipeline_runs/run_events (String(64)) and is part of raw archive file
 # names, so it is Airflow's run id alphabet (its default allowed_run_id_pattern) plus @ and =:
 # no separator, no space, never `.` or `..` alone.

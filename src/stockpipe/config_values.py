@@ -104,7 +104,7 @@ def integer(value: Any, text: bool = True) -> int | None:
 
 # Whole-number settings: the smallest and largest value each accepts.
 RANGES = {"history_days": (1, 36_500), "batch_rows": (1, 100_000_000), "stale_after_sessions": (0, 10_000),
-           "unreachable_after": (1, 1_000)}
+          "unreachable_after": (1, 1_000), "max_consecutive_failures": (1, 1_000_000), "restate_sessions": (0, 250)}
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no")
 
 
