@@ -74,11 +74,14 @@ def _call(opts: Options, action: Callable[[], int]) -> None:
         render.emit_error(opts.command, _INTERRUPTED, code, opts.as_json)
     except (typer.Exit, typer.Abort, typer.TyperException):  # typer.Exit is a RuntimeError: Typer's own
         raise
-    except Exception as exc:  # noqa: BLE001 - anything else is a bug: say so, trace only with --debug
-        if opts.debug:
+    except Exception as exc:  # noqa: BLE001 - a database or disk failure has its documented code; else a bug
+        from .pipeline.context import known_error  # (a server gone, a full disk, a path that cannot be written)
+
+        known = known_error(exc)
+        if opts.debug and known is None:
             render.bug_traceback()
-        code = ExitCode.BUG
-        render.emit_error(opts.command, _BUG.format(type(exc).__name__), code, opts.as_json)
+        code = ExitCode.BUG if known is None else _error_exit(opts.command, known)
+        render.emit_error(opts.command, str(known) if known else _BUG.format(type(exc).__name__), code, opts.as_json)
     raise typer.Exit(int(code))
 
 

@@ -165,8 +165,11 @@ def interrupted() -> None:
 
 
 def bug_traceback() -> None:
-    """The traceback of the exception being handled, on stderr (`--debug` only; no locals)."""
-    traceback.print_exc()
+    """The traceback of the exception being handled, on stderr (`--debug` only; no locals),
+    redacted like every message (keys, the database password, credentials in any URL)."""
+    from .redaction import redact
+
+    sys.stderr.write(redact(traceback.format_exc()))
 
 
 def files(texts: Mapping[str, str], output: Path | None) -> int:
