@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from stockpipe.models import DATASETS, arrow_schema
-from stockpipe.storage.lake import Lake, MergeResult
+from stockpipe.storage.lake import Commit, Lake, MergeResult
 
 PRICES = DATASETS["prices_daily"]
 REJECTS = DATASETS["rejects"]
@@ -222,3 +222,67 @@ def test_new_rows_in_an_existing_month_are_added_next_to_the_old_ones(lake: Lake
     table = lake.read(PRICES)
     assert table.num_rows == 6
     assert table.column("symbol").to_pylist() == ["AAA", "AAA", "BBB", "BBB", "CCC", "CCC"]
+
+
+def test_a_merge_reads_only_the_months_of_its_rows(lake: Lake):
+    # A new session is merged into its month alone: the MERGE names the source's months, so
+    # delta-rs neither scans nor rewrites the others (the nightly reads one month, not the
+    # whole history). Proof: January's file gone from disk does not trouble a March merge.
+    lake.merge(PRICES, prices())
+    january = next(f for f in lake.files(PRICES) if "month=2026-01" in str(f))
+    january.unlink()
+
+    result = lake.merge(PRICES, prices(dates=("2026-03-04",), fetched_at=LATER_FETCH))
+
+    assert result.changed == {"AAA": 1, "BBB": 1, "CCC": 1}
+    assert january in lake.files(PRICES)  # still in the table's version, never opened
+
+
+def test_rows_of_symbols_new_to_their_months_are_appended_as_one_commit_with_its_metadata(lake: Lake):
+    # A backfill chunk cannot match a stored row: it is appended (no MERGE join over the
+    # table), with the same commit metadata and watermarks, and the change feed sees inserts.
+    from deltalake import DeltaTable
+
+    commit = Commit("run-1", "transform", {"transform:prices_daily": 3})
+    first = lake.merge(PRICES, prices(symbols=("AAA",)), commit)
+    second = lake.merge(PRICES, prices(symbols=("BBB",)), commit)
+    third = lake.merge(PRICES, prices(symbols=("AAA", "CCC"), close=99.0))
+
+    history = DeltaTable(str(lake.path(PRICES))).history()  # newest first
+    assert [h["operation"] for h in history[:3]] == ["MERGE", "WRITE", "WRITE"]
+    assert history[1]["stockpipe.run_id"] == "run-1" and history[1]["stockpipe.stage"] == "transform"
+    assert lake.watermark(PRICES, "transform:prices_daily") == 3
+    assert (first.changed, second.changed, third.changed) == ({"AAA": 6}, {"BBB": 6}, {"AAA": 6, "CCC": 6})
+    feed = lake.changes(PRICES, first.version, second.version)
+    assert set(feed["_change_type"].to_pylist()) == {"insert"} and feed.num_rows == 6
+    assert lake.read(PRICES).num_rows == 18
+    assert lake.merge(PRICES, prices(symbols=("BBB",))).changed == {}  # the same rows again: nothing
+
+
+def test_a_merge_reads_only_the_files_that_may_hold_its_symbols(lake: Lake):
+    # Chunks of symbols written apart (a backfill's) leave files of disjoint symbol ranges in
+    # a month: a merge of one chunk prunes the others' files by their statistics.
+    lake.merge(PRICES, prices(symbols=("AAA",)))
+    lake.merge(PRICES, prices(symbols=("CCC",)))
+    aaa = [f for f in lake.files(PRICES) if pq.read_table(f)["symbol"][0].as_py() == "AAA"]
+    assert len(aaa) == 3
+    for f in aaa:
+        f.unlink()
+
+    result = lake.merge(PRICES, prices(symbols=("BBB", "CCC"), close=50.0))
+
+    assert result.changed == {"BBB": 6, "CCC": 6}
+
+
+def test_a_read_of_some_symbols_opens_only_the_files_that_may_hold_them(lake: Lake):
+    # By the Delta log's symbol statistics (pyarrow cannot prune string_view files itself).
+    lake.merge(PRICES, prices(symbols=("AAA",)))
+    lake.merge(PRICES, prices(symbols=("BBB", "CCC"), close=50.0))
+    for f in lake.files(PRICES):
+        if pq.read_table(f)["symbol"][0].as_py() == "AAA":
+            f.unlink()
+
+    table = lake.read(PRICES, ["CCC"])
+
+    assert table.num_rows == 6 and set(table["symbol"].to_pylist()) == {"CCC"}
+    assert lake.read(PRICES, []).num_rows == 0

@@ -2,11 +2,13 @@
 inputs changed in the lake, a chunk of symbols at a time.
 
 What changed comes from the lake's change feed since transform's watermark (changes.py). A
-symbol with a new or restated bar gets its indicators rewritten from that bar's date on
-(every indicator is causal; TA-Lib still runs over the whole in-memory history for its
-warm-up); a symbol with a changed corporate action or changed adjustment spans (a split) is
-rewritten whole. The watermark advances only with the last chunk's commit, so a run killed
-half way redoes the rest, and what it had written merges again as "no change".
+symbol with a new or restated bar, or a changed dividend, gets its indicators rewritten from
+that date on (every indicator is causal; TA-Lib still runs over the whole in-memory history
+for its warm-up); a symbol with a changed split, or whose split-only adjustment of some bar
+changed, is rewritten whole (indicators are computed on split-only prices: a dividend changes
+the symbol's spans but no indicator row, stages/adjust.py). The watermark advances only with
+the last chunk's commit, so a run killed half way redoes the rest, and what it had written
+merges again as "no change".
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import datetime as dt
 from typing import Mapping
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import calendars, crashpoints, logs
 from ..errors import ExitCode
@@ -51,7 +55,7 @@ def transform_stage(ctx: Context, full: bool = False) -> StageResult:
 
     lake, outcomes = Lake(ctx.settings.lake_dir), []
     inputs = changes.inputs(ctx, lake, (PRICES, ACTIONS))
-    since = changes.pending(ctx, lake, INDICATORS, inputs, whole=(ACTIONS.name,), full=full)
+    since = changes.pending(ctx, lake, INDICATORS, inputs, whole=(), full=full, whole_when={ACTIONS.name: _splits})
     pending = sorted(since)
     counts = dict.fromkeys(_COUNTS, 0)
     parts = list(chunks(pending))
@@ -59,11 +63,13 @@ def transform_stage(ctx: Context, full: bool = False) -> StageResult:
         prices, actions = lake.read_frame(PRICES, chunk), lake.read_frame(ACTIONS, chunk)
         spans = adjustment_spans(prices, actions)
         spans["computed_at"] = pd.Timestamp(ctx.now)
+        stored = lake.read_frame(ADJUSTMENTS, chunk)
         respanned = lake.replace(ADJUSTMENTS, chunk, spans, Commit(ctx.run_id, "transform")).changed
         crashpoints.hit("after_adjustments")
         indicators = compute_indicators(apply_adjustments(prices, spans, dividends=False))
         indicators["computed_at"] = pd.Timestamp(ctx.now)
-        indicators = _from_first_change(indicators.reindex(columns=INDICATORS.column_names), since, respanned)
+        whole = _split_restated(prices, stored, spans, respanned)
+        indicators = _from_first_change(indicators.reindex(columns=INDICATORS.column_names), since, whole)
         commit = changes.commit(ctx, "transform", inputs, last=done == len(parts))
         changed = lake.merge(INDICATORS, indicators, commit).changed
         divergence, ignored = vendor_divergence(prices, spans), unusable_actions(prices, actions)
@@ -117,11 +123,32 @@ def _record(ctx: Context, outcomes: list[SymbolOutcome]) -> list[SymbolOutcome]:
     return outcomes
 
 
-def _from_first_change(rows: pd.DataFrame, since: Mapping[str, dt.date | None],
-                       respanned: Mapping[str, int]) -> pd.DataFrame:
+def _splits(feed: pa.Table) -> pa.Array:
+    """The changed corporate actions that restate a symbol's whole split-adjusted history."""
+    return pc.fill_null(pc.equal(feed["kind"], "split"), True)
+
+
+def _split_restated(prices: pd.DataFrame, stored: pd.DataFrame, spans: pd.DataFrame,
+                    respanned: Mapping[str, int]) -> set[str]:
+    """The symbols among `respanned` whose split-only factor changed on some bar between the
+    `stored` spans and the new `spans` (a split came into effect): every indicator row of
+    theirs may differ. A dividend alone changes the spans' price factors, not these."""
+    from ..stages.adjust import apply_adjustments
+
+    if not respanned:
+        return set()
+    bars = prices.loc[prices["symbol"].isin(list(respanned)), ["symbol", "date"]]
+    old = apply_adjustments(bars, stored, dividends=False)["volume_factor"].to_numpy()
+    new = apply_adjustments(bars, spans, dividends=False)["volume_factor"].to_numpy()
+    return set(bars["symbol"].to_numpy()[old != new])
+
+
+def _from_first_change(rows: pd.DataFrame, since: Mapping[str, dt.date | None], whole: set[str]) -> pd.DataFrame:
     """The rows that may differ: from each symbol's first changed date on, and all of a
-    symbol recomputed whole (no date given, or its adjustment spans changed)."""
-    first = pd.to_datetime(rows["symbol"].map(lambda s: None if s in respanned else since.get(s)))
+    symbol recomputed whole (no date given, or its split-only adjustment changed)."""
+    firsts = pd.Series({s: pd.NaT if d is None or s in whole else pd.Timestamp(d) for s, d in since.items()},
+                       dtype="datetime64[ns]")
+    first = rows["symbol"].map(firsts)  # a symbol missing from `since`: NaT, whole
     return rows[(first.isna() | (rows["date"] >= first)).to_numpy()]
 
 

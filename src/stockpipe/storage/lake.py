@@ -6,8 +6,9 @@ symbol, PERFORMANCE.md §3) and the transaction log `_delta_log/`. DuckDB, Polar
 pandas (through deltalake) read it as it is.
 
 The lake is a log:
-* every write is one atomic commit (a MERGE), carrying the run id and stage in its commit
-  metadata; the table's version counts its changes;
+* every write is one atomic commit (a MERGE; an append when the table holds no row of the
+  rows' symbols in their months, e.g. a backfill), carrying the run id and stage in its
+  commit metadata; the table's version counts its changes;
 * the change data feed is on, so `changes(dataset, since)` returns exactly the rows
   inserted, updated (with old and new values) and deleted after a version;
 * a consumer's watermark — the input versions it has consumed — is written in the same
@@ -122,9 +123,16 @@ class Lake:
             return schema.empty_table()
         try:
             # Files written by different writers hold `symbol` as string or string_view, which
-            # the statistics pruning cannot compare: the filter runs on the cast column.
-            wanted = None if symbols is None else pc.field("symbol").cast(pa.string()).isin(sorted(set(symbols)))
-            rows = table.to_pyarrow_dataset().to_table(columns=schema.names, filter=wanted)
+            # pyarrow's statistics pruning cannot compare: the filter runs on the cast column,
+            # over the files whose symbol range in the Delta log may hold one of `symbols`.
+            data, wanted = table.to_pyarrow_dataset(), None
+            if symbols is not None:
+                wanted = sorted(set(symbols))
+                if not wanted:
+                    return schema.empty_table()
+                data = _files_between(table, data, wanted[0], wanted[-1])
+                wanted = pc.field("symbol").cast(pa.string()).isin(wanted)
+            rows = data.to_table(columns=schema.names, filter=wanted)
         except (OSError, pa.ArrowInvalid) as exc:
             raise UnavailableError(f"cannot read the lake's {dataset.name} under {self.root}: {exc}: "
                                    "run `stockpipe verify`, or delete the table and fetch again") from None
@@ -222,9 +230,28 @@ class Lake:
         return self._open(dataset).version()
 
     def _merge(self, dataset: Dataset, table, source: pa.Table, replacing: list[str] | None, properties) -> None:
+        from deltalake import write_deltalake
+
         key = [MONTH, *dataset.key]
-        merger = table.merge(source, predicate=" AND ".join(f"t.{c} = s.{c}" for c in key), source_alias="s",
-                             target_alias="t", commit_properties=properties)
+        on = " AND ".join(f"t.{c} = s.{c}" for c in key)
+        if replacing is None:
+            months = pc.unique(source[MONTH])
+            if not _holds_any(table, months, pc.unique(source["symbol"])):
+                # No row of these symbols in these months (a backfill): the MERGE could only
+                # insert, and an append is that commit without the join (1M indicator rows:
+                # ~2 s instead of ~12 s, 1.3 GB less memory).
+                write_deltalake(table, source, mode="append", partition_by=[MONTH], commit_properties=properties)
+                return
+            # delta-rs does not prune the target by the source on its own. Named as literals,
+            # the source's months prune partitions (one new session scans and rewrites its
+            # month's files only: 1M-row indicators, 0.1 s instead of 1.4 s) and its symbols'
+            # range prunes files by their statistics (a chunk of symbols reads the files its
+            # own chunk wrote, not all of them). Not for `replace`, whose delete must see every
+            # row of the symbols it replaces.
+            low, high = (_sql_list([v.as_py()]) for v in pc.min_max(source["symbol"]).values())
+            on = f"t.{MONTH} IN ({_sql_list(months.to_pylist())}) AND t.symbol >= {low} AND t.symbol <= {high} AND {on}"
+        merger = table.merge(source, predicate=on, source_alias="s", target_alias="t",
+                             commit_properties=properties)
         differs = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in dataset.value_columns)
         merger = merger.when_matched_update_all(predicate=differs or None).when_not_matched_insert_all()
         if replacing is not None:
@@ -279,6 +306,32 @@ def upgrade(path: Path, dataset: Dataset) -> None:
     _drop_leftovers(path)
     convert_to_deltalake(str(path), partition_by=Schema([Field(MONTH, "string")]),
                          partition_strategy="hive", configuration=_CONFIG, mode="ignore")
+
+
+def _files_between(table, data, low: str, high: str):
+    """`data` (the table's pyarrow dataset) without the files whose symbols, by the Delta
+    log's statistics, all lie outside [low, high]: a chunk of symbols reads the files that
+    may hold them, not every file of the table (10M-row prices: 0.16 s instead of 1.1 s)."""
+    import pyarrow.dataset as ds
+
+    adds = pa.table(table.get_add_actions(flatten=True))
+    if "min.symbol" not in adds.column_names or "max.symbol" not in adds.column_names:
+        return data
+    below, above = pc.less_equal(adds["min.symbol"].cast(pa.string()), high), pc.greater_equal(
+        adds["max.symbol"].cast(pa.string()), low)
+    keep = set(adds["path"].filter(pc.fill_null(pc.and_kleene(below, above), True)).to_pylist())
+    fragments = [f for f in data.get_fragments() if f.path in keep]
+    if len(fragments) != len(keep):  # paths spelled differently: read every file rather than guess
+        return data
+    return ds.FileSystemDataset(fragments, data.schema, data.format, data.filesystem)
+
+
+def _holds_any(table, months: pa.Array, symbols: pa.Array) -> bool:
+    """Whether the Delta table holds a row of one of `symbols` in one of `months` (read a
+    batch at a time, the symbol column of those months' files only)."""
+    scanner = table.to_pyarrow_dataset().scanner(columns=["symbol"], filter=pc.field(MONTH).isin(months))
+    return any(pc.any(pc.is_in(batch.column(0).cast(pa.string()), symbols)).as_py()
+               for batch in scanner.to_batches() if batch.num_rows)
 
 
 def _drop_leftovers(path: Path) -> None:
