@@ -30,7 +30,7 @@ def prices(symbols=SYMBOLS, dates=DATES, fetched_at=FIRST_FETCH, close=10.5) -> 
                 "symbol": symbol, "date": pd.Timestamp(day), "open": base, "high": base + 1,
                 "low": base - 1, "close": close + s_index + d_index / 10,
                 "adj_close": None if d_index % 2 else base, "volume": 1000 * (d_index + 1),
-                "provider": "demo", "fetched_at": fetched_at,
+                "provider": "demo", "fetched_at": fetched_at, "split_basis": None,
             })
     frame = pd.DataFrame(rows)
     frame["adj_close"] = frame["adj_close"].astype("float64")

@@ -17,7 +17,9 @@ run interrupted anywhere and started again resumes from what is saved:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from pathlib import Path
 
 from .. import calendars
 from ..config import Settings
@@ -26,18 +28,19 @@ from ..models import Check, CommandResult, StageResult
 from ..storage import warehouse
 from .context import Clock, Context, Progress, connect, finish, no_progress, open_warehouse, recorded
 
-__all__ = ["Context", "db_current", "db_upgrade", "fetch", "fetch_intraday", "fetch_quotes", "health_check",
-           "health_level", "load", "open_warehouse", "quality_check", "run", "transform", "validate"]
+__all__ = ["Context", "check_report_path", "db_current", "db_upgrade", "fetch", "fetch_intraday", "fetch_quotes",
+           "health_check", "health_level", "load", "open_warehouse", "quality_check", "run", "transform", "validate"]
 
 # ------------------------------------------------------------------------ commands
 
 
-def validate(settings: Settings, clock: Clock = calendars.utcnow) -> CommandResult:
-    """Check configuration, credentials, data directory, database and symbols."""
+def validate(settings: Settings, clock: Clock = calendars.utcnow, probe: bool = False) -> CommandResult:
+    """Check configuration, credentials, data directory, database and symbols; with `probe`,
+    one cheap call per configured provider (latency, key accepted, quota left)."""
     from . import checks
 
     now = clock()
-    result = checks.validate(settings)
+    result = checks.validate(settings, "call" if probe else None, now.date())
     return CommandResult("validate", "", result.exit_code, (result,), now, clock())
 
 
@@ -109,13 +112,36 @@ def quality_check(settings: Settings, clock: Clock = calendars.utcnow) -> Comman
 
 
 def run(settings: Settings, start: dt.date | None = None, end: dt.date | None = None,
-        progress: Progress = no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
-    """validate -> fetch -> transform -> load -> quality-check, resuming from what is saved.
+        progress: Progress = no_progress, clock: Clock = calendars.utcnow, report: Path | None = None) -> CommandResult:
+    """validate -> fetch -> transform -> load -> quality-check, resuming from what is saved;
+    then, with `report`, the run's HTML report written there (the result's extra "report").
 
     Exit code: validate's when it fails; else quality's (6) when an error rule fails;
     else fetch's when it is a failure (partial, bad input, ...); else 99 when nothing was
     planned or written; else 0.
     """
+    result = _run(settings, start, end, progress, clock)
+    if report is None or not result.run_id:
+        return result
+    from .report import report as write_report
+
+    written = write_report(settings, report, result.run_id, clock)
+    return dataclasses.replace(result, extra={**result.extra, "report": str(written.path)})
+
+
+def check_report_path(path: Path) -> None:
+    """Refuse a `run --report` path that cannot be written, before the run starts.
+
+    Raises:
+        UsageError: not an .html file in an existing directory.
+    """
+    from .report import check_out
+
+    check_out(path)
+
+
+def _run(settings: Settings, start: dt.date | None, end: dt.date | None, progress: Progress,
+         clock: Clock) -> CommandResult:
     from . import checks
     from .daily import fetch_stage
     from .loading import load_stage
@@ -124,7 +150,7 @@ def run(settings: Settings, start: dt.date | None = None, end: dt.date | None = 
 
     started = clock()
     open_warehouse(settings)  # a fresh machine's database is migrated before it is checked
-    checked = checks.validate(settings)
+    checked = checks.validate(settings, "connect", started.date())  # a provider that is down stops the run here
     if checked.exit_code != ExitCode.OK:
         return CommandResult("run", "", checked.exit_code, (checked,), started, clock(),
                              message=checked.message)

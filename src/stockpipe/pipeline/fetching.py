@@ -186,6 +186,7 @@ def _one(provider, spec: Spec, job, got: _Got | StockpipeError | None, batch: _B
         read = spec.read(job, got.payloads)
     except StockpipeError as exc:
         stop.check(exc)
+        calls = calls or exc.api_calls  # a failed call is a call: the quota ledger counts it too
         if isinstance(exc, StopsProvider):
             batch.handover.add(symbol)
         batch.errors[symbol] = str(exc)

@@ -9,8 +9,8 @@ answer twice writes nothing and `load` has nothing new to load.
 
 - quotes: one call per symbol into `quotes`, keyed (symbol, ts), ts in UTC. A quote
   without a price is never stored (finnhub's all-zero answer fails the symbol as unknown;
-  eodhd's "NA" fields are a reject). Symbols whose quotes changed get
-  symbol_state(symbol, "quotes_daily").needs_reprocess, so `transform` rebuilds quotes_daily.
+  eodhd's "NA" fields are a reject). `transform` rebuilds quotes_daily for the symbols
+  whose quotes the lake's change feed shows changed.
 - intraday: bars of one interval into `prices_intraday`, keyed (symbol, interval, ts), ts
   the bar's start in UTC and session_date the exchange's trading date. The window is the
   vendor's retention for the interval ending now (less a day, so a long run never asks

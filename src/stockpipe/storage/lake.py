@@ -132,7 +132,7 @@ class Lake:
                     return schema.empty_table()
                 data = _files_between(table, data, wanted[0], wanted[-1])
                 wanted = pc.field("symbol").cast(pa.string()).isin(wanted)
-            rows = data.to_table(columns=schema.names, filter=wanted)
+            rows = data.to_table(columns=[c for c in schema.names if c in data.schema.names], filter=wanted)
         except (OSError, pa.ArrowInvalid) as exc:
             raise UnavailableError(f"cannot read the lake's {dataset.name} under {self.root}: {exc}: "
                                    "run `stockpipe verify`, or delete the table and fetch again") from None
@@ -160,7 +160,6 @@ class Lake:
             feed = pa.table(table.load_cdf(starting_version=since + 1, ending_version=until))
         except Exception as exc:  # noqa: BLE001 - delta-rs raises its own types for a vacuumed feed
             raise ChangesUnavailableError(f"{dataset.name}: changes after version {since}: {exc}") from None
-        feed = feed.select([*dataset.column_names, "_change_type", "_commit_version"])
         return _conform(feed, pa.schema(list(schema) + list(extra)))
 
     # ------------------------------------------------------------------ writing
@@ -240,7 +239,8 @@ class Lake:
                 # No row of these symbols in these months (a backfill): the MERGE could only
                 # insert, and an append is that commit without the join (1M indicator rows:
                 # ~2 s instead of ~12 s, 1.3 GB less memory).
-                write_deltalake(table, source, mode="append", partition_by=[MONTH], commit_properties=properties)
+                write_deltalake(table, source, mode="append", partition_by=[MONTH], schema_mode="merge",
+                                commit_properties=properties)
                 return
             # delta-rs does not prune the target by the source on its own. Named as literals,
             # the source's months prune partitions (one new session scans and rewrites its
@@ -250,8 +250,8 @@ class Lake:
             # row of the symbols it replaces.
             low, high = (_sql_list([v.as_py()]) for v in pc.min_max(source["symbol"]).values())
             on = f"t.{MONTH} IN ({_sql_list(months.to_pylist())}) AND t.symbol >= {low} AND t.symbol <= {high} AND {on}"
-        merger = table.merge(source, predicate=on, source_alias="s", target_alias="t",
-                             commit_properties=properties)
+        merger = table.merge(source, predicate=on, source_alias="s", target_alias="t", merge_schema=True,
+                             commit_properties=properties)  # new columns join
         differs = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in dataset.value_columns)
         merger = merger.when_matched_update_all(predicate=differs or None).when_not_matched_insert_all()
         if replacing is not None:
@@ -352,7 +352,7 @@ def _source(dataset: Dataset, rows: pd.DataFrame | pa.Table) -> pa.Table:
     if isinstance(rows, pd.DataFrame):
         rows = pa.Table.from_pandas(rows.reindex(columns=dataset.column_names), schema=schema, preserve_index=False)
     else:
-        rows = _conform(rows.select(dataset.column_names), schema)
+        rows = _conform(rows, schema)
     rows = rows.filter(pc.is_valid(rows[dataset.partition]))
     if rows.num_rows:
         numbered = rows.append_column("__row", pa.array(range(rows.num_rows), pa.int64()))
@@ -363,8 +363,11 @@ def _source(dataset: Dataset, rows: pd.DataFrame | pa.Table) -> pa.Table:
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     """Cast what delta-rs hands back (string_view, large_string, other timestamp units) to
-    the dataset's own types."""
-    return pa.Table.from_arrays([table[name].cast(schema.field(name).type) for name in schema.names], schema=schema)
+    the dataset's own types; a column the table predates (added by a later release, e.g.
+    prices_daily.split_basis) reads as nulls until a write adds it (`merge_schema`)."""
+    return pa.Table.from_arrays([table[name].cast(field.type) if name in table.column_names
+                                 else pa.nulls(table.num_rows, field.type) for name, field in zip(schema.names, schema)],
+                                schema=schema)
 
 
 def _sql_list(values: Iterable[str]) -> str:

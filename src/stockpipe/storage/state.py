@@ -67,6 +67,12 @@ def finish_run(conn: Connection, invocation: int, status: str, exit_code: int, c
     ))
 
 
+def set_run_provider(conn: Connection, invocation: int, provider: str) -> None:
+    """Name the provider(s) that served an invocation (a failover chain's second may serve all)."""
+    conn.execute(schema.pipeline_runs.update().where(schema.pipeline_runs.c.id == invocation).values(
+        provider=provider[:32]))
+
+
 def last_successful_run(conn: Connection) -> dt.datetime | None:
     runs = schema.pipeline_runs
     return schema.read_utc(conn.execute(sa.select(sa.func.max(runs.c.finished_at)).where(
