@@ -286,3 +286,49 @@ def test_a_read_of_some_symbols_opens_only_the_files_that_may_hold_them(lake: La
 
     assert table.num_rows == 6 and set(table["symbol"].to_pylist()) == {"CCC"}
     assert lake.read(PRICES, []).num_rows == 0
+
+
+def test_a_write_of_new_rows_racing_a_merge_of_the_same_rows_keeps_one_copy(lake: Lake, monkeypatch):
+    # The race a blind append loses: between this write's look at the table ("no row of AAA
+    # in these months") and its commit, another writer merges AAA's rows. delta-rs must
+    # refuse the stale commit (it declared the rows it covers), and the retry merges on the
+    # other writer's version: one row per key, this write's values last.
+    # The other writer runs exactly inside that window, wrapped around _holds_any
+    # (monkeypatch places the race; it replaces nothing).
+    from stockpipe.storage import lake as lake_module
+
+    other, real, raced = Lake(lake.root), lake_module._holds_any, []
+
+    def look_then_race(table, months, symbols):
+        answer = real(table, months, symbols)
+        if not raced:
+            raced.append("racing")  # the other writer's own look passes straight through
+            raced[0] = other.merge(PRICES, prices(symbols=("AAA",), close=77.0))
+        return answer
+
+    monkeypatch.setattr(lake_module, "_holds_any", look_then_race)
+    result = lake.merge(PRICES, prices(symbols=("AAA",), close=99.0))
+
+    table = lake.read(PRICES)
+    assert raced[0].changed == {"AAA": 6} and result.changed == {"AAA": 6}
+    assert table.num_rows == 6 and len(set(table["date"].to_pylist())) == 6
+    assert set(table["close"].to_pylist()) == {99.0 + d / 10 for d in range(6)}
+
+
+def test_a_write_of_new_rows_does_not_lose_another_writers_rows_in_the_same_months(lake: Lake, monkeypatch):
+    # The other shard's rows (other symbols, same months) committed in the window stay.
+    from stockpipe.storage import lake as lake_module
+
+    other, real, raced = Lake(lake.root), lake_module._holds_any, []
+
+    def look_then_race(table, months, symbols):
+        answer = real(table, months, symbols)
+        if not raced:
+            raced.append("racing")
+            raced[0] = other.merge(PRICES, prices(symbols=("BBB",)))
+        return answer
+
+    monkeypatch.setattr(lake_module, "_holds_any", look_then_race)
+    lake.merge(PRICES, prices(symbols=("AAA", "CCC")))
+
+    assert lake.read(PRICES).num_rows == 18

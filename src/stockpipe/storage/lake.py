@@ -6,8 +6,8 @@ symbol, PERFORMANCE.md §3) and the transaction log `_delta_log/`. DuckDB, Polar
 pandas (through deltalake) read it as it is.
 
 The lake is a log:
-* every write is one atomic commit (a MERGE; an append when the table holds no row of the
-  rows' symbols in their months, e.g. a backfill), carrying the run id and stage in its
+* every write is one atomic commit (a MERGE; a plain write when the table holds no row of
+  the rows' symbols in their months, e.g. a backfill), carrying the run id and stage in its
   commit metadata; the table's version counts its changes;
 * the change data feed is on, so `changes(dataset, since)` returns exactly the rows
   inserted, updated (with old and new values) and deleted after a version;
@@ -235,12 +235,17 @@ class Lake:
         on = " AND ".join(f"t.{c} = s.{c}" for c in key)
         if replacing is None:
             months = pc.unique(source[MONTH])
-            if not _holds_any(table, months, pc.unique(source["symbol"])):
-                # No row of these symbols in these months (a backfill): the MERGE could only
-                # insert, and an append is that commit without the join (1M indicator rows:
-                # ~2 s instead of ~12 s, 1.3 GB less memory).
-                write_deltalake(table, source, mode="append", partition_by=[MONTH], schema_mode="merge",
-                                commit_properties=properties)
+            symbols = pc.unique(source["symbol"])
+            if not _holds_any(table, months, symbols):
+                # No row of these symbols in these months (a backfill, a new symbol): the
+                # MERGE could only insert, and a write is that commit without the join (1M
+                # indicator rows: ~2 s instead of ~12 s, 1.3 GB less memory). Not a blind
+                # append: an overwrite of exactly these symbols' rows in these months, which
+                # deletes nothing (there are none) but declares what it read, so delta-rs
+                # fails the commit when another writer added rows there since (CommitFailedError:
+                # retried, then merged) instead of committing a second copy of the keys.
+                write_deltalake(table, source, mode="overwrite", partition_by=[MONTH], schema_mode="merge",
+                                predicate=_rows_of(months, symbols), commit_properties=properties)
                 return
             # delta-rs does not prune the target by the source on its own. Named as literals,
             # the source's months prune partitions (one new session scans and rewrites its
@@ -332,6 +337,14 @@ def _holds_any(table, months: pa.Array, symbols: pa.Array) -> bool:
     scanner = table.to_pyarrow_dataset().scanner(columns=["symbol"], filter=pc.field(MONTH).isin(months))
     return any(pc.any(pc.is_in(batch.column(0).cast(pa.string()), symbols)).as_py()
                for batch in scanner.to_batches() if batch.num_rows)
+
+
+def _rows_of(months: pa.Array, symbols: pa.Array) -> str:
+    """A predicate naming the rows of `symbols` in `months`; its range lets delta-rs prune
+    files by their statistics (it does not for a long IN list)."""
+    names = sorted(symbols.to_pylist())
+    return (f"{MONTH} IN ({_sql_list(months.to_pylist())}) AND symbol >= {_sql_list(names[:1])} "
+            f"AND symbol <= {_sql_list(names[-1:])} AND symbol IN ({_sql_list(names)})")
 
 
 def _drop_leftovers(path: Path) -> None:
