@@ -220,16 +220,23 @@ def test_a_dividend_resends_no_history_and_a_split_the_whole_of_it(first_run, mo
     # What transform hands the indicators' MERGE is what the MERGE scans and may rewrite: a
     # new dividend changes the symbol's spans but no split-only price, so only the rows from
     # its ex-date on are recomputed and offered; a late split offers the whole history.
+    # (A split's rows are written anew, Lake.rewrite, the others merged: both are watched.)
     settings, _ = first_run
     lake, prices, _, _ = lake_state(settings)
-    offered, merge = [], Lake.merge
+    offered, merge, rewrite = [], Lake.merge, Lake.rewrite
 
     def spy(self, dataset, rows, *args, **kwargs):
-        if dataset.name == INDICATORS.name:
+        if dataset.name == INDICATORS.name and len(rows):
             offered.append(rows["date"])
         return merge(self, dataset, rows, *args, **kwargs)
 
+    def spy_rewrite(self, dataset, symbols, rows, *args, **kwargs):
+        if dataset.name == INDICATORS.name and len(rows):
+            offered.append(rows["date"])
+        return rewrite(self, dataset, symbols, rows, *args, **kwargs)
+
     monkeypatch.setattr(Lake, "merge", spy)
+    monkeypatch.setattr(Lake, "rewrite", spy_rewrite)
     ex_date = prices["date"].iloc[-30]
     dividend = pd.DataFrame({"symbol": [SYMBOL], "date": [ex_date], "kind": ["dividend"], "value": [0.01],
                              "provider": ["demo"], "fetched_at": [pd.Timestamp(clock())]})

@@ -94,7 +94,10 @@ def _net(feed: pa.Table, dataset: Dataset, ctx: Context) -> tuple[pa.Table, pa.T
     """(rows to upsert, keys to delete): each key's last change in the feed, this shard's."""
     feed = feed.filter(pc.not_equal(feed["_change_type"], "update_preimage"))
     feed = feed.filter(pc.is_in(feed["symbol"], pa.array(ctx.mine(set(feed["symbol"].to_pylist())), pa.string())))
-    ordered = feed.sort_by([("_commit_version", "ascending")])
+    # A rewrite (Lake.rewrite) deletes a key's old row and inserts its new one in the same
+    # commit: within a commit, the deletion comes first.
+    feed = feed.append_column("__kept", pc.not_equal(feed["_change_type"], "delete").cast(pa.int8()))
+    ordered = feed.sort_by([("_commit_version", "ascending"), ("__kept", "ascending")])
     ordered = ordered.append_column("__i", pa.array(range(ordered.num_rows), pa.int64()))
     last = ordered.group_by(list(dataset.key), use_threads=False).aggregate([("__i", "max")])["__i_max"]
     net = ordered.take(pc.take(last, pc.sort_indices(last)))

@@ -6,7 +6,9 @@ symbol with a new or restated bar, or a changed dividend, gets its indicators re
 that date on (every indicator is causal; TA-Lib still runs over the whole in-memory history
 for its warm-up); a symbol with a changed split, or whose split-only adjustment of some bar
 changed, is rewritten whole (indicators are computed on split-only prices: a dividend changes
-the symbol's spans but no indicator row, stages/adjust.py). The watermark advances only with
+the symbol's spans but no indicator row, stages/adjust.py); a split changes every one of the
+symbol's rows, so those are written anew (`Lake.rewrite`) rather than merged, and the MERGE of
+the other symbols' new rows touches only the months they fall in. The watermark advances only with
 the last chunk's commit, so a run killed half way redoes the rest, and what it had written
 merges again as "no change".
 """
@@ -70,8 +72,10 @@ def transform_stage(ctx: Context, full: bool = False) -> StageResult:
         indicators["computed_at"] = pd.Timestamp(ctx.now)
         whole = _split_restated(prices, stored, spans, respanned)
         indicators = _from_first_change(indicators.reindex(columns=INDICATORS.column_names), since, whole)
+        restated = indicators["symbol"].isin(list(whole)).to_numpy()
+        changed = lake.rewrite(INDICATORS, whole, indicators[restated], Commit(ctx.run_id, "transform")).changed
         commit = changes.commit(ctx, "transform", inputs, last=done == len(parts))
-        changed = lake.merge(INDICATORS, indicators, commit).changed
+        changed |= lake.merge(INDICATORS, indicators[~restated], commit).changed
         divergence, ignored = vendor_divergence(prices, spans), unusable_actions(prices, actions)
         counts["indicators_written"] += sum(changed.values())
         counts["adjustments_written"] += sum(respanned.values())

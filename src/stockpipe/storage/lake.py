@@ -186,12 +186,35 @@ class Lake:
             return MergeResult({}, self.version(dataset))
         return self._write(dataset, table, symbols, commit)
 
-    def _write(self, dataset: Dataset, rows, replacing: list[str] | None, commit: Commit) -> MergeResult:
+    def rewrite(self, dataset: Dataset, symbols: Iterable[str], rows: pd.DataFrame | pa.Table,
+                commit: Commit = Commit()) -> MergeResult:
+        """Make `rows` all of `dataset`'s rows for `symbols` by writing them anew, in one
+        commit, without comparing them with the stored ones: for rows that all differ (a
+        split restates every indicator row of its symbol), where a MERGE's join would update
+        each of them anyway at several times the cost. The change feed shows the old rows
+        deleted and the new ones inserted; `changed` counts the rows written.
+
+        Raises:
+            ValueError: `rows` holds a symbol not in `symbols`.
+        """
+        symbols = sorted(set(symbols))
+        table = _source(dataset, rows)
+        stray = set(table["symbol"].to_pylist()) - set(symbols)
+        if stray:
+            raise ValueError(f"rewrite got rows of {sorted(stray)[:5]} outside the symbols it rewrites")
+        if not symbols:
+            return MergeResult({}, self.version(dataset))
+        return self._write(dataset, table, symbols, commit, whole=True)
+
+    def _write(self, dataset: Dataset, rows, replacing: list[str] | None, commit: Commit,
+               whole: bool = False) -> MergeResult:
         from deltalake import CommitProperties, Transaction
         from deltalake.exceptions import CommitFailedError
 
         source = _source(dataset, rows)
         if source.num_rows == 0 and not replacing:
+            if commit.watermarks:  # nothing to write, but the consumer got this far
+                return MergeResult({}, self.mark(dataset, commit))
             return MergeResult({}, self.version(dataset))
         properties = CommitProperties(
             custom_metadata={"stockpipe.run_id": commit.run_id, "stockpipe.stage": commit.stage},
@@ -200,7 +223,10 @@ class Lake:
             table = self._open(dataset) or self._create(dataset)
             before = table.version()
             try:
-                self._merge(dataset, table, source, replacing, properties)
+                if whole:
+                    _overwrite(table, source, f"symbol IN ({_sql_list(replacing)})", properties)
+                else:
+                    self._merge(dataset, table, source, replacing, properties)
             except CommitFailedError:
                 time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))  # another writer won: retry on its version
                 continue
@@ -211,7 +237,7 @@ class Lake:
             after = table.version()
             if after == before and commit.watermarks:  # nothing to write, but the consumer got this far
                 self.mark(dataset, commit)
-            return MergeResult(self._changed(dataset, table, before, after), after)
+            return MergeResult(self._changed(dataset, table, before, after, whole), after)
         raise UnavailableError(f"the lake's {dataset.name} kept changing under this write ({_RETRIES} tries): "
                                "too many writers at once; run again")
 
@@ -229,8 +255,6 @@ class Lake:
         return self._open(dataset).version()
 
     def _merge(self, dataset: Dataset, table, source: pa.Table, replacing: list[str] | None, properties) -> None:
-        from deltalake import write_deltalake
-
         key = [MONTH, *dataset.key]
         on = " AND ".join(f"t.{c} = s.{c}" for c in key)
         if replacing is None:
@@ -244,8 +268,7 @@ class Lake:
                 # deletes nothing (there are none) but declares what it read, so delta-rs
                 # fails the commit when another writer added rows there since (CommitFailedError:
                 # retried, then merged) instead of committing a second copy of the keys.
-                write_deltalake(table, source, mode="overwrite", partition_by=[MONTH], schema_mode="merge",
-                                predicate=_rows_of(months, symbols), commit_properties=properties)
+                _overwrite(table, source, _rows_of(months, symbols), properties)
                 return
             # delta-rs does not prune the target by the source on its own. Named as literals,
             # the source's months prune partitions (one new session scans and rewrites its
@@ -263,13 +286,15 @@ class Lake:
             merger = merger.when_not_matched_by_source_delete(predicate=f"t.symbol IN ({_sql_list(replacing)})")
         merger.execute()
 
-    def _changed(self, dataset: Dataset, table, before: int, after: int) -> dict[str, int]:
-        """Rows written per symbol by the commits after `before` (one, unless retried)."""
+    def _changed(self, dataset: Dataset, table, before: int, after: int, whole: bool = False) -> dict[str, int]:
+        """Rows written per symbol by the commits after `before` (one, unless retried); of a
+        rewrite, the rows inserted (its deletions are the old copies of the same keys)."""
         if after <= before:
             return {}
         feed = pa.table(table.load_cdf(starting_version=before + 1, ending_version=after, columns=["symbol", "_change_type"]))
         kinds, symbols = feed["_change_type"].cast(pa.string()), feed["symbol"].cast(pa.string())
-        counts = pc.value_counts(symbols.filter(pc.not_equal(kinds, "update_preimage")))
+        written = pc.equal(kinds, "insert") if whole else pc.not_equal(kinds, "update_preimage")
+        counts = pc.value_counts(symbols.filter(written))
         return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()))
 
     # ------------------------------------------------------------------ tables
@@ -337,6 +362,16 @@ def _holds_any(table, months: pa.Array, symbols: pa.Array) -> bool:
     scanner = table.to_pyarrow_dataset().scanner(columns=["symbol"], filter=pc.field(MONTH).isin(months))
     return any(pc.any(pc.is_in(batch.column(0).cast(pa.string()), symbols)).as_py()
                for batch in scanner.to_batches() if batch.num_rows)
+
+
+def _overwrite(table, source: pa.Table, predicate: str, properties) -> None:
+    """Replace the rows matching `predicate` with `source` in one commit. delta-rs fails the
+    commit (CommitFailedError) when another writer added rows matching it since `table`'s
+    version: what was read is declared, unlike a blind append."""
+    from deltalake import write_deltalake
+
+    write_deltalake(table, source, mode="overwrite", partition_by=[MONTH], schema_mode="merge", predicate=predicate,
+                    commit_properties=properties)
 
 
 def _rows_of(months: pa.Array, symbols: pa.Array) -> str:
