@@ -25,7 +25,7 @@ from ..errors import ExitCode
 from ..models import LOAD_ORDER, Dataset, StageResult
 from ..storage import applied, warehouse
 from ..storage.lake import ChangesUnavailableError, Lake
-from .context import Context, chunks
+from .context import Context
 
 
 @logs.stage("load")
@@ -77,16 +77,19 @@ def _apply(ctx: Context, lake: Lake, dataset: Dataset, full: bool) -> tuple[int,
 
 
 def _snapshot(ctx: Context, conn, lake: Lake, dataset: Dataset, version: int) -> tuple[int, int]:
-    """Replace the warehouse's rows (this shard's) with the lake table's at `version`."""
-    symbols = sorted(set(lake.read(dataset, version=version, columns=["symbol"])["symbol"].to_pylist()))
+    """Replace the warehouse's rows (this shard's) with the lake table's at `version`, a
+    batch of rows at a time (bounded memory, whatever the table's size)."""
     if ctx.settings.shard is None:
         deleted = warehouse.delete_rows(conn, dataset)
     else:
         held = conn.execute(warehouse.distinct_symbols(dataset)).scalars().all()
         deleted = warehouse.delete_rows(conn, dataset, symbols=ctx.mine(held))
     written = 0
-    for chunk in chunks(ctx.mine(symbols)):  # bounded memory: a chunk of symbols at a time
-        written += warehouse.upsert(conn, dataset, lake.read(dataset, chunk, version=version))
+    for batch in lake.scan(dataset, version=version):
+        if ctx.settings.shard is not None:
+            mine = ctx.mine(pc.unique(batch["symbol"]).to_pylist())
+            batch = batch.filter(pc.is_in(batch["symbol"], pa.array(mine, pa.string())))
+        written += warehouse.upsert(conn, dataset, batch)
     return written, deleted
 
 

@@ -29,10 +29,14 @@ from ..stages.indicators import compute_indicators
 from ..storage import state
 from ..storage.lake import Commit, Lake
 from . import changes
-from .context import SYMBOLS_PER_CHUNK, Context, chunks
+from .context import Context, chunks
 
 PRICES, ACTIONS, INDICATORS = DATASETS["prices_daily"], DATASETS["corporate_actions"], DATASETS["indicators_daily"]
 ADJUSTMENTS, QUOTES, QUOTES_DAILY = DATASETS["adjustments"], DATASETS["quotes"], DATASETS["quotes_daily"]
+# Symbols transformed per chunk: each chunk's whole price history is in memory (pandas, TA-Lib,
+# the indicators' 36 columns, delta-rs' write buffers): 1,000 symbols x 2 years stay well
+# under the 2 GB peak the 10M-row goal allows (PERFORMANCE.md), 2,000 did not.
+TRANSFORM_CHUNK = 1000
 _COUNTS = ("indicators_written", "adjustments_written", "actions_ignored", "adj_close_symbols_compared",
            "adj_close_max_rel_diff_ppm")
 
@@ -60,13 +64,15 @@ def transform_stage(ctx: Context, full: bool = False) -> StageResult:
     since = changes.pending(ctx, lake, INDICATORS, inputs, whole=(), full=full, whole_when={ACTIONS.name: _splits})
     pending = sorted(since)
     counts = dict.fromkeys(_COUNTS, 0)
-    parts = list(chunks(pending))
+    parts = list(chunks(pending, TRANSFORM_CHUNK))
     for done, chunk in enumerate(parts, start=1):
         prices, actions = lake.read_frame(PRICES, chunk), lake.read_frame(ACTIONS, chunk)
         spans = adjustment_spans(prices, actions)
         spans["computed_at"] = pd.Timestamp(ctx.now)
         stored = lake.read_frame(ADJUSTMENTS, chunk)
-        respanned = lake.replace(ADJUSTMENTS, chunk, spans, Commit(ctx.run_id, "transform")).changed
+        moved = _spans_changed(stored, spans)  # most nights: the few symbols with a new dividend
+        respanned = lake.replace(ADJUSTMENTS, moved, spans[spans["symbol"].isin(moved)],
+                                 Commit(ctx.run_id, "transform")).changed
         crashpoints.hit("after_adjustments")
         indicators = compute_indicators(apply_adjustments(prices, spans, dividends=False))
         indicators["computed_at"] = pd.Timestamp(ctx.now)
@@ -87,7 +93,7 @@ def transform_stage(ctx: Context, full: bool = False) -> StageResult:
         messages = _notes(spans, divergence, ignored)
         outcomes += _record(ctx, [SymbolOutcome(s, "transform", "ok", changed.get(s, 0) + respanned.get(s, 0),
                                                 message=messages.get(s, "")) for s in chunk])
-        ctx.progress("transform", done * SYMBOLS_PER_CHUNK, len(pending))
+        ctx.progress("transform", min(done * TRANSFORM_CHUNK, len(pending)), len(pending))
     if not parts:  # the inputs may have moved on with none of this shard's symbols
         changes.advance(ctx, lake, INDICATORS, "transform", inputs)
     crashpoints.hit("after_transform")
@@ -130,6 +136,16 @@ def _record(ctx: Context, outcomes: list[SymbolOutcome]) -> list[SymbolOutcome]:
 def _splits(feed: pa.Table) -> pa.Array:
     """The changed corporate actions that restate a symbol's whole split-adjusted history."""
     return pc.fill_null(pc.equal(feed["kind"], "split"), True)
+
+
+def _spans_changed(stored: pd.DataFrame, spans: pd.DataFrame) -> list[str]:
+    """The symbols whose spans differ between `stored` and `spans` (a span added, gone or
+    changed, on the key and value columns): only theirs are replaced in the lake, whose
+    MERGE would otherwise scan every span of the chunk to find no change."""
+    columns = [*ADJUSTMENTS.key, *ADJUSTMENTS.value_columns]
+    old = stored[columns].astype({c: spans[c].dtype for c in columns})
+    both = old.merge(spans[columns], how="outer", on=columns, indicator=True)
+    return sorted(set(both.loc[both["_merge"] != "both", "symbol"]))
 
 
 def _split_restated(prices: pd.DataFrame, stored: pd.DataFrame, spans: pd.DataFrame,

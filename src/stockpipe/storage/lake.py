@@ -33,7 +33,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import pandas as pd
 import pyarrow as pa
@@ -138,6 +138,30 @@ class Lake:
                                    "run `stockpipe verify`, or delete the table and fetch again") from None
         keys = [k for k in dataset.key if k in schema.names]
         return _conform(rows, schema).sort_by([(k, "ascending") for k in keys])
+
+    def scan(self, dataset: Dataset, version: int | None = None, rows: int = 100_000) -> Iterator[pa.Table]:
+        """All rows of `dataset` (at `version`, default the latest) in tables of about `rows`
+        rows each, in no particular order, with the dataset's columns and types: a whole
+        table streamed in bounded memory (a 10M-row snapshot load)."""
+        schema = arrow_schema(dataset)
+        table = self._open(dataset, version)
+        if table is None:
+            return
+        try:
+            data = table.to_pyarrow_dataset()
+            batches = data.to_batches(columns=[c for c in schema.names if c in data.schema.names], batch_size=rows,
+                                      batch_readahead=1, fragment_readahead=1)
+            held: list[pa.RecordBatch] = []
+            for batch in batches:
+                held.append(batch)
+                if sum(b.num_rows for b in held) >= rows:
+                    yield _conform(pa.Table.from_batches(held), schema)
+                    held = []
+            if held:
+                yield _conform(pa.Table.from_batches(held), schema)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise UnavailableError(f"cannot read the lake's {dataset.name} under {self.root}: {exc}: "
+                                   "run `stockpipe verify`, or delete the table and fetch again") from None
 
     def read_frame(self, dataset: Dataset, symbols: Iterable[str] | None = None) -> pd.DataFrame:
         """`read` as a DataFrame with dates and timestamps as datetime64."""
