@@ -332,3 +332,31 @@ def test_a_write_of_new_rows_does_not_lose_another_writers_rows_in_the_same_mont
     lake.merge(PRICES, prices(symbols=("AAA", "CCC")))
 
     assert lake.read(PRICES).num_rows == 18
+
+
+def test_optimize_compacts_small_files_without_changing_a_row_or_the_change_feed(lake: Lake):
+    for symbol in SYMBOLS:  # three commits: three files per month
+        lake.merge(PRICES, prices(symbols=(symbol,)))
+    before, version = lake.read(PRICES), lake.version(PRICES)
+    assert len(lake.files(PRICES)) == 9
+
+    done = lake.optimize(PRICES)
+
+    assert done == {"files_removed": 9, "files_added": 3, "files_vacuumed": 0}
+    assert len(lake.files(PRICES)) == 3 and lake.read(PRICES).equals(before)
+    assert lake.changes(PRICES, version).num_rows == 0  # a consumer sees nothing new
+    assert lake.changes(PRICES, 0, version).num_rows == 18  # and the old feed is still there
+
+
+def test_vacuum_drops_the_old_files_and_their_change_feed(lake: Lake):
+    from stockpipe.storage.lake import ChangesUnavailableError
+
+    for symbol in SYMBOLS:
+        lake.merge(PRICES, prices(symbols=(symbol,)))
+    before = lake.read(PRICES)
+
+    done = lake.optimize(PRICES, vacuum_hours=0)
+
+    assert done["files_vacuumed"] == 9 and lake.read(PRICES).equals(before)
+    with pytest.raises(ChangesUnavailableError):  # the consumer falls back to the snapshot
+        lake.changes(PRICES, 0)

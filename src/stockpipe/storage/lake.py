@@ -321,6 +321,30 @@ class Lake:
         counts = pc.value_counts(symbols.filter(written))
         return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()))
 
+    # ------------------------------------------------------------------ upkeep
+
+    def optimize(self, dataset: Dataset, vacuum_hours: int | None = None) -> dict[str, int]:
+        """Compact the table's small files (a nightly adds a few per month touched) into
+        bigger ones, then, with `vacuum_hours`, delete the files no version newer than that
+        many hours still needs. Compaction changes no row (its commit is empty in the change
+        feed); vacuuming drops the feed before the retention, so a consumer whose watermark
+        is older falls back to the table's snapshot. A commit racing it is retried by delta-rs.
+
+        Returns files_removed / files_added by compaction and files_vacuumed.
+        """
+        table = self._open(dataset)
+        if table is None:
+            return {"files_removed": 0, "files_added": 0, "files_vacuumed": 0}
+        try:
+            metrics = table.optimize.compact()
+            vacuumed = [] if vacuum_hours is None else table.vacuum(
+                retention_hours=vacuum_hours, dry_run=False, enforce_retention_duration=False)
+        except OSError as exc:
+            raise UnavailableError(f"cannot optimize the lake's {dataset.name} under {self.root}: {exc}: "
+                                   "free disk space or fix permissions") from None
+        return {"files_removed": int(metrics.get("numFilesRemoved", 0)),
+                "files_added": int(metrics.get("numFilesAdded", 0)), "files_vacuumed": len(vacuumed)}
+
     # ------------------------------------------------------------------ tables
 
     def _open(self, dataset: Dataset, version: int | None = None):
