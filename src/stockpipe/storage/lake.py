@@ -29,6 +29,7 @@ first time a table is opened (`upgrade`).
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import time
 from dataclasses import dataclass, field
@@ -284,7 +285,8 @@ class Lake:
         if replacing is None:
             months = pc.unique(source[MONTH])
             symbols = pc.unique(source["symbol"])
-            if not _holds_any(table, months, symbols):
+            within = _span(dataset, source)
+            if not _holds_any(table, months, symbols, within):
                 # No row of these symbols in these months (a backfill, a new symbol): the
                 # MERGE could only insert, and a write is that commit without the join (1M
                 # indicator rows: ~2 s instead of ~12 s, 1.3 GB less memory). Not a blind
@@ -292,7 +294,7 @@ class Lake:
                 # deletes nothing (there are none) but declares what it read, so delta-rs
                 # fails the commit when another writer added rows there since (CommitFailedError:
                 # retried, then merged) instead of committing a second copy of the keys.
-                _overwrite(table, source, _rows_of(months, symbols), properties)
+                _overwrite(table, source, _rows_of(months, symbols, within), properties)
                 return
             # delta-rs does not prune the target by the source on its own. Named as literals,
             # the source's months prune partitions (one new session scans and rewrites its
@@ -404,10 +406,17 @@ def _files_between(table, data, low: str, high: str):
     return ds.FileSystemDataset(fragments, data.schema, data.format, data.filesystem)
 
 
-def _holds_any(table, months: pa.Array, symbols: pa.Array) -> bool:
-    """Whether the Delta table holds a row of one of `symbols` in one of `months` (read a
-    batch at a time, the symbol column of those months' files only)."""
-    scanner = table.to_pyarrow_dataset().scanner(columns=["symbol"], filter=pc.field(MONTH).isin(months))
+def _holds_any(table, months: pa.Array, symbols: pa.Array, within: tuple[str, str, str] | None = None) -> bool:
+    """Whether the Delta table holds a row of one of `symbols` in one of `months` (and
+    between the dates of `within`): read a batch at a time, the symbol column of the files
+    of those months whose symbols (by the Delta log) and dates may hold one."""
+    wanted = pc.field(MONTH).isin(months)
+    if within is not None:
+        column, low, high = within
+        wanted &= (pc.field(column) >= dt.date.fromisoformat(low)) & (pc.field(column) <= dt.date.fromisoformat(high))
+    names = pc.min_max(symbols.cast(pa.string())).values()
+    files = _files_between(table, table.to_pyarrow_dataset(), *(n.as_py() for n in names))
+    scanner = files.scanner(columns=["symbol"], filter=wanted)
     return any(pc.any(pc.is_in(batch.column(0).cast(pa.string()), symbols)).as_py()
                for batch in scanner.to_batches() if batch.num_rows)
 
@@ -422,11 +431,22 @@ def _overwrite(table, source: pa.Table, predicate: str, properties) -> None:
                     commit_properties=properties)
 
 
-def _rows_of(months: pa.Array, symbols: pa.Array) -> str:
-    """A predicate naming the rows of `symbols` in `months`; its range lets delta-rs prune
-    files by their statistics (it does not for a long IN list)."""
+def _span(dataset: Dataset, source: pa.Table) -> tuple[str, str, str] | None:
+    """(column, first, last) of the source's dates, for a dataset keyed by symbol and date
+    (one new session: a single day), else None."""
+    if dataset.key != ("symbol", dataset.partition) or not pa.types.is_date32(source.schema.field(dataset.partition).type):
+        return None
+    low, high = pc.min_max(source[dataset.partition]).values()
+    return dataset.partition, low.as_py().isoformat(), high.as_py().isoformat()
+
+
+def _rows_of(months: pa.Array, symbols: pa.Array, within: tuple[str, str, str] | None = None) -> str:
+    """A predicate naming the rows of `symbols` in `months` (and between the dates of
+    `within`); its ranges let delta-rs prune files by their statistics (it does not for a
+    long IN list): a new session's write skips the files of the month's earlier days."""
     names = sorted(symbols.to_pylist())
-    return (f"{MONTH} IN ({_sql_list(months.to_pylist())}) AND symbol >= {_sql_list(names[:1])} "
+    dates = "" if within is None else f"{within[0]} >= '{within[1]}' AND {within[0]} <= '{within[2]}' AND "
+    return (f"{MONTH} IN ({_sql_list(months.to_pylist())}) AND {dates}symbol >= {_sql_list(names[:1])} "
             f"AND symbol <= {_sql_list(names[-1:])} AND symbol IN ({_sql_list(names)})")
 
 
