@@ -46,6 +46,10 @@ from ..models import Dataset, arrow_schema
 MONTH = "month"  # the partition column Delta adds to every table
 _CONFIG = {"delta.enableChangeDataFeed": "true"}
 _RETRIES = 12  # commits lost to a concurrent writer before giving up
+# Files of about 1 MB (some 100 symbols x a month of indicators), written in key order: a
+# split rewrites only the files holding its symbol (6 splits in 2,000 symbols x 2 years:
+# 4.4 s instead of 22.5 s with one file per month and chunk), and a chunk's reads prune the rest.
+_FILE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -338,7 +342,7 @@ class Lake:
         if table is None:
             return {"files_removed": 0, "files_added": 0, "files_vacuumed": 0}
         try:
-            metrics = table.optimize.compact()
+            metrics = table.optimize.compact(target_size=_FILE_BYTES)
             vacuumed = [] if vacuum_hours is None else table.vacuum(
                 retention_hours=vacuum_hours, dry_run=False, enforce_retention_duration=False)
         except OSError as exc:
@@ -428,7 +432,7 @@ def _overwrite(table, source: pa.Table, predicate: str, properties) -> None:
     from deltalake import write_deltalake
 
     write_deltalake(table, source, mode="overwrite", partition_by=[MONTH], schema_mode="merge", predicate=predicate,
-                    commit_properties=properties)
+                    target_file_size=_FILE_BYTES, commit_properties=properties)
 
 
 def _span(dataset: Dataset, source: pa.Table) -> tuple[str, str, str] | None:
