@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 
-from . import cli_verify, interrupt, render
+from . import cli_lake, cli_verify, interrupt, render
 from .errors import ExitCode, HealthCode, StockpipeError, UsageError
 from .options import (All, Adjusted, Config, CsvPath, DatabaseUrl, DataDir, Debug, End, From, Full, Interval,
                       IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Probe, Provider, Quotes, ReportFile, RunId,
@@ -41,8 +41,6 @@ app = _typer(
 )
 db_app = _typer(help="Warehouse migrations (alembic, shipped with the package).")
 app.add_typer(db_app, name="db")
-lake_app = _typer(help="Upkeep of the lake's Delta tables.")
-app.add_typer(lake_app, name="lake")
 schedule_app = _typer(help="Scheduling files for this installation: systemd units or a crontab (plain text).")
 app.add_typer(schedule_app, name="schedule")
 
@@ -208,6 +206,7 @@ def health_check(config: Config = None, data_dir: DataDir = None, database_url: 
 
 
 cli_verify.register(app, _call, _pipeline)  # `verify`, here in the command list (cli.py is at its size limit)
+cli_lake.register(app, _typer(help="Upkeep of the lake's Delta tables."), _call, _pipeline)  # `lake optimize`
 
 
 @app.command()
@@ -250,19 +249,6 @@ def db_current(config: Config = None, data_dir: DataDir = None, database_url: Da
 
     opts = Options("db current", as_json, debug, config=config, data_dir=data_dir, database_url=database_url)
     _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.db_current(settings)))
-
-
-@lake_app.command("optimize")
-def lake_optimize(vacuum_hours: Annotated[int | None, typer.Option(
-                      "--vacuum-hours", min=0, help="Then delete the files no version of the last N hours needs "
-                      "(drops the change feed before that: a consumer further behind reloads the snapshot).")] = None,
-                  config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
-                  as_json: Json = False, debug: Debug = False) -> None:
-    """Compact the small files nightly runs leave in the lake's tables (rows unchanged)."""
-    from . import pipeline
-
-    opts = Options("lake optimize", as_json, debug, config=config, data_dir=data_dir, database_url=database_url)
-    _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.lake_optimize(settings, vacuum_hours)))
 
 
 # ------------------------------------------------------------------ looking at the data

@@ -297,7 +297,7 @@ def test_a_write_of_new_rows_racing_a_merge_of_the_same_rows_keeps_one_copy(lake
     # (monkeypatch places the race; it replaces nothing).
     from stockpipe.storage import lake as lake_module
 
-    other, real, raced = Lake(lake.root), lake_module._holds_any, []
+    other, real, raced = Lake(lake.root), lake_module.holds_any, []
 
     def look_then_race(*look):
         answer = real(*look)
@@ -306,7 +306,7 @@ def test_a_write_of_new_rows_racing_a_merge_of_the_same_rows_keeps_one_copy(lake
             raced[0] = other.merge(PRICES, prices(symbols=("AAA",), close=77.0))
         return answer
 
-    monkeypatch.setattr(lake_module, "_holds_any", look_then_race)
+    monkeypatch.setattr(lake_module, "holds_any", look_then_race)
     result = lake.merge(PRICES, prices(symbols=("AAA",), close=99.0))
 
     table = lake.read(PRICES)
@@ -319,7 +319,7 @@ def test_a_write_of_new_rows_does_not_lose_another_writers_rows_in_the_same_mont
     # The other shard's rows (other symbols, same months) committed in the window stay.
     from stockpipe.storage import lake as lake_module
 
-    other, real, raced = Lake(lake.root), lake_module._holds_any, []
+    other, real, raced = Lake(lake.root), lake_module.holds_any, []
 
     def look_then_race(*look):
         answer = real(*look)
@@ -328,7 +328,7 @@ def test_a_write_of_new_rows_does_not_lose_another_writers_rows_in_the_same_mont
             raced[0] = other.merge(PRICES, prices(symbols=("BBB",)))
         return answer
 
-    monkeypatch.setattr(lake_module, "_holds_any", look_then_race)
+    monkeypatch.setattr(lake_module, "holds_any", look_then_race)
     lake.merge(PRICES, prices(symbols=("AAA", "CCC")))
 
     assert lake.read(PRICES).num_rows == 18

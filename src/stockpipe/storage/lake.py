@@ -29,7 +29,6 @@ first time a table is opened (`upgrade`).
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 import time
 from dataclasses import dataclass, field
@@ -42,14 +41,11 @@ import pyarrow.compute as pc
 
 from ..errors import UnavailableError
 from ..models import Dataset, arrow_schema
+from .lake_ranges import FILE_BYTES, MONTH, files_between, holds_any, overwrite, rows_of, span, sql_list
+from .lake_rows import conform, source_rows, to_frame
 
-MONTH = "month"  # the partition column Delta adds to every table
 _CONFIG = {"delta.enableChangeDataFeed": "true"}
 _RETRIES = 12  # commits lost to a concurrent writer before giving up
-# Files of about 1 MB (some 100 symbols x a month of indicators), written in key order: a
-# split rewrites only the files holding its symbol (6 splits in 2,000 symbols x 2 years:
-# 4.4 s instead of 22.5 s with one file per month and chunk), and a chunk's reads prune the rest.
-_FILE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -135,14 +131,14 @@ class Lake:
                 wanted = sorted(set(symbols))
                 if not wanted:
                     return schema.empty_table()
-                data = _files_between(table, data, wanted[0], wanted[-1])
+                data = files_between(table, data, wanted[0], wanted[-1])
                 wanted = pc.field("symbol").cast(pa.string()).isin(wanted)
             rows = data.to_table(columns=[c for c in schema.names if c in data.schema.names], filter=wanted)
         except (OSError, pa.ArrowInvalid) as exc:
             raise UnavailableError(f"cannot read the lake's {dataset.name} under {self.root}: {exc}: "
                                    "run `stockpipe verify`, or delete the table and fetch again") from None
         keys = [k for k in dataset.key if k in schema.names]
-        return _conform(rows, schema).sort_by([(k, "ascending") for k in keys])
+        return conform(rows, schema).sort_by([(k, "ascending") for k in keys])
 
     def scan(self, dataset: Dataset, version: int | None = None, rows: int = 100_000) -> Iterator[pa.Table]:
         """All rows of `dataset` (at `version`, default the latest) in tables of about `rows`
@@ -160,17 +156,17 @@ class Lake:
             for batch in batches:
                 held.append(batch)
                 if sum(b.num_rows for b in held) >= rows:
-                    yield _conform(pa.Table.from_batches(held), schema)
+                    yield conform(pa.Table.from_batches(held), schema)
                     held = []
             if held:
-                yield _conform(pa.Table.from_batches(held), schema)
+                yield conform(pa.Table.from_batches(held), schema)
         except (OSError, pa.ArrowInvalid) as exc:
             raise UnavailableError(f"cannot read the lake's {dataset.name} under {self.root}: {exc}: "
                                    "run `stockpipe verify`, or delete the table and fetch again") from None
 
     def read_frame(self, dataset: Dataset, symbols: Iterable[str] | None = None) -> pd.DataFrame:
         """`read` as a DataFrame with dates and timestamps as datetime64."""
-        return _to_frame(self.read(dataset, symbols))
+        return to_frame(self.read(dataset, symbols))
 
     def changes(self, dataset: Dataset, since: int, until: int | None = None) -> pa.Table:
         """The change feed after version `since` up to `until` (default the latest): the
@@ -189,7 +185,7 @@ class Lake:
             feed = pa.table(table.load_cdf(starting_version=since + 1, ending_version=until))
         except Exception as exc:  # noqa: BLE001 - delta-rs raises its own types for a vacuumed feed
             raise ChangesUnavailableError(f"{dataset.name}: changes after version {since}: {exc}") from None
-        return _conform(feed, pa.schema(list(schema) + list(extra)))
+        return conform(feed, pa.schema(list(schema) + list(extra)))
 
     # ------------------------------------------------------------------ writing
 
@@ -207,7 +203,7 @@ class Lake:
             ValueError: `rows` holds a symbol not in `symbols`.
         """
         symbols = sorted(set(symbols))
-        table = _source(dataset, rows)
+        table = source_rows(dataset, rows)
         stray = set(table["symbol"].to_pylist()) - set(symbols)
         if stray:
             raise ValueError(f"replace got rows of {sorted(stray)[:5]} outside the symbols it replaces")
@@ -227,7 +223,7 @@ class Lake:
             ValueError: `rows` holds a symbol not in `symbols`.
         """
         symbols = sorted(set(symbols))
-        table = _source(dataset, rows)
+        table = source_rows(dataset, rows)
         stray = set(table["symbol"].to_pylist()) - set(symbols)
         if stray:
             raise ValueError(f"rewrite got rows of {sorted(stray)[:5]} outside the symbols it rewrites")
@@ -240,7 +236,7 @@ class Lake:
         from deltalake import CommitProperties, Transaction
         from deltalake.exceptions import CommitFailedError
 
-        source = _source(dataset, rows)
+        source = source_rows(dataset, rows)
         if source.num_rows == 0 and not replacing:
             if commit.watermarks:  # nothing to write, but the consumer got this far
                 return MergeResult({}, self.mark(dataset, commit))
@@ -253,7 +249,7 @@ class Lake:
             before = table.version()
             try:
                 if whole:
-                    _overwrite(table, source, f"symbol IN ({_sql_list(replacing)})", properties)
+                    overwrite(table, source, f"symbol IN ({sql_list(replacing)})", properties)
                 else:
                     self._merge(dataset, table, source, replacing, properties)
             except CommitFailedError:
@@ -289,8 +285,8 @@ class Lake:
         if replacing is None:
             months = pc.unique(source[MONTH])
             symbols = pc.unique(source["symbol"])
-            within = _span(dataset, source)
-            if not _holds_any(table, months, symbols, within):
+            within = span(dataset, source)
+            if not holds_any(table, months, symbols, within):
                 # No row of these symbols in these months (a backfill, a new symbol): the
                 # MERGE could only insert, and a write is that commit without the join (1M
                 # indicator rows: ~2 s instead of ~12 s, 1.3 GB less memory). Not a blind
@@ -298,7 +294,7 @@ class Lake:
                 # deletes nothing (there are none) but declares what it read, so delta-rs
                 # fails the commit when another writer added rows there since (CommitFailedError:
                 # retried, then merged) instead of committing a second copy of the keys.
-                _overwrite(table, source, _rows_of(months, symbols, within), properties)
+                overwrite(table, source, rows_of(months, symbols, within), properties)
                 return
             # delta-rs does not prune the target by the source on its own. Named as literals,
             # the source's months prune partitions (one new session scans and rewrites its
@@ -306,14 +302,14 @@ class Lake:
             # range prunes files by their statistics (a chunk of symbols reads the files its
             # own chunk wrote, not all of them). Not for `replace`, whose delete must see every
             # row of the symbols it replaces.
-            low, high = (_sql_list([v.as_py()]) for v in pc.min_max(source["symbol"]).values())
-            on = f"t.{MONTH} IN ({_sql_list(months.to_pylist())}) AND t.symbol >= {low} AND t.symbol <= {high} AND {on}"
+            low, high = (sql_list([v.as_py()]) for v in pc.min_max(source["symbol"]).values())
+            on = f"t.{MONTH} IN ({sql_list(months.to_pylist())}) AND t.symbol >= {low} AND t.symbol <= {high} AND {on}"
         merger = table.merge(source, predicate=on, source_alias="s", target_alias="t", merge_schema=True,
                              commit_properties=properties)  # new columns join
         differs = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in dataset.value_columns)
         merger = merger.when_matched_update_all(predicate=differs or None).when_not_matched_insert_all()
         if replacing is not None:
-            merger = merger.when_not_matched_by_source_delete(predicate=f"t.symbol IN ({_sql_list(replacing)})")
+            merger = merger.when_not_matched_by_source_delete(predicate=f"t.symbol IN ({sql_list(replacing)})")
         merger.execute()
 
     def _changed(self, dataset: Dataset, table, before: int, after: int, whole: bool = False) -> dict[str, int]:
@@ -342,7 +338,7 @@ class Lake:
         if table is None:
             return {"files_removed": 0, "files_added": 0, "files_vacuumed": 0}
         try:
-            metrics = table.optimize.compact(target_size=_FILE_BYTES)
+            metrics = table.optimize.compact(target_size=FILE_BYTES)
             vacuumed = [] if vacuum_hours is None else table.vacuum(
                 retention_hours=vacuum_hours, dry_run=False, enforce_retention_duration=False)
         except OSError as exc:
@@ -392,68 +388,6 @@ def upgrade(path: Path, dataset: Dataset) -> None:
                          partition_strategy="hive", configuration=_CONFIG, mode="ignore")
 
 
-def _files_between(table, data, low: str, high: str):
-    """`data` (the table's pyarrow dataset) without the files whose symbols, by the Delta
-    log's statistics, all lie outside [low, high]: a chunk of symbols reads the files that
-    may hold them, not every file of the table (10M-row prices: 0.16 s instead of 1.1 s)."""
-    import pyarrow.dataset as ds
-
-    adds = pa.table(table.get_add_actions(flatten=True))
-    if "min.symbol" not in adds.column_names or "max.symbol" not in adds.column_names:
-        return data
-    below, above = pc.less_equal(adds["min.symbol"].cast(pa.string()), high), pc.greater_equal(
-        adds["max.symbol"].cast(pa.string()), low)
-    keep = set(adds["path"].filter(pc.fill_null(pc.and_kleene(below, above), True)).to_pylist())
-    fragments = [f for f in data.get_fragments() if f.path in keep]
-    if len(fragments) != len(keep):  # paths spelled differently: read every file rather than guess
-        return data
-    return ds.FileSystemDataset(fragments, data.schema, data.format, data.filesystem)
-
-
-def _holds_any(table, months: pa.Array, symbols: pa.Array, within: tuple[str, str, str] | None = None) -> bool:
-    """Whether the Delta table holds a row of one of `symbols` in one of `months` (and
-    between the dates of `within`): read a batch at a time, the symbol column of the files
-    of those months whose symbols (by the Delta log) and dates may hold one."""
-    wanted = pc.field(MONTH).isin(months)
-    if within is not None:
-        column, low, high = within
-        wanted &= (pc.field(column) >= dt.date.fromisoformat(low)) & (pc.field(column) <= dt.date.fromisoformat(high))
-    names = pc.min_max(symbols.cast(pa.string())).values()
-    files = _files_between(table, table.to_pyarrow_dataset(), *(n.as_py() for n in names))
-    scanner = files.scanner(columns=["symbol"], filter=wanted)
-    return any(pc.any(pc.is_in(batch.column(0).cast(pa.string()), symbols)).as_py()
-               for batch in scanner.to_batches() if batch.num_rows)
-
-
-def _overwrite(table, source: pa.Table, predicate: str, properties) -> None:
-    """Replace the rows matching `predicate` with `source` in one commit. delta-rs fails the
-    commit (CommitFailedError) when another writer added rows matching it since `table`'s
-    version: what was read is declared, unlike a blind append."""
-    from deltalake import write_deltalake
-
-    write_deltalake(table, source, mode="overwrite", partition_by=[MONTH], schema_mode="merge", predicate=predicate,
-                    target_file_size=_FILE_BYTES, commit_properties=properties)
-
-
-def _span(dataset: Dataset, source: pa.Table) -> tuple[str, str, str] | None:
-    """(column, first, last) of the source's dates, for a dataset keyed by symbol and date
-    (one new session: a single day), else None."""
-    if dataset.key != ("symbol", dataset.partition) or not pa.types.is_date32(source.schema.field(dataset.partition).type):
-        return None
-    low, high = pc.min_max(source[dataset.partition]).values()
-    return dataset.partition, low.as_py().isoformat(), high.as_py().isoformat()
-
-
-def _rows_of(months: pa.Array, symbols: pa.Array, within: tuple[str, str, str] | None = None) -> str:
-    """A predicate naming the rows of `symbols` in `months` (and between the dates of
-    `within`); its ranges let delta-rs prune files by their statistics (it does not for a
-    long IN list): a new session's write skips the files of the month's earlier days."""
-    names = sorted(symbols.to_pylist())
-    dates = "" if within is None else f"{within[0]} >= '{within[1]}' AND {within[0]} <= '{within[2]}' AND "
-    return (f"{MONTH} IN ({_sql_list(months.to_pylist())}) AND {dates}symbol >= {_sql_list(names[:1])} "
-            f"AND symbol <= {_sql_list(names[-1:])} AND symbol IN ({_sql_list(names)})")
-
-
 def _drop_leftovers(path: Path) -> None:
     """0.1's own lock file and the temp files a kill left behind (`.data.parquet.<pid>.tmp`)."""
     for leftover in [*path.glob(".write.lock"), *path.glob("month=*/.*.tmp")]:
@@ -462,38 +396,3 @@ def _drop_leftovers(path: Path) -> None:
 
 def _old_files(path: Path) -> bool:
     return not (path / "_delta_log").is_dir() and any(path.glob("month=*/*.parquet"))
-
-
-def _source(dataset: Dataset, rows: pd.DataFrame | pa.Table) -> pa.Table:
-    """`rows` as the table's schema: deduplicated on the key (the last wins), sorted by it (so
-    each file a merge writes is, for one-symbol reads by row-group statistics), with the
-    month partition, and without rows whose partition column is empty (they have no month)."""
-    schema = arrow_schema(dataset)
-    if isinstance(rows, pd.DataFrame):
-        rows = pa.Table.from_pandas(rows.reindex(columns=dataset.column_names), schema=schema, preserve_index=False)
-    else:
-        rows = _conform(rows, schema)
-    rows = rows.filter(pc.is_valid(rows[dataset.partition]))
-    if rows.num_rows:
-        numbered = rows.append_column("__row", pa.array(range(rows.num_rows), pa.int64()))
-        last = numbered.group_by(list(dataset.key), use_threads=False).aggregate([("__row", "max")])["__row_max"]
-        rows = rows.take(pc.take(last, pc.sort_indices(last))).sort_by([(k, "ascending") for k in dataset.key])
-    return rows.append_column(MONTH, pc.strftime(rows[dataset.partition], format="%Y-%m"))
-
-
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Cast what delta-rs hands back (string_view, large_string, other timestamp units) to
-    the dataset's own types; a column the table predates (added by a later release, e.g.
-    prices_daily.split_basis) reads as nulls until a write adds it (`merge_schema`)."""
-    return pa.Table.from_arrays([table[name].cast(field.type) if name in table.column_names
-                                 else pa.nulls(table.num_rows, field.type) for name, field in zip(schema.names, schema)],
-                                schema=schema)
-
-
-def _sql_list(values: Iterable[str]) -> str:
-    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
-
-
-def _to_frame(table: pa.Table) -> pd.DataFrame:
-    return table.to_pandas(timestamp_as_object=False, date_as_object=False)
-
