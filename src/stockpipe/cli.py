@@ -7,17 +7,17 @@ need them, so `--help` and `health-check` stay fast. Only render.py prints.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 
-from . import cli_lake, cli_verify, interrupt, render
+from . import cli_lake, cli_universe, cli_verify, interrupt, render
 from .errors import ExitCode, HealthCode, StockpipeError, UsageError
-from .options import (All, Adjusted, Config, CsvPath, DatabaseUrl, DataDir, Debug, End, From, Full, Interval,
-                      IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Probe, Provider, Quotes, ReportFile, RunId,
-                      ShardOption, Start, SymbolArg, Symbols, SymbolsFile, To, escape_help, need_selection, window)
+from .options import (All, Adjusted, Config, CsvPath, DatabaseUrl, DataDir, Debug, DryRun, End, From, Full,
+                      IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Probe, Provider, Quotes, ReportFile,
+                      RunId, ShardOption, Start, SymbolArg, Symbols, SymbolsFile, To, escape_help, fetch_call,
+                      need_selection, plan_call, window)
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -110,25 +110,6 @@ def _look(opts: Options, call: Callable[[Settings], Any]) -> int:
     return render.emit_look(call(_settings(opts)), opts.as_json)
 
 
-def _fetch_call(quotes: bool, interval: Interval | None, start: dt.date | None, end: dt.date | None) -> PipelineCall:
-    """What `fetch` fetches: daily bars, or quotes (--quotes), or intraday bars (--interval).
-
-    Raises:
-        UsageError: --quotes with --interval, or with --start/--end.
-    """
-    from . import pipeline
-
-    if quotes and interval is not None:
-        raise UsageError("--quotes and --interval exclude each other: fetch one kind at a time")
-    if quotes and (start or end):
-        raise UsageError("--start/--end do not apply to --quotes (a quote is the latest price)")
-    if quotes:
-        return pipeline.fetch_quotes
-    if interval is not None:
-        return lambda settings, progress: pipeline.fetch_intraday(settings, interval.value, start, end, progress)
-    return lambda settings, progress: pipeline.fetch(settings, start, end, progress)
-
-
 @app.command()
 def validate(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None, provider: Provider = None,
              symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None, path: CsvPath = None,
@@ -148,14 +129,15 @@ def fetch(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile =
           quotes: Quotes = False, interval: IntervalOption = None, config: Config = None,
           data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
           shard: ShardOption = None, run_id: RunId = None, metrics_file: MetricsFile = None, as_json: Json = False,
-          debug: Debug = False) -> None:
+          debug: Debug = False, dry_run: DryRun = False) -> None:
     """Fetch the bars each symbol lacks into the lake (raw payloads archived, bad rows to rejects);
-    with --quotes, quotes; with --interval, intraday bars."""
+    with --quotes, quotes; with --interval, intraday bars; with --dry-run, only the plan and its cost."""
     opts = Options("fetch", as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
                    log_format=log_format, shard=shard, run_id=run_id, provider=provider, symbols=symbol,
                    symbols_file=symbols_file, lists=list_, csv_path=path)
-    _call(opts, lambda: _pipeline(opts, _fetch_call(quotes, interval, *window(start, end)), progress=True,
-                                  check=lambda settings: need_selection(all_, opts, settings.provider)))
+
+    _call(opts, lambda: _pipeline(opts, fetch_call(quotes, interval, *window(start, end), dry_run), progress=not dry_run,
+                                  check=lambda settings: need_selection(all_, opts, settings.provider, dry_run)))
 
 
 def _lake_command(name: str, help_text: str) -> None:
@@ -206,6 +188,7 @@ def health_check(config: Config = None, data_dir: DataDir = None, database_url: 
 
 
 cli_verify.register(app, _call, _pipeline)  # `verify`, here in the command list (cli.py is at its size limit)
+cli_universe.register(app, _call, _pipeline, _look)  # `status` and `reset`, the same way
 cli_lake.register(app, _typer(help="Upkeep of the lake's Delta tables."), _call, _pipeline)  # `lake optimize`
 
 
@@ -214,8 +197,9 @@ def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = N
         provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None, config: Config = None,
         data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
         shard: ShardOption = None, run_id: RunId = None, metrics_file: MetricsFile = None, report: ReportFile = None,
-        as_json: Json = False, debug: Debug = False) -> None:
-    """validate -> fetch -> transform -> load -> quality-check; resumes from what is saved."""
+        as_json: Json = False, debug: Debug = False, dry_run: DryRun = False) -> None:
+    """validate -> fetch -> transform -> load -> quality-check; resumes from what is saved.
+    With --dry-run, only the fetch's plan and its cost."""
     from . import pipeline
 
     opts = Options("run", as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
@@ -223,12 +207,13 @@ def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = N
                    symbols_file=symbols_file, lists=list_, csv_path=path)
 
     def check(settings: Settings) -> None:
-        need_selection(all_, opts, settings.provider)
+        need_selection(all_, opts, settings.provider, dry_run, report)
         if report is not None:
             pipeline.check_report_path(report)
 
-    _call(opts, lambda: _pipeline(opts, lambda settings, progress: pipeline.run(
-        settings, *window(start, end), progress, report=report), progress=True, check=check))
+    call = plan_call("run", *window(start, end)) if dry_run else lambda settings, progress: pipeline.run(
+        settings, *window(start, end), progress, report=report)
+    _call(opts, lambda: _pipeline(opts, call, progress=not dry_run, check=check))
 
 
 @db_app.command("upgrade")

@@ -73,6 +73,8 @@ class Settings:
     http_timeout_connect: float = 10.0
     http_timeout_read: float = 30.0
     unreachable_after: int = 3
+    max_consecutive_failures: int = 5  # failed fetches in a row after which planning skips a symbol (until reset)
+    restate_sessions: int = 5  # held sessions an incremental fetch re-reads (restated, late, empty bars); 0: none
     config_file: Path | None = None
     # symbol suffix or symbol -> exchange MIC, over calendars.DEFAULT_SUFFIXES ([exchanges] table)
     exchanges: Mapping[str, str] = field(default_factory=dict)
@@ -163,11 +165,8 @@ def load_settings(
     cwd = cwd or Path.cwd()
     config_file = _config_path(flags.get("config"), env, cwd)
     file_values = _read_toml(config_file) if config_file else {}
-    values: dict[str, Any] = {}
-    values.update(_flatten(file_values))
-    values.update(_from_env(env))
+    values: dict[str, Any] = {**_flatten(file_values), **_from_env(env), "config_file": config_file}
     values.update({k: v for k, v in flags.items() if k in _FIELDS})
-    values["config_file"] = config_file
     values["api_keys"] = _api_keys(env)
     values["provider_options"] = _provider_options(values.get("provider_options", {}), env)
     values["health"] = {**values.get("health", {}), **_health_env(env)}
@@ -210,7 +209,7 @@ def _run_id(value: str, where: str) -> str:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions",
                "auto_migrate", "batch_rows", "csv_path", "shard", "run_id", "http_timeout_connect",
-               "http_timeout_read", "unreachable_after", "csv_date_format")
+               "http_timeout_read", "unreachable_after", "csv_date_format", "max_consecutive_failures", "restate_sessions")
 # A run id names a run in pipeline_runs/run_events (String(64)) and is part of raw archive file
 # names, so it is Airflow's run id alphabet (its default allowed_run_id_pattern) plus @ and =:
 # no separator, no space, never `.` or `..` alone.
@@ -377,9 +376,11 @@ def _build(values: dict[str, Any]) -> Settings:
         raise ConfigError(f"log_format {settings.log_format!r} is not one of {', '.join(LOG_FORMATS)}: fix STOCKPIPE_LOG_FORMAT or --log-format")
     if settings.history_days < 1:
         raise ConfigError("history_days must be at least 1: fix STOCKPIPE_HISTORY_DAYS or the config file")
-    for name in ("http_timeout_connect", "http_timeout_read", "unreachable_after"):
+    for name in ("http_timeout_connect", "http_timeout_read", "unreachable_after", "max_consecutive_failures"):
         if not getattr(settings, name) > 0:
             raise ConfigError(f"{name} must be above 0: fix STOCKPIPE_{name.upper()} or the config file")
+    if not 0 <= settings.restate_sessions <= 250:
+        raise ConfigError("restate_sessions must be 0 to 250: fix STOCKPIPE_RESTATE_SESSIONS or the config file")
     return settings
 
 

@@ -65,6 +65,14 @@ Quotes = Annotated[bool, typer.Option("--quotes", help="Fetch one quote per symb
 IntervalOption = Annotated[Optional[Interval], typer.Option(
     "--interval", help="Fetch intraday bars of this size into `prices_intraday` instead of daily bars, for the "
     "sessions --start..--end within what the vendor keeps (default: all it keeps).")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print per provider the calls the plan would make, their "
+                   "quota cost and the projected finish under the rate limits; write nothing.")]
+StatusSymbol = Annotated[Optional[str], typer.Option("--symbol", "-s", help="Also this symbol's whole story: state, "
+                         "last error, recent run events, open quality failures, price revisions.")]
+ResetSymbols = Annotated[Optional[list[str]], typer.Argument(metavar="[SYMBOL]...", help="The tickers to reset.")]
+Failed = Annotated[bool, typer.Option("--failed", help="Every symbol whose last fetch failed.")]
+AllSkipped = Annotated[bool, typer.Option("--all-skipped", help="Every symbol skipped after max_consecutive_failures "
+                                          "failed fetches in a row.")]
 
 
 @dataclass(frozen=True)
@@ -132,14 +140,49 @@ def window(start: dt.datetime | None, end: dt.datetime | None) -> tuple[dt.date 
     return first, last
 
 
-def need_selection(all_: bool, opts: Options, provider: str) -> None:
+def need_selection(all_: bool, opts: Options, provider: str, dry_run: bool = False, report: Path | None = None) -> None:
     """`fetch` and `run` take --all or named symbols, never both, never neither (except from
-    csv files, which name their symbols)."""
+    csv files, which name their symbols); with --dry-run, no option that writes a file
+    (--metrics-file, --report)."""
+    if dry_run and (opts.metrics_file is not None or report is not None):
+        raise UsageError("--dry-run writes nothing: leave out --metrics-file and --report")
     chosen = bool(opts.symbols or opts.symbols_file or opts.lists)
     if all_ and chosen:
         raise UsageError("--all and --symbol/--symbols-file/--list exclude each other")
     if not all_ and not chosen and provider != "csv":
         raise UsageError("name symbols with --symbol (or --symbols-file, --list) or take the whole universe with --all")
+
+
+def fetch_call(quotes: bool, interval: Interval | None, start: dt.date | None, end: dt.date | None,
+               dry_run: bool = False) -> Any:
+    """What `fetch` fetches: daily bars, or quotes (--quotes), or intraday bars (--interval);
+    with --dry-run, only the daily plan and its cost. A pipeline call (settings, progress) -> result.
+
+    Raises:
+        UsageError: --quotes with --interval, or with --start/--end; --dry-run with either.
+    """
+    from . import pipeline
+
+    if dry_run and (quotes or interval is not None):
+        raise UsageError("--dry-run plans daily bars only: leave out --quotes/--interval")
+    if dry_run:
+        return plan_call("fetch", start, end)
+    if quotes and interval is not None:
+        raise UsageError("--quotes and --interval exclude each other: fetch one kind at a time")
+    if quotes and (start or end):
+        raise UsageError("--start/--end do not apply to --quotes (a quote is the latest price)")
+    if quotes:
+        return pipeline.fetch_quotes
+    if interval is not None:
+        return lambda settings, progress: pipeline.fetch_intraday(settings, interval.value, start, end, progress)
+    return lambda settings, progress: pipeline.fetch(settings, start, end, progress)
+
+
+def plan_call(command: str, start: dt.date | None, end: dt.date | None) -> Any:
+    """`fetch --dry-run` / `run --dry-run`: the plan and its cost (pipeline/forecast.py)."""
+    from .pipeline.forecast import plan_only
+
+    return lambda settings, _: plan_only(settings, command, start, end)
 
 
 def escape_help(command: Any) -> Any:

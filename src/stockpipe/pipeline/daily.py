@@ -39,17 +39,17 @@ from ..models import DATASETS, StageResult, SymbolOutcome
 from ..providers import registry as providers
 from ..providers.base import Payload
 from ..providers.basis import restate
-from ..stages.plan import FetchTask, plan_fetch
+from ..stages.plan import EARLIEST, FetchPlan, FetchTask, plan_fetch
 from ..stages.validate import Validated, accepted_frame, rejected_frame, validate_bars
 from ..storage import applied, ledger, state
 from ..storage.lake import ChangesUnavailableError, Lake
+from . import forecast
 from .context import Context
 from .fetching import Read, Spec, fetch_all, outcome_counts, verdict
 
 log = logging.getLogger("stockpipe")
 
 PRICES, ACTIONS, REJECTS = (DATASETS[n] for n in ("prices_daily", "corporate_actions", "rejects"))
-EARLIEST = dt.date(1900, 1, 1)
 
 
 @logs.stage("fetch")
@@ -67,7 +67,10 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
             symbols = ctx.mine(settings.symbols)
             with ctx.engine.connect() as conn:
                 known = state.read_states(conn, PRICES.name, symbols)
-            plan = plan_fetch(symbols, known, ctx.now, settings.history_days, exchange_of, start, end)
+                left = forecast.quota_left(conn, settings, provider.name, ctx.now)
+            plan = plan_fetch(symbols, known, ctx.now, settings.history_days, exchange_of, start, end,
+                              forecast.restate_sessions(settings, provider.name), settings.max_consecutive_failures)
+            forecast.announce(settings, provider.name, plan, left, ctx.now)
             for symbol, last, latest in plan.ahead:
                 log.warning("%s: symbol_state says its bars run to %s, after the latest closed session %s (the clock "
                             "went back?): nothing fetched; `stockpipe fetch --symbol %s --start DATE` resets it",
@@ -82,11 +85,20 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
         provider.close()
     outcomes = [last[t.symbol] for t in plan.tasks if t.symbol in last]
     # every call made counts, a failed one too and one a later provider's outcome replaced
-    counts = {**outcome_counts(len(plan.tasks), outcomes, up_to_date=len(plan.current)), "api_calls": calls}
+    counts = {**outcome_counts(len(plan.tasks), outcomes, up_to_date=len(plan.current)), "api_calls": calls,
+              **forecast.plan_counts(plan)}
     _record_servers(ctx, outcomes)
     if not plan.tasks:
-        return StageResult("fetch", ExitCode.NOTHING_TO_DO, counts, (), message="every symbol is up to date")
+        return StageResult("fetch", ExitCode.NOTHING_TO_DO, counts, (), message=_nothing(plan))
     return _covered(_unreachable(verdict("fetch", len(plan.tasks), counts, outcomes)), [*covered, *problems], outcomes)
+
+
+def _nothing(plan: FetchPlan) -> str:
+    if not plan.skipped:
+        return "every symbol is up to date"
+    return (f"every symbol is up to date or skipped; {len(plan.skipped)} skipped after failing "
+            f"{'' if len(plan.skipped) == 1 else 'each '}too many times in a row (first {plan.skipped[0]}): "
+            "`stockpipe reset SYMBOL` or `stockpipe reset --all-skipped` to fetch again")
 
 
 @dataclass
@@ -317,6 +329,8 @@ def _held(task: FetchTask, known: Mapping[str, Any], read: Read) -> dict[str, An
     refetch = known.get("refetch_from")
     if refetch is not None and task.start <= refetch <= task.end:  # the gap was asked for: done
         row["refetch_from"] = None
+    if known.get("needs_reprocess") and task.backfill:  # the full reload `reset` asked for is in
+        row["needs_reprocess"] = False
     return row
 
 
