@@ -68,6 +68,10 @@ def child(args: argparse.Namespace) -> None:
     """Run one command through the library and write its time and counts to --result."""
     from stockpipe import pipeline
     from stockpipe.config import load_settings
+    # What the stages import lazily (pandas, pyarrow, deltalake, SQLAlchemy, alembic, TA-Lib):
+    # loaded before the clock starts, so "imports excluded" holds for every command alike.
+    from stockpipe.pipeline import fetching, loading, transforming  # noqa: F401
+    from stockpipe.stages import adjust, indicators  # noqa: F401
 
     data_dir = Path(args.data_dir)
     settings = load_settings({"provider": "demo", "data_dir": data_dir, "database_url": args.database_url,
@@ -130,8 +134,9 @@ class Backend:
 
     def day_facts(self, session: dt.date) -> dict:
         """Splits and dividends with ex-date `session` (the demo's restate history), and what
-        the latest indicators_daily commit did (Delta copy-on-write: unchanged rows of every
-        file it touched are copied into new files)."""
+        the transform's indicators_daily commits did (Delta copy-on-write: unchanged rows of every
+        file it touched are copied into new files; a split's rewrite replaces the files holding
+        its symbol)."""
         import pyarrow.compute as pc
         from deltalake import DeltaTable
         from stockpipe.models import DATASETS
@@ -139,11 +144,14 @@ class Backend:
 
         actions = Lake(self.data_dir / "lake").read(DATASETS["corporate_actions"], columns=["date", "kind"])
         today = actions.filter(pc.equal(actions["date"], session))["kind"].to_pylist()
-        last = DeltaTable(str(self.data_dir / "lake" / "indicators_daily")).history(1)[0]
-        metrics = last.get("operationMetrics") or {}
+        history = DeltaTable(str(self.data_dir / "lake" / "indicators_daily")).history()  # newest first
+        run = history[0].get("stockpipe.run_id")
+        commits = [h.get("operationMetrics") or {} for h in history if run and h.get("stockpipe.run_id") == run]
         return {"splits": today.count("split"), "dividends": today.count("dividend"),
-                "copied": int(metrics.get("num_target_rows_copied", 0)),
-                "files_removed": int(metrics.get("num_target_files_removed", 0))}
+                "copied": sum(int(m.get("num_target_rows_copied", 0)) for m in commits),
+                "files_removed": sum(int(m.get("num_target_files_removed", m.get("num_removed_files", 0)))
+                                     for m in commits),
+                "commits": len(commits)}
 
     def warehouse(self) -> dict:
         """lake_applied versions and row counts of the loaded tables."""
@@ -202,8 +210,8 @@ def bench(backend: Backend, days: int) -> dict:
         facts = day["facts"]
         say(f"new session {now:%a %Y-%m-%d} ({facts['splits']} splits, {facts['dividends']} dividends): fetch "
             f"{day['fetch']['seconds']:.2f} s, transform {day['transform']['seconds']:.2f} s "
-            f"({day['transform']['rows_written']:,} rows; the indicators commit copied {facts['copied']:,} unchanged "
-            f"rows from {facts['files_removed']} files), load {day['load']['seconds']:.2f} s "
+            f"({day['transform']['rows_written']:,} rows; {facts['commits']} indicators commits removed "
+            f"{facts['files_removed']} files, merges copied {facts['copied']:,} unchanged rows), load {day['load']['seconds']:.2f} s "
             f"({day['load']['rows_written']:,} rows)")
     session = dt.date(now.year, now.month, now.day)
     resent = out["resent"]
@@ -253,7 +261,9 @@ def report(results: dict[str, dict], n: int) -> bool:
          for k in kinds])
     row("  splits that day (each day)", [", ".join(str(d["facts"]["splits"]) for d in results[k]["days"])
                                          for k in kinds])
-    row("  lake rows copied by the day's indicators commit", [
+    row("  indicators files rewritten by the day's commits", [
+        ", ".join(f"{d['facts']['files_removed']:,}" for d in results[k]["days"]) for k in kinds])
+    row("  lake rows copied by the day's indicators merges", [
         ", ".join(f"{d['facts']['copied']:,}" for d in results[k]["days"]) for k in kinds])
     ratios = {k: (medians[k]["transform"] + medians[k]["load"]) / tl(results[k]["backfill"]) for k in kinds}
     verdicts = {k: ratios[k] <= DAY_GOAL for k in kinds}

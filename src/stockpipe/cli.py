@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 
-from . import cli_ops, cli_universe, cli_verify, interrupt, render
+from . import cli_lake, cli_ops, cli_universe, cli_verify, interrupt, render
 from .errors import ExitCode, HealthCode, StockpipeError, UsageError
 from .options import (All, Adjusted, Config, Exchanges, CsvPath, DatabaseUrl, DataDir, Debug, DryRun, End, From, Full,
                       IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Probe, Provider, Quotes, ReportFile,
@@ -192,6 +192,7 @@ def health_check(config: Config = None, data_dir: DataDir = None, database_url: 
 
 cli_verify.register(app, _call, _pipeline)  # `verify`, here in the command list (cli.py is at its size limit)
 cli_universe.register(app, _call, _pipeline, _look)  # `status` and `reset`, the same way
+cli_lake.register(app, _typer(help="Upkeep of the lake's Delta tables."), _call, _pipeline)  # `lake optimize`
 
 
 @app.command()

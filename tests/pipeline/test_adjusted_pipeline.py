@@ -216,6 +216,41 @@ def test_a_withdrawn_action_leaves_no_stale_span(first_run, database_url):
     assert counts["indicators_daily_written"] == 0
 
 
+def test_a_dividend_resends_no_history_and_a_split_the_whole_of_it(first_run, monkeypatch):
+    # What transform hands the indicators' MERGE is what the MERGE scans and may rewrite: a
+    # new dividend changes the symbol's spans but no split-only price, so only the rows from
+    # its ex-date on are recomputed and offered; a late split offers the whole history.
+    # (A split's rows are written anew, Lake.rewrite, the others merged: both are watched.)
+    settings, _ = first_run
+    lake, prices, _, _ = lake_state(settings)
+    offered, merge, rewrite = [], Lake.merge, Lake.rewrite
+
+    def spy(self, dataset, rows, *args, **kwargs):
+        if dataset.name == INDICATORS.name and len(rows):
+            offered.append(rows["date"])
+        return merge(self, dataset, rows, *args, **kwargs)
+
+    def spy_rewrite(self, dataset, symbols, rows, *args, **kwargs):
+        if dataset.name == INDICATORS.name and len(rows):
+            offered.append(rows["date"])
+        return rewrite(self, dataset, symbols, rows, *args, **kwargs)
+
+    monkeypatch.setattr(Lake, "merge", spy)
+    monkeypatch.setattr(Lake, "rewrite", spy_rewrite)
+    ex_date = prices["date"].iloc[-30]
+    dividend = pd.DataFrame({"symbol": [SYMBOL], "date": [ex_date], "kind": ["dividend"], "value": [0.01],
+                             "provider": ["demo"], "fetched_at": [pd.Timestamp(clock())]})
+    lake.merge(ACTIONS, dividend)
+    stage = pipeline.transform(settings, clock=clock).stages[0]
+    assert stage.counts["adjustments_written"] > 0 and stage.counts["indicators_written"] == 0
+    assert len(offered[-1]) == 30 and offered[-1].min() == ex_date
+
+    late = dividend.assign(date=[LATE_SPLIT], kind=["split"], value=[10.0])
+    lake.merge(ACTIONS, late)
+    stage = pipeline.transform(settings, clock=clock).stages[0]
+    assert len(offered[-1]) == len(prices) and stage.counts["indicators_written"] > 200
+
+
 def test_vendor_adj_close_is_kept_and_its_divergence_reported(first_run, database_url):
     settings, _ = first_run
     lake, prices, _, spans = lake_state(settings)

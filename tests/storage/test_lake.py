@@ -10,7 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from stockpipe.models import DATASETS, arrow_schema
-from stockpipe.storage.lake import Lake, MergeResult
+from stockpipe.storage import lake_upkeep
+from stockpipe.storage.lake import Commit, Lake, MergeResult
 
 PRICES = DATASETS["prices_daily"]
 REJECTS = DATASETS["rejects"]
@@ -222,3 +223,159 @@ def test_new_rows_in_an_existing_month_are_added_next_to_the_old_ones(lake: Lake
     table = lake.read(PRICES)
     assert table.num_rows == 6
     assert table.column("symbol").to_pylist() == ["AAA", "AAA", "BBB", "BBB", "CCC", "CCC"]
+
+
+def test_a_merge_reads_only_the_months_of_its_rows(lake: Lake):
+    # A new session is merged into its month alone: the MERGE names the source's months, so
+    # delta-rs neither scans nor rewrites the others (the nightly reads one month, not the
+    # whole history). Proof: January's file gone from disk does not trouble a March merge.
+    lake.merge(PRICES, prices())
+    january = next(f for f in lake.files(PRICES) if "month=2026-01" in str(f))
+    january.unlink()
+
+    result = lake.merge(PRICES, prices(dates=("2026-03-04",), fetched_at=LATER_FETCH))
+
+    assert result.changed == {"AAA": 1, "BBB": 1, "CCC": 1}
+    assert january in lake.files(PRICES)  # still in the table's version, never opened
+
+
+def test_rows_of_symbols_new_to_their_months_are_appended_as_one_commit_with_its_metadata(lake: Lake):
+    # A backfill chunk cannot match a stored row: it is appended (no MERGE join over the
+    # table), with the same commit metadata and watermarks, and the change feed sees inserts.
+    from deltalake import DeltaTable
+
+    commit = Commit("run-1", "transform", {"transform:prices_daily": 3})
+    first = lake.merge(PRICES, prices(symbols=("AAA",)), commit)
+    second = lake.merge(PRICES, prices(symbols=("BBB",)), commit)
+    third = lake.merge(PRICES, prices(symbols=("AAA", "CCC"), close=99.0))
+
+    history = DeltaTable(str(lake.path(PRICES))).history()  # newest first
+    assert [h["operation"] for h in history[:3]] == ["MERGE", "WRITE", "WRITE"]
+    assert history[1]["stockpipe.run_id"] == "run-1" and history[1]["stockpipe.stage"] == "transform"
+    assert lake.watermark(PRICES, "transform:prices_daily") == 3
+    assert (first.changed, second.changed, third.changed) == ({"AAA": 6}, {"BBB": 6}, {"AAA": 6, "CCC": 6})
+    feed = lake.changes(PRICES, first.version, second.version)
+    assert set(feed["_change_type"].to_pylist()) == {"insert"} and feed.num_rows == 6
+    assert lake.read(PRICES).num_rows == 18
+    assert lake.merge(PRICES, prices(symbols=("BBB",))).changed == {}  # the same rows again: nothing
+
+
+def test_a_merge_reads_only_the_files_that_may_hold_its_symbols(lake: Lake):
+    # Chunks of symbols written apart (a backfill's) leave files of disjoint symbol ranges in
+    # a month: a merge of one chunk prunes the others' files by their statistics.
+    lake.merge(PRICES, prices(symbols=("AAA",)))
+    lake.merge(PRICES, prices(symbols=("CCC",)))
+    aaa = [f for f in lake.files(PRICES) if pq.read_table(f)["symbol"][0].as_py() == "AAA"]
+    assert len(aaa) == 3
+    for f in aaa:
+        f.unlink()
+
+    result = lake.merge(PRICES, prices(symbols=("BBB", "CCC"), close=50.0))
+
+    assert result.changed == {"BBB": 6, "CCC": 6}
+
+
+def test_a_read_of_some_symbols_opens_only_the_files_that_may_hold_them(lake: Lake):
+    # By the Delta log's symbol statistics (pyarrow cannot prune string_view files itself).
+    lake.merge(PRICES, prices(symbols=("AAA",)))
+    lake.merge(PRICES, prices(symbols=("BBB", "CCC"), close=50.0))
+    for f in lake.files(PRICES):
+        if pq.read_table(f)["symbol"][0].as_py() == "AAA":
+            f.unlink()
+
+    table = lake.read(PRICES, ["CCC"])
+
+    assert table.num_rows == 6 and set(table["symbol"].to_pylist()) == {"CCC"}
+    assert lake.read(PRICES, []).num_rows == 0
+
+
+def test_a_write_of_new_rows_racing_a_merge_of_the_same_rows_keeps_one_copy(lake: Lake, monkeypatch):
+    # The race a blind append loses: between this write's look at the table ("no row of AAA
+    # in these months") and its commit, another writer merges AAA's rows. delta-rs must
+    # refuse the stale commit (it declared the rows it covers), and the retry merges on the
+    # other writer's version: one row per key, this write's values last.
+    # The other writer runs exactly inside that window, wrapped around _holds_any
+    # (monkeypatch places the race; it replaces nothing).
+    from stockpipe.storage import lake as lake_module
+
+    other, real, raced = Lake(lake.root), lake_module.holds_any, []
+
+    def look_then_race(*look):
+        answer = real(*look)
+        if not raced:
+            raced.append("racing")  # the other writer's own look passes straight through
+            raced[0] = other.merge(PRICES, prices(symbols=("AAA",), close=77.0))
+        return answer
+
+    monkeypatch.setattr(lake_module, "holds_any", look_then_race)
+    result = lake.merge(PRICES, prices(symbols=("AAA",), close=99.0))
+
+    table = lake.read(PRICES)
+    assert raced[0].changed == {"AAA": 6} and result.changed == {"AAA": 6}
+    assert table.num_rows == 6 and len(set(table["date"].to_pylist())) == 6
+    assert set(table["close"].to_pylist()) == {99.0 + d / 10 for d in range(6)}
+
+
+def test_a_write_of_new_rows_does_not_lose_another_writers_rows_in_the_same_months(lake: Lake, monkeypatch):
+    # The other shard's rows (other symbols, same months) committed in the window stay.
+    from stockpipe.storage import lake as lake_module
+
+    other, real, raced = Lake(lake.root), lake_module.holds_any, []
+
+    def look_then_race(*look):
+        answer = real(*look)
+        if not raced:
+            raced.append("racing")
+            raced[0] = other.merge(PRICES, prices(symbols=("BBB",)))
+        return answer
+
+    monkeypatch.setattr(lake_module, "holds_any", look_then_race)
+    lake.merge(PRICES, prices(symbols=("AAA", "CCC")))
+
+    assert lake.read(PRICES).num_rows == 18
+
+
+def test_optimize_compacts_small_files_without_changing_a_row_or_the_change_feed(lake: Lake):
+    for symbol in SYMBOLS:  # three commits: three files per month
+        lake.merge(PRICES, prices(symbols=(symbol,)))
+    before, version = lake.read(PRICES), lake.version(PRICES)
+    assert len(lake.files(PRICES)) == 9
+
+    done = lake_upkeep.optimize(lake, PRICES)
+
+    assert done == {"files_removed": 9, "files_added": 3, "files_vacuumed": 0}
+    assert len(lake.files(PRICES)) == 3 and lake.read(PRICES).equals(before)
+    assert lake.changes(PRICES, version).num_rows == 0  # a consumer sees nothing new
+    assert lake.changes(PRICES, 0, version).num_rows == 18  # and the old feed is still there
+
+
+def test_vacuum_drops_the_old_files_and_their_change_feed(lake: Lake):
+    from stockpipe.storage.lake import ChangesUnavailableError
+
+    for symbol in SYMBOLS:
+        lake.merge(PRICES, prices(symbols=(symbol,)))
+    before = lake.read(PRICES)
+
+    done = lake_upkeep.optimize(lake, PRICES, vacuum_hours=0)
+
+    assert done["files_vacuumed"] == 9 and lake.read(PRICES).equals(before)
+    with pytest.raises(ChangesUnavailableError):  # the consumer falls back to the snapshot
+        lake.changes(PRICES, 0)
+
+
+def test_a_new_session_in_a_month_already_held_is_written_without_a_merge_and_keeps_the_earlier_days(lake: Lake):
+    # The nightly: every symbol gets one new date in the current month. No stored row lies
+    # in that date range, so no MERGE is needed (and none of the month's earlier files is
+    # read); the same day sent again with a change is merged.
+    from deltalake import DeltaTable
+
+    lake.merge(PRICES, prices())
+    new_day = lake.merge(PRICES, prices(dates=("2026-03-04",)))
+    restated = lake.merge(PRICES, prices(dates=("2026-03-04",), close=20.0))
+
+    history = DeltaTable(str(lake.path(PRICES))).history()
+    assert [h["operation"] for h in history[:2]] == ["MERGE", "WRITE"]
+    assert new_day.changed == restated.changed == {"AAA": 1, "BBB": 1, "CCC": 1}
+    table = lake.read(PRICES)
+    assert table.num_rows == 21 and lake.read(PRICES, ["AAA"])["date"].to_pylist()[-2:] == [
+        dt.date(2026, 3, 3), dt.date(2026, 3, 4)]

@@ -29,7 +29,7 @@ from ..storage import warehouse
 from .context import Clock, Context, Progress, connect, finish, no_progress, open_warehouse, recorded
 
 __all__ = ["Context", "check_report_path", "db_current", "db_upgrade", "fetch", "fetch_intraday", "fetch_quotes",
-           "health_check", "health_level", "load", "open_warehouse", "quality_check", "run", "transform", "validate"]
+           "health_check", "health_level", "lake_optimize", "load", "open_warehouse", "quality_check", "run", "transform", "validate"]
 
 # ------------------------------------------------------------------------ commands
 
@@ -242,3 +242,20 @@ def db_current(settings: Settings, clock: Clock = calendars.utcnow) -> CommandRe
     return CommandResult("db current", "", ExitCode.OK, (), started, clock(),
                          f"database at {current or 'empty'}, newest {head} ({state})",
                          {"current": current, "head": head})
+
+
+def lake_optimize(settings: Settings, vacuum_hours: int | None = None, clock: Clock = calendars.utcnow) -> CommandResult:
+    """Compact every lake table's small files, and with `vacuum_hours` delete the files no
+    version of the last that many hours needs (storage/lake_upkeep.py)."""
+    from ..models import DATASETS
+    from ..storage import lake_upkeep
+    from ..storage.lake import Lake
+
+    started, lake = clock(), Lake(settings.lake_dir)
+    tables = {name: lake_upkeep.optimize(lake, dataset, vacuum_hours) for name, dataset in DATASETS.items()
+              if lake.version(dataset) is not None}
+    removed, added = (sum(t[k] for t in tables.values()) for k in ("files_removed", "files_added"))
+    vacuumed = sum(t["files_vacuumed"] for t in tables.values())
+    message = f"{removed} small file(s) compacted into {added} over {len(tables)} table(s)" + (
+        "" if vacuum_hours is None else f"; {vacuumed} file(s) older than {vacuum_hours} h vacuumed")
+    return CommandResult("lake optimize", "", ExitCode.OK, (), started, clock(), message, {"tables": tables})

@@ -12,9 +12,10 @@ change.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Mapping
+from typing import Callable, Mapping
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..models import DATASETS, Dataset
 from ..storage.lake import ChangesUnavailableError, Commit, Lake
@@ -30,24 +31,31 @@ def inputs(ctx: Context, lake: Lake, datasets: tuple[Dataset, ...], stage: str =
 
 
 def pending(ctx: Context, lake: Lake, output: Dataset, given: Inputs, whole: tuple[str, ...],
-            full: bool = False) -> dict[str, dt.date | None]:
+            full: bool = False, whole_when: Mapping[str, Callable[[pa.Table], pa.Array]] | None = None,
+            ) -> dict[str, dt.date | None]:
     """This shard's symbols whose inputs changed since `output`'s watermark (every symbol of
     the inputs with `full`) -> the first date that changed (None: the whole symbol, always so
-    for an input in `whole`)."""
+    for an input in `whole`, and for the symbols of the changed rows `whole_when[input]`
+    selects: a split, not a dividend)."""
     since: dict[str, dt.date | None] = {}
     for name, (app, version) in given.items():
         dataset = DATASETS[name]
         seen = None if full else lake.watermark(output, app)
         if seen is not None and seen >= version:  # nothing new
             continue
+        restating: set[str] = set()
         try:
             if seen is None:
                 raise ChangesUnavailableError(f"{output.name} has no watermark for {name}")
-            firsts = _first_dates(lake.changes(dataset, seen, version), dataset.partition)
+            feed = lake.changes(dataset, seen, version)
+            firsts = _first_dates(feed, dataset.partition)
+            if whole_when and name in whole_when and feed.num_rows:
+                restating = set(feed["symbol"].filter(whole_when[name](feed)).to_pylist())
         except ChangesUnavailableError:
-            firsts = dict.fromkeys(lake.read(dataset, columns=["symbol"])["symbol"].to_pylist())
+            # Unique before Python sees them: 10M rows are 20,000 symbols, not 10M strings.
+            firsts = dict.fromkeys(pc.unique(lake.read(dataset, columns=["symbol"])["symbol"]).to_pylist())
         for symbol, first in firsts.items():
-            if name in whole or first is None or since.get(symbol, first) is None:
+            if name in whole or symbol in restating or first is None or since.get(symbol, first) is None:
                 since[symbol] = None
             else:
                 since[symbol] = min(first, since.get(symbol, first))

@@ -26,7 +26,7 @@ from ..models import LOAD_ORDER, Dataset, StageResult
 from ..storage import applied, warehouse
 from ..storage.lake import ChangesUnavailableError, Lake
 from . import revisions
-from .context import Context, chunks
+from .context import Context
 
 
 @logs.stage("load")
@@ -81,16 +81,19 @@ def _apply(ctx: Context, lake: Lake, dataset: Dataset, full: bool) -> tuple[int,
 
 
 def _snapshot(ctx: Context, conn, lake: Lake, dataset: Dataset, version: int) -> tuple[int, int]:
-    """Replace the warehouse's rows (this shard's) with the lake table's at `version`."""
-    symbols = sorted(set(lake.read(dataset, version=version, columns=["symbol"])["symbol"].to_pylist()))
+    """Replace the warehouse's rows (this shard's) with the lake table's at `version`, a
+    batch of rows at a time (bounded memory, whatever the table's size)."""
     if ctx.settings.shard is None:
         deleted = warehouse.delete_rows(conn, dataset)
     else:
         held = conn.execute(warehouse.distinct_symbols(dataset)).scalars().all()
         deleted = warehouse.delete_rows(conn, dataset, symbols=ctx.mine(held))
     written = 0
-    for chunk in chunks(ctx.mine(symbols)):  # bounded memory: a chunk of symbols at a time
-        written += warehouse.upsert(conn, dataset, lake.read(dataset, chunk, version=version))
+    for batch in lake.scan(dataset, version=version):
+        if ctx.settings.shard is not None:
+            mine = ctx.mine(pc.unique(batch["symbol"]).to_pylist())
+            batch = batch.filter(pc.is_in(batch["symbol"], pa.array(mine, pa.string())))
+        written += warehouse.upsert(conn, dataset, batch)
     return written, deleted
 
 
@@ -98,7 +101,10 @@ def _net(feed: pa.Table, dataset: Dataset, ctx: Context) -> tuple[pa.Table, pa.T
     """(rows to upsert, keys to delete): each key's last change in the feed, this shard's."""
     feed = feed.filter(pc.not_equal(feed["_change_type"], "update_preimage"))
     feed = feed.filter(pc.is_in(feed["symbol"], pa.array(ctx.mine(set(feed["symbol"].to_pylist())), pa.string())))
-    ordered = feed.sort_by([("_commit_version", "ascending")])
+    # A rewrite (Lake.rewrite) deletes a key's old row and inserts its new one in the same
+    # commit: within a commit, the deletion comes first.
+    feed = feed.append_column("__kept", pc.not_equal(feed["_change_type"], "delete").cast(pa.int8()))
+    ordered = feed.sort_by([("_commit_version", "ascending"), ("__kept", "ascending")])
     ordered = ordered.append_column("__i", pa.array(range(ordered.num_rows), pa.int64()))
     last = ordered.group_by(list(dataset.key), use_threads=False).aggregate([("__i", "max")])["__i_max"]
     net = ordered.take(pc.take(last, pc.sort_indices(last)))

@@ -36,7 +36,7 @@ from .. import calendars
 from ..config import Settings
 from ..errors import ExitCode, UsageError
 from ..models import DATASETS, CommandResult, StageResult, SymbolOutcome
-from ..storage import retention
+from ..storage import lake_upkeep, retention
 from ..storage.lake import Commit, Lake
 from .context import Clock, Context, Progress, finish, no_progress, recorded
 
@@ -113,7 +113,7 @@ def _prune_dataset(ctx: Context, name: str, cutoff: dt.datetime) -> dict[str, in
     column = RETAINED[name][0]
     limit: dt.datetime | dt.date = cutoff.date() if column == "date" else cutoff
     before = lake.version(dataset)
-    removed = lake.delete_before(dataset, column, limit, Commit(ctx.run_id, "prune"))
+    removed = lake_upkeep.delete_before(lake, dataset, column, limit, Commit(ctx.run_id, "prune"))
     after = lake.version(dataset)
     if removed and before is not None and after is not None:
         _keep_derived(ctx, lake, name, before, after)
@@ -161,6 +161,6 @@ def _record(ctx: Context, stages: Sequence[StageResult]) -> None:
 def _vacuum(ctx: Context) -> StageResult:
     """Every lake table's files older than `time_travel_days` that no version in reach needs."""
     lake, hours = Lake(ctx.settings.lake_dir), ctx.settings.time_travel_days * 24
-    files = sum(lake.vacuum(dataset, hours) for dataset in DATASETS.values() if lake.exists(dataset))
+    files = sum(lake_upkeep.vacuum(lake, dataset, hours) for dataset in DATASETS.values() if lake.exists(dataset))
     return StageResult("vacuum", ExitCode.OK, {"files_removed": files},
                        message=f"lake versions older than {ctx.settings.time_travel_days} day(s)")

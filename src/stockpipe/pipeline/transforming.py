@@ -2,11 +2,15 @@
 inputs changed in the lake, a chunk of symbols at a time.
 
 What changed comes from the lake's change feed since transform's watermark (changes.py). A
-symbol with a new or restated bar gets its indicators rewritten from that bar's date on
-(every indicator is causal; TA-Lib still runs over the whole in-memory history for its
-warm-up); a symbol with a changed corporate action or changed adjustment spans (a split) is
-rewritten whole. The watermark advances only with the last chunk's commit, so a run killed
-half way redoes the rest, and what it had written merges again as "no change".
+symbol with a new or restated bar, or a changed dividend, gets its indicators rewritten from
+that date on (every indicator is causal; TA-Lib still runs over the whole in-memory history
+for its warm-up); a symbol with a changed split, or whose split-only adjustment of some bar
+changed, is rewritten whole (indicators are computed on split-only prices: a dividend changes
+the symbol's spans but no indicator row, stages/adjust.py); a split changes every one of the
+symbol's rows, so those are written anew (`Lake.rewrite`) rather than merged, and the MERGE of
+the other symbols' new rows touches only the months they fall in. The watermark advances only with
+the last chunk's commit, so a run killed half way redoes the rest, and what it had written
+merges again as "no change".
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import datetime as dt
 from typing import Mapping
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .. import calendars, crashpoints, logs
 from ..errors import ExitCode
@@ -23,10 +29,14 @@ from ..stages.indicators import compute_indicators
 from ..storage import state
 from ..storage.lake import Commit, Lake
 from . import changes
-from .context import SYMBOLS_PER_CHUNK, Context, chunks
+from .context import Context, chunks
 
 PRICES, ACTIONS, INDICATORS = DATASETS["prices_daily"], DATASETS["corporate_actions"], DATASETS["indicators_daily"]
 ADJUSTMENTS, QUOTES, QUOTES_DAILY = DATASETS["adjustments"], DATASETS["quotes"], DATASETS["quotes_daily"]
+# Symbols transformed per chunk: each chunk's whole price history is in memory (pandas, TA-Lib,
+# the indicators' 36 columns, delta-rs' write buffers): 1,000 symbols x 2 years stay well
+# under the 2 GB peak the 10M-row goal allows (PERFORMANCE.md), 2,000 did not.
+TRANSFORM_CHUNK = 1000
 _COUNTS = ("indicators_written", "adjustments_written", "actions_ignored", "adj_close_symbols_compared",
            "adj_close_max_rel_diff_ppm")
 
@@ -51,21 +61,27 @@ def transform_stage(ctx: Context, full: bool = False) -> StageResult:
 
     lake, outcomes = Lake(ctx.settings.lake_dir), []
     inputs = changes.inputs(ctx, lake, (PRICES, ACTIONS))
-    since = changes.pending(ctx, lake, INDICATORS, inputs, whole=(ACTIONS.name,), full=full)
+    since = changes.pending(ctx, lake, INDICATORS, inputs, whole=(), full=full, whole_when={ACTIONS.name: _splits})
     pending = sorted(since)
     counts = dict.fromkeys(_COUNTS, 0)
-    parts = list(chunks(pending))
+    parts = list(chunks(pending, TRANSFORM_CHUNK))
     for done, chunk in enumerate(parts, start=1):
         prices, actions = lake.read_frame(PRICES, chunk), lake.read_frame(ACTIONS, chunk)
         spans = adjustment_spans(prices, actions)
         spans["computed_at"] = pd.Timestamp(ctx.now)
-        respanned = lake.replace(ADJUSTMENTS, chunk, spans, Commit(ctx.run_id, "transform")).changed
+        stored = lake.read_frame(ADJUSTMENTS, chunk)
+        moved = _spans_changed(stored, spans)  # most nights: the few symbols with a new dividend
+        respanned = lake.replace(ADJUSTMENTS, moved, spans[spans["symbol"].isin(moved)],
+                                 Commit(ctx.run_id, "transform")).changed
         crashpoints.hit("after_adjustments")
         indicators = compute_indicators(apply_adjustments(prices, spans, dividends=False))
         indicators["computed_at"] = pd.Timestamp(ctx.now)
-        indicators = _from_first_change(indicators.reindex(columns=INDICATORS.column_names), since, respanned)
+        whole = _split_restated(prices, stored, spans, respanned)
+        indicators = _from_first_change(indicators.reindex(columns=INDICATORS.column_names), since, whole)
+        restated = indicators["symbol"].isin(list(whole)).to_numpy()
+        changed = lake.rewrite(INDICATORS, whole, indicators[restated], Commit(ctx.run_id, "transform")).changed
         commit = changes.commit(ctx, "transform", inputs, last=done == len(parts))
-        changed = lake.merge(INDICATORS, indicators, commit).changed
+        changed |= lake.merge(INDICATORS, indicators[~restated], commit).changed
         divergence, ignored = vendor_divergence(prices, spans), unusable_actions(prices, actions)
         counts["indicators_written"] += sum(changed.values())
         counts["adjustments_written"] += sum(respanned.values())
@@ -77,7 +93,7 @@ def transform_stage(ctx: Context, full: bool = False) -> StageResult:
         messages = _notes(spans, divergence, ignored)
         outcomes += _record(ctx, [SymbolOutcome(s, "transform", "ok", changed.get(s, 0) + respanned.get(s, 0),
                                                 message=messages.get(s, "")) for s in chunk])
-        ctx.progress("transform", done * SYMBOLS_PER_CHUNK, len(pending))
+        ctx.progress("transform", min(done * TRANSFORM_CHUNK, len(pending)), len(pending))
     if not parts:  # the inputs may have moved on with none of this shard's symbols
         changes.advance(ctx, lake, INDICATORS, "transform", inputs)
     crashpoints.hit("after_transform")
@@ -117,11 +133,42 @@ def _record(ctx: Context, outcomes: list[SymbolOutcome]) -> list[SymbolOutcome]:
     return outcomes
 
 
-def _from_first_change(rows: pd.DataFrame, since: Mapping[str, dt.date | None],
-                       respanned: Mapping[str, int]) -> pd.DataFrame:
+def _splits(feed: pa.Table) -> pa.Array:
+    """The changed corporate actions that restate a symbol's whole split-adjusted history."""
+    return pc.fill_null(pc.equal(feed["kind"], "split"), True)
+
+
+def _spans_changed(stored: pd.DataFrame, spans: pd.DataFrame) -> list[str]:
+    """The symbols whose spans differ between `stored` and `spans` (a span added, gone or
+    changed, on the key and value columns): only theirs are replaced in the lake, whose
+    MERGE would otherwise scan every span of the chunk to find no change."""
+    columns = [*ADJUSTMENTS.key, *ADJUSTMENTS.value_columns]
+    old = stored[columns].astype({c: spans[c].dtype for c in columns})
+    both = old.merge(spans[columns], how="outer", on=columns, indicator=True)
+    return sorted(set(both.loc[both["_merge"] != "both", "symbol"]))
+
+
+def _split_restated(prices: pd.DataFrame, stored: pd.DataFrame, spans: pd.DataFrame,
+                    respanned: Mapping[str, int]) -> set[str]:
+    """The symbols among `respanned` whose split-only factor changed on some bar between the
+    `stored` spans and the new `spans` (a split came into effect): every indicator row of
+    theirs may differ. A dividend alone changes the spans' price factors, not these."""
+    from ..stages.adjust import apply_adjustments
+
+    if not respanned:
+        return set()
+    bars = prices.loc[prices["symbol"].isin(list(respanned)), ["symbol", "date"]]
+    old = apply_adjustments(bars, stored, dividends=False)["volume_factor"].to_numpy()
+    new = apply_adjustments(bars, spans, dividends=False)["volume_factor"].to_numpy()
+    return set(bars["symbol"].to_numpy()[old != new])
+
+
+def _from_first_change(rows: pd.DataFrame, since: Mapping[str, dt.date | None], whole: set[str]) -> pd.DataFrame:
     """The rows that may differ: from each symbol's first changed date on, and all of a
-    symbol recomputed whole (no date given, or its adjustment spans changed)."""
-    first = pd.to_datetime(rows["symbol"].map(lambda s: None if s in respanned else since.get(s)))
+    symbol recomputed whole (no date given, or its split-only adjustment changed)."""
+    firsts = pd.Series({s: pd.NaT if d is None or s in whole else pd.Timestamp(d) for s, d in since.items()},
+                       dtype="datetime64[ns]")
+    first = rows["symbol"].map(firsts)  # a symbol missing from `since`: NaT, whole
     return rows[(first.isna() | (rows["date"] >= first)).to_numpy()]
 
 

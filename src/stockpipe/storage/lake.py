@@ -6,8 +6,9 @@ symbol, PERFORMANCE.md §3) and the transaction log `_delta_log/`. DuckDB, Polar
 pandas (through deltalake) read it as it is.
 
 The lake is a log:
-* every write is one atomic commit (a MERGE), carrying the run id and stage in its commit
-  metadata; the table's version counts its changes;
+* every write is one atomic commit (a MERGE; a plain write when the table holds no row of
+  the rows' symbols in their months, e.g. a backfill), carrying the run id and stage in its
+  commit metadata; the table's version counts its changes;
 * the change data feed is on, so `changes(dataset, since)` returns exactly the rows
   inserted, updated (with old and new values) and deleted after a version;
 * a consumer's watermark — the input versions it has consumed — is written in the same
@@ -34,7 +35,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import pandas as pd
 import pyarrow as pa
@@ -42,8 +43,9 @@ import pyarrow.compute as pc
 
 from ..errors import UnavailableError
 from ..models import Dataset, arrow_schema
+from .lake_ranges import FILE_BYTES, MONTH, files_between, holds_any, overwrite, rows_of, span, sql_list
+from .lake_rows import conform, source_rows, to_frame
 
-MONTH = "month"  # the partition column Delta adds to every table
 _CONFIG = {"delta.enableChangeDataFeed": "true"}
 _RETRIES = 12  # commits lost to a concurrent writer before giving up
 
@@ -56,6 +58,14 @@ class Commit:
     run_id: str = ""
     stage: str = ""
     watermarks: Mapping[str, int] = field(default_factory=dict)
+
+    def properties(self):
+        """delta-rs's CommitProperties: run id and stage as commit metadata, the watermarks as
+        application transactions."""
+        from deltalake import CommitProperties, Transaction
+
+        return CommitProperties(custom_metadata={"stockpipe.run_id": self.run_id, "stockpipe.stage": self.stage},
+                                app_transactions=[Transaction(a, int(v)) for a, v in self.watermarks.items()])
 
 
 @dataclass(frozen=True)
@@ -86,29 +96,29 @@ class Lake:
 
     def files(self, dataset: Dataset) -> list[Path]:
         """The data files of the table's current version, sorted."""
-        table = self._open(dataset)
+        table = self.table(dataset)
         if table is None:
             return []
         return sorted(Path(uri.removeprefix("file://")) for uri in table.file_uris())
 
     def version(self, dataset: Dataset) -> int | None:
         """The table's current version; None when it was never written."""
-        table = self._open(dataset)
+        table = self.table(dataset)
         return None if table is None else table.version()
 
     def identity(self, dataset: Dataset) -> str | None:
         """The table's id (a new one when the table is deleted and written again)."""
-        table = self._open(dataset)
+        table = self.table(dataset)
         return None if table is None else table.metadata().id
 
     def watermark(self, dataset: Dataset, app_id: str) -> int | None:
         """The input version a consumer recorded in its last commit to `dataset`."""
-        table = self._open(dataset)
+        table = self.table(dataset)
         return None if table is None else table.transaction_version(app_id)
 
     def count(self, dataset: Dataset) -> int:
         """Rows in the table (from the log's statistics)."""
-        table = self._open(dataset)
+        table = self.table(dataset)
         return 0 if table is None else int(table.count())
 
     def read(self, dataset: Dataset, symbols: Iterable[str] | None = None, version: int | None = None,
@@ -119,30 +129,60 @@ class Lake:
         schema = arrow_schema(dataset)
         if columns is not None:
             schema = pa.schema([schema.field(c) for c in columns])
-        table = self._open(dataset, version)
+        table = self.table(dataset, version)
         if table is None:
             return schema.empty_table()
         try:
             # Files written by different writers hold `symbol` as string or string_view, which
-            # the statistics pruning cannot compare: the filter runs on the cast column.
-            wanted = None if symbols is None else pc.field("symbol").cast(pa.string()).isin(sorted(set(symbols)))
-            files = table.to_pyarrow_dataset()
-            rows = files.to_table(columns=[c for c in schema.names if c in files.schema.names], filter=wanted)
+            # pyarrow's statistics pruning cannot compare: the filter runs on the cast column,
+            # over the files whose symbol range in the Delta log may hold one of `symbols`.
+            data, wanted = table.to_pyarrow_dataset(), None
+            if symbols is not None:
+                wanted = sorted(set(symbols))
+                if not wanted:
+                    return schema.empty_table()
+                data = files_between(table, data, wanted[0], wanted[-1])
+                wanted = pc.field("symbol").cast(pa.string()).isin(wanted)
+            rows = data.to_table(columns=[c for c in schema.names if c in data.schema.names], filter=wanted)
         except (OSError, pa.ArrowInvalid) as exc:
             raise UnavailableError(f"cannot read the lake's {dataset.name} under {self.root}: {exc}: "
                                    "run `stockpipe verify`, or delete the table and fetch again") from None
         keys = [k for k in dataset.key if k in schema.names]
-        return _conform(rows, schema).sort_by([(k, "ascending") for k in keys])
+        return conform(rows, schema).sort_by([(k, "ascending") for k in keys])
+
+    def scan(self, dataset: Dataset, version: int | None = None, rows: int = 100_000) -> Iterator[pa.Table]:
+        """All rows of `dataset` (at `version`, default the latest) in tables of about `rows`
+        rows each, in no particular order, with the dataset's columns and types: a whole
+        table streamed in bounded memory (a 10M-row snapshot load)."""
+        schema = arrow_schema(dataset)
+        table = self.table(dataset, version)
+        if table is None:
+            return
+        try:
+            data = table.to_pyarrow_dataset()
+            batches = data.to_batches(columns=[c for c in schema.names if c in data.schema.names], batch_size=rows,
+                                      batch_readahead=1, fragment_readahead=1)
+            held: list[pa.RecordBatch] = []
+            for batch in batches:
+                held.append(batch)
+                if sum(b.num_rows for b in held) >= rows:
+                    yield conform(pa.Table.from_batches(held), schema)
+                    held = []
+            if held:
+                yield conform(pa.Table.from_batches(held), schema)
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise UnavailableError(f"cannot read the lake's {dataset.name} under {self.root}: {exc}: "
+                                   "run `stockpipe verify`, or delete the table and fetch again") from None
 
     def read_frame(self, dataset: Dataset, symbols: Iterable[str] | None = None) -> pd.DataFrame:
         """`read` as a DataFrame with dates and timestamps as datetime64."""
-        return _to_frame(self.read(dataset, symbols))
+        return to_frame(self.read(dataset, symbols))
 
     def changes(self, dataset: Dataset, since: int, until: int | None = None) -> pa.Table:
         """The change feed after version `since` up to `until` (default the latest): the
         dataset's columns plus `_change_type` (insert, update_preimage, update_postimage,
         delete) and `_commit_version`. Empty when nothing changed."""
-        table = self._open(dataset)
+        table = self.table(dataset)
         schema = arrow_schema(dataset)
         extra = pa.schema([("_change_type", pa.string()), ("_commit_version", pa.int64())])
         empty = pa.schema(list(schema) + list(extra)).empty_table()
@@ -155,7 +195,7 @@ class Lake:
             feed = pa.table(table.load_cdf(starting_version=since + 1, ending_version=until))
         except Exception as exc:  # noqa: BLE001 - delta-rs raises its own types for a vacuumed feed
             raise ChangesUnavailableError(f"{dataset.name}: changes after version {since}: {exc}") from None
-        return _conform(feed, pa.schema(list(schema) + list(extra)))
+        return conform(feed, pa.schema(list(schema) + list(extra)))
 
     # ------------------------------------------------------------------ writing
 
@@ -173,7 +213,7 @@ class Lake:
             ValueError: `rows` holds a symbol not in `symbols`.
         """
         symbols = sorted(set(symbols))
-        table = _source(dataset, rows)
+        table = source_rows(dataset, rows)
         stray = set(table["symbol"].to_pylist()) - set(symbols)
         if stray:
             raise ValueError(f"replace got rows of {sorted(stray)[:5]} outside the symbols it replaces")
@@ -181,90 +221,113 @@ class Lake:
             return MergeResult({}, self.version(dataset))
         return self._write(dataset, table, symbols, commit)
 
-    def _write(self, dataset: Dataset, rows, replacing: list[str] | None, commit: Commit) -> MergeResult:
-        from deltalake import CommitProperties, Transaction
+    def rewrite(self, dataset: Dataset, symbols: Iterable[str], rows: pd.DataFrame | pa.Table,
+                commit: Commit = Commit()) -> MergeResult:
+        """Make `rows` all of `dataset`'s rows for `symbols` by writing them anew, in one
+        commit, without comparing them with the stored ones: for rows that all differ (a
+        split restates every indicator row of its symbol), where a MERGE's join would update
+        each of them anyway at several times the cost. The change feed shows the old rows
+        deleted and the new ones inserted; `changed` counts the rows written.
+
+        Raises:
+            ValueError: `rows` holds a symbol not in `symbols`.
+        """
+        symbols = sorted(set(symbols))
+        table = source_rows(dataset, rows)
+        stray = set(table["symbol"].to_pylist()) - set(symbols)
+        if stray:
+            raise ValueError(f"rewrite got rows of {sorted(stray)[:5]} outside the symbols it rewrites")
+        if not symbols:
+            return MergeResult({}, self.version(dataset))
+        return self._write(dataset, table, symbols, commit, whole=True)
+
+    def _write(self, dataset: Dataset, rows, replacing: list[str] | None, commit: Commit,
+               whole: bool = False) -> MergeResult:
         from deltalake.exceptions import CommitFailedError
 
-        source = _source(dataset, rows)
+        source = source_rows(dataset, rows)
         if source.num_rows == 0 and not replacing:
+            if commit.watermarks:  # nothing to write, but the consumer got this far
+                return MergeResult({}, self.mark(dataset, commit))
             return MergeResult({}, self.version(dataset))
-        properties = CommitProperties(
-            custom_metadata={"stockpipe.run_id": commit.run_id, "stockpipe.stage": commit.stage},
-            app_transactions=[Transaction(app, int(version)) for app, version in commit.watermarks.items()])
+        properties = commit.properties()
         for attempt in range(_RETRIES):
-            table = self._open(dataset) or self._create(dataset)
+            table = self.table(dataset) or self._create(dataset)
             before = table.version()
             try:
-                self._merge(dataset, table, source, replacing, properties)
+                if whole:
+                    overwrite(table, source, f"symbol IN ({sql_list(replacing)})", properties)
+                else:
+                    self._merge(dataset, table, source, replacing, properties)
             except CommitFailedError:
                 time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))  # another writer won: retry on its version
                 continue
             except OSError as exc:
                 raise UnavailableError(f"cannot write the lake's {dataset.name} under {self.root}: {exc}: "
                                        "free disk space or fix permissions") from None
-            table = self._open(dataset)
+            table = self.table(dataset)
             after = table.version()
             if after == before and commit.watermarks:  # nothing to write, but the consumer got this far
                 self.mark(dataset, commit)
-            return MergeResult(self._changed(dataset, table, before, after), after)
+            return MergeResult(self._changed(dataset, table, before, after, whole), after)
         raise UnavailableError(f"the lake's {dataset.name} kept changing under this write ({_RETRIES} tries): "
                                "too many writers at once; run again")
-
-    def delete_before(self, dataset: Dataset, column: str, cutoff: dt.datetime | dt.date, commit: Commit) -> int:
-        """Delete the rows whose `column` (a date or UTC timestamp) is before `cutoff`, in one
-        commit (the change feed records them as deletes); returns how many."""
-        from deltalake import CommitProperties
-
-        table = self._open(dataset)
-        if table is None:
-            return 0
-        literal = cutoff.isoformat().replace("+00:00", "Z") if isinstance(cutoff, dt.datetime) else cutoff.isoformat()
-        properties = CommitProperties(custom_metadata={"stockpipe.run_id": commit.run_id, "stockpipe.stage": commit.stage})
-        return int(table.delete(f"{column} < '{literal}'", commit_properties=properties)["num_deleted_rows"])
-
-    def vacuum(self, dataset: Dataset, hours: int) -> int:
-        """Remove the files no version of the last `hours` needs (old versions' data and change
-        feed); returns how many. Consumers whose watermark is older read the snapshot instead."""
-        table = self._open(dataset)
-        if table is None:
-            return 0
-        return len(table.vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False))
 
     def mark(self, dataset: Dataset, commit: Commit) -> int:
         """Commit nothing but `commit`'s watermarks (a consumer that consumed changes and had
         nothing to write); returns the new version."""
-        from deltalake import CommitProperties, Transaction
-
-        table = self._open(dataset) or self._create(dataset)
-        table.create_write_transaction(
-            [], mode="append", schema=table.schema(), partition_by=[MONTH],
-            commit_properties=CommitProperties(
-                custom_metadata={"stockpipe.run_id": commit.run_id, "stockpipe.stage": commit.stage},
-                app_transactions=[Transaction(app, int(version)) for app, version in commit.watermarks.items()]))
-        return self._open(dataset).version()
+        table = self.table(dataset) or self._create(dataset)
+        table.create_write_transaction([], mode="append", schema=table.schema(), partition_by=[MONTH],
+                                       commit_properties=commit.properties())
+        return self.table(dataset).version()
 
     def _merge(self, dataset: Dataset, table, source: pa.Table, replacing: list[str] | None, properties) -> None:
         key = [MONTH, *dataset.key]
-        merger = table.merge(source, predicate=" AND ".join(f"t.{c} = s.{c}" for c in key), source_alias="s",
-                             target_alias="t", merge_schema=True, commit_properties=properties)  # new columns join
+        on = " AND ".join(f"t.{c} = s.{c}" for c in key)
+        if replacing is None:
+            months = pc.unique(source[MONTH])
+            symbols = pc.unique(source["symbol"])
+            within = span(dataset, source)
+            if not holds_any(table, months, symbols, within):
+                # No row of these symbols in these months (a backfill, a new symbol): the
+                # MERGE could only insert, and a write is that commit without the join (1M
+                # indicator rows: ~2 s instead of ~12 s, 1.3 GB less memory). Not a blind
+                # append: an overwrite of exactly these symbols' rows in these months, which
+                # deletes nothing (there are none) but declares what it read, so delta-rs
+                # fails the commit when another writer added rows there since (CommitFailedError:
+                # retried, then merged) instead of committing a second copy of the keys.
+                overwrite(table, source, rows_of(months, symbols, within), properties)
+                return
+            # delta-rs does not prune the target by the source on its own. Named as literals,
+            # the source's months prune partitions (one new session scans and rewrites its
+            # month's files only: 1M-row indicators, 0.1 s instead of 1.4 s) and its symbols'
+            # range prunes files by their statistics (a chunk of symbols reads the files its
+            # own chunk wrote, not all of them). Not for `replace`, whose delete must see every
+            # row of the symbols it replaces.
+            low, high = (sql_list([v.as_py()]) for v in pc.min_max(source["symbol"]).values())
+            on = f"t.{MONTH} IN ({sql_list(months.to_pylist())}) AND t.symbol >= {low} AND t.symbol <= {high} AND {on}"
+        merger = table.merge(source, predicate=on, source_alias="s", target_alias="t", merge_schema=True,
+                             commit_properties=properties)  # new columns join
         differs = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in dataset.value_columns)
         merger = merger.when_matched_update_all(predicate=differs or None).when_not_matched_insert_all()
         if replacing is not None:
-            merger = merger.when_not_matched_by_source_delete(predicate=f"t.symbol IN ({_sql_list(replacing)})")
+            merger = merger.when_not_matched_by_source_delete(predicate=f"t.symbol IN ({sql_list(replacing)})")
         merger.execute()
 
-    def _changed(self, dataset: Dataset, table, before: int, after: int) -> dict[str, int]:
-        """Rows written per symbol by the commits after `before` (one, unless retried)."""
+    def _changed(self, dataset: Dataset, table, before: int, after: int, whole: bool = False) -> dict[str, int]:
+        """Rows written per symbol by the commits after `before` (one, unless retried); of a
+        rewrite, the rows inserted (its deletions are the old copies of the same keys)."""
         if after <= before:
             return {}
         feed = pa.table(table.load_cdf(starting_version=before + 1, ending_version=after, columns=["symbol", "_change_type"]))
         kinds, symbols = feed["_change_type"].cast(pa.string()), feed["symbol"].cast(pa.string())
-        counts = pc.value_counts(symbols.filter(pc.not_equal(kinds, "update_preimage")))
+        written = pc.equal(kinds, "insert") if whole else pc.not_equal(kinds, "update_preimage")
+        counts = pc.value_counts(symbols.filter(written))
         return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()))
 
     # ------------------------------------------------------------------ tables
 
-    def _open(self, dataset: Dataset, version: int | None = None):
+    def table(self, dataset: Dataset, version: int | None = None):
         """The dataset's DeltaTable, converting a 0.1 lake first; None when there is none."""
         from deltalake import DeltaTable
 
@@ -311,38 +374,3 @@ def _drop_leftovers(path: Path) -> None:
 
 def _old_files(path: Path) -> bool:
     return not (path / "_delta_log").is_dir() and any(path.glob("month=*/*.parquet"))
-
-
-def _source(dataset: Dataset, rows: pd.DataFrame | pa.Table) -> pa.Table:
-    """`rows` as the table's schema: deduplicated on the key (the last wins), sorted by it (so
-    each file a merge writes is, for one-symbol reads by row-group statistics), with the
-    month partition, and without rows whose partition column is empty (they have no month)."""
-    schema = arrow_schema(dataset)
-    if isinstance(rows, pd.DataFrame):
-        rows = pa.Table.from_pandas(rows.reindex(columns=dataset.column_names), schema=schema, preserve_index=False)
-    else:
-        rows = _conform(rows, schema)
-    rows = rows.filter(pc.is_valid(rows[dataset.partition]))
-    if rows.num_rows:
-        numbered = rows.append_column("__row", pa.array(range(rows.num_rows), pa.int64()))
-        last = numbered.group_by(list(dataset.key), use_threads=False).aggregate([("__row", "max")])["__row_max"]
-        rows = rows.take(pc.take(last, pc.sort_indices(last))).sort_by([(k, "ascending") for k in dataset.key])
-    return rows.append_column(MONTH, pc.strftime(rows[dataset.partition], format="%Y-%m"))
-
-
-def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
-    """Cast what delta-rs hands back (string_view, large_string, other timestamp units) to
-    the dataset's own types; a column the table predates (added by a later release, e.g.
-    prices_daily.split_basis) reads as nulls until a write adds it (`merge_schema`)."""
-    return pa.Table.from_arrays([table[name].cast(field.type) if name in table.column_names
-                                 else pa.nulls(table.num_rows, field.type) for name, field in zip(schema.names, schema)],
-                                schema=schema)
-
-
-def _sql_list(values: Iterable[str]) -> str:
-    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
-
-
-def _to_frame(table: pa.Table) -> pd.DataFrame:
-    return table.to_pandas(timestamp_as_object=False, date_as_object=False)
-
