@@ -22,7 +22,7 @@ from .redaction import register_secret
 # Sections whose keys are not settings: [universe] (and [universe.lists]), the tables that are
 # settings themselves, and [providers.<name>] with the keys below.
 TABLES = ("universe", "exchanges", "quality", "symbol_map", "health", "providers")
-_UNIVERSE_KEYS = ("symbols", "files", "lists", "providers")
+_UNIVERSE_KEYS = ("symbols", "files", "lists", "providers", "exchanges", "types", "exchange_files")
 _PROVIDER_KEYS = ("base_url", "calls_per_second", "calls_per_minute", "calls_per_hour", "calls_per_day")
 
 
