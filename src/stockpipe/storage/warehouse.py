@@ -7,14 +7,16 @@ SQLite (the embedded default) and PostgreSQL share one schema and one alembic hi
 Upserts write only rows whose values differ from what the table holds, so loading the
 same lake twice writes nothing:
 - SQLite: `INSERT .. ON CONFLICT DO UPDATE .. WHERE <a value differs>` via executemany;
-- PostgreSQL: COPY into a TEMP staging table, then one
+- PostgreSQL (storage/pgload.py): binary COPY, streamed from Arrow on the caller's own
+  connection; straight into the table when none of the keys can be there yet (a backfill,
+  a new day), else into a TEMP staging table and one
   `INSERT .. SELECT .. ON CONFLICT DO UPDATE .. WHERE (..) IS DISTINCT FROM (..)`.
+  prices_daily and indicators_daily are partitioned by month there (storage/partitions.py).
 """
 
 from __future__ import annotations
 
 import fcntl
-import io
 import os
 import threading
 from contextlib import contextmanager
@@ -235,8 +237,30 @@ def upsert(conn: Connection, dataset: Dataset, table: "pa.Table") -> int:
         return 0
     table = table.select(dataset.column_names)
     if conn.dialect.name == "postgresql":
-        return _upsert_postgres(conn, dataset, table)
+        from . import pgload  # numpy, only once there are rows to write
+
+        return pgload.upsert(conn, dataset, table)
     return _upsert_sqlite(conn, dataset, table)
+
+
+def delete_keys(conn: Connection, dataset: Dataset, keys: "pa.Table") -> int:
+    """Delete the rows whose keys are `keys`' rows (its key columns: the lake's deleted rows
+    of a change feed), in the caller's transaction; returns the rows deleted, keys the table
+    does not hold counting nothing."""
+    if keys.num_rows == 0:
+        return 0
+    if conn.dialect.name == "postgresql":
+        from . import pgload
+
+        return pgload.delete_keys(conn, dataset, keys)
+    where = " AND ".join(f"{c} = ?" for c in _q(dataset.key))
+    rows = list(zip(*(_sqlite_column(keys.column(c)) for c in dataset.key)))
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(f"DELETE FROM {dataset.name} WHERE {where}", rows)
+        return max(cursor.rowcount, 0)
+    finally:
+        cursor.close()
 
 
 def _upsert_sqlite(conn: Connection, dataset: Dataset, table: "pa.Table") -> int:
@@ -268,32 +292,6 @@ def _sqlite_column(column: "pa.ChunkedArray") -> list:
     elif pa.types.is_date(column.type):
         column = pc.cast(column, pa.string())
     return column.to_pylist()
-
-
-def _upsert_postgres(conn: Connection, dataset: Dataset, table: "pa.Table") -> int:
-    import pyarrow.csv as pacsv
-
-    cols = _q(dataset.column_names)
-    stage = f"stage_{dataset.name}"
-    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {dataset.name} INCLUDING DEFAULTS) ON COMMIT DROP")
-    conn.exec_driver_sql(f"TRUNCATE {stage}")
-    buffer = io.BytesIO()
-    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-    buffer.seek(0)
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.copy_expert(f"COPY {stage} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)", buffer)
-    finally:
-        cursor.close()
-    values = _q(dataset.value_columns)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c.strip('"') not in dataset.key)
-    result = conn.exec_driver_sql(
-        f"INSERT INTO {dataset.name} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {stage} "
-        f"ON CONFLICT ({', '.join(_q(dataset.key))}) DO UPDATE SET {updates} "
-        f"WHERE ({', '.join(f'{dataset.name}.{c}' for c in values)}) IS DISTINCT FROM "
-        f"({', '.join(f'EXCLUDED.{c}' for c in values)})"
-    )
-    return max(result.rowcount, 0)
 
 
 def _q(names) -> list[str]:

@@ -1,0 +1,115 @@
+"""The PostgreSQL side of the warehouse's upsert and deletes, in the caller's transaction.
+
+`upsert` picks, per call, the cheapest way that writes exactly the rows that differ
+(bench/bench_pg_load.py measures each; bench/README.md has the numbers):
+
+- rows no key of which can already be in the table (a backfill, a fresh warehouse, a new
+  day): a plain binary COPY straight into the table, at the server's COPY speed; the
+  primary key is the check. Whether any can be is asked first with one index probe
+  (`_may_exist`: the first key column's values within the batch's range of the others);
+  should a concurrent writer add one of the keys meanwhile, the COPY fails on the key,
+  is rolled back to a savepoint, and the rows take the staged path;
+- otherwise: binary COPY into a TEMP staging table, then one
+  `INSERT .. ON CONFLICT (key) DO UPDATE .. WHERE (values) IS DISTINCT FROM (new values)`,
+  so a re-sent unchanged day writes 0 rows and the count returned is exact.
+
+Month partitions the rows need are created first (partitions.ensure_months). Everything
+runs on the SQLAlchemy connection's own psycopg2 connection (pgcopy.copy_rows), so the
+rows commit together with whatever else the caller writes in its transaction.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..models import Dataset
+from . import partitions, pgcopy
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from sqlalchemy.engine import Connection
+
+_PROBE_VALUES = 100_000  # more distinct first-key values than this: skip the probe, stage
+_UNIQUE_VIOLATION = "23505"
+
+
+def upsert(conn: "Connection", dataset: Dataset, table: "pa.Table") -> int:
+    """Insert new rows and update changed ones (the volatile columns alone never make a row
+    changed); returns the number of rows written. `table`'s keys must be unique."""
+    prepare(conn, dataset, table)
+    if not _may_exist(conn, dataset, table):
+        try:
+            with conn.begin_nested():
+                return pgcopy.copy_rows(conn, dataset.name, dataset, table)
+        except Exception as exc:  # noqa: BLE001 - only a key collision falls through to the staged path
+            if getattr(exc, "pgcode", None) != _UNIQUE_VIOLATION:
+                raise
+    return merge(conn, dataset, table)
+
+
+def prepare(conn: "Connection", dataset: Dataset, table: "pa.Table") -> list:
+    """Create the month partitions `table`'s rows need (and the next month), when `dataset`'s
+    table is partitioned; returns the months created."""
+    column = partitions.PARTITIONED.get(dataset.name)
+    if column is None:
+        return []
+    return partitions.ensure_months(conn, dataset.name, partitions.months_of(table.column(column)))
+
+
+def merge(conn: "Connection", dataset: Dataset, table: "pa.Table") -> int:
+    """The staged upsert: COPY into a TEMP table, then one INSERT .. ON CONFLICT .. DO UPDATE
+    that writes only rows whose values differ. Returns the rows inserted or updated."""
+    cols = _q(dataset.column_names)
+    stage = _stage(conn, dataset, table, dataset.column_names)
+    values = _q(dataset.value_columns)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c.strip('"') not in dataset.key)
+    changed = (f" WHERE ({', '.join(f'{dataset.name}.{c}' for c in values)}) IS DISTINCT FROM "
+               f"({', '.join(f'EXCLUDED.{c}' for c in values)})" if values else "")
+    result = conn.exec_driver_sql(
+        f"INSERT INTO {dataset.name} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {stage} "
+        f"ON CONFLICT ({', '.join(_q(dataset.key))}) DO UPDATE SET {updates}{changed}")
+    return max(result.rowcount, 0)
+
+
+def delete_keys(conn: "Connection", dataset: Dataset, keys: "pa.Table") -> int:
+    """Delete the rows whose keys are `keys`' rows (its key columns; others are ignored);
+    returns the rows deleted (keys the table does not hold count nothing)."""
+    stage = _stage(conn, dataset, keys, list(dataset.key))
+    match = " AND ".join(f"t.{c} = s.{c}" for c in _q(dataset.key))
+    return max(conn.exec_driver_sql(f"DELETE FROM {dataset.name} t USING {stage} s WHERE {match}").rowcount, 0)
+
+
+def _stage(conn: "Connection", dataset: Dataset, table: "pa.Table", columns: list[str]) -> str:
+    """A TEMP table (dropped at commit) holding `table`'s `columns`, copied in binary."""
+    stage = f"stage_{dataset.name}"
+    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {dataset.name} INCLUDING DEFAULTS) "
+                         "ON COMMIT DROP")
+    conn.exec_driver_sql(f"TRUNCATE {stage}")
+    pgcopy.copy_rows(conn, stage, dataset, table, columns)
+    if table.num_rows > 10_000:  # a TEMP table is never auto-analysed; the join plan needs its size
+        conn.exec_driver_sql(f"ANALYZE {stage}")
+    return stage
+
+
+def _may_exist(conn: "Connection", dataset: Dataset, table: "pa.Table") -> bool:
+    """Whether the table may hold a key of `table`'s rows: rows with one of its first key
+    column's values and, in each other orderable key column, a value within its range. Never
+    wrong when it says no (then a plain COPY cannot collide); may say yes needlessly."""
+    import pyarrow.compute as pc
+
+    first = pc.unique(table.column(dataset.key[0]))
+    if len(first) > _PROBE_VALUES:
+        return True
+    kinds = dict(dataset.columns)
+    where, params = [f'"{dataset.key[0]}" = ANY(%(k0)s)'], {"k0": first.to_pylist()}
+    for i, column in enumerate(dataset.key[1:], start=1):
+        if kinds[column].kind in ("date", "ts", "int"):
+            bounds = pc.min_max(table.column(column))
+            where.append(f'"{column}" BETWEEN %(lo{i})s AND %(hi{i})s')
+            params[f"lo{i}"], params[f"hi{i}"] = bounds["min"].as_py(), bounds["max"].as_py()
+    return bool(conn.exec_driver_sql(
+        f"SELECT EXISTS (SELECT 1 FROM {dataset.name} WHERE {' AND '.join(where)})", params).scalar())
+
+
+def _q(names) -> list[str]:
+    return [f'"{n}"' for n in names]
