@@ -80,10 +80,11 @@ def delete_keys(conn: "Connection", dataset: Dataset, keys: "pa.Table") -> int:
 
 
 def _stage(conn: "Connection", dataset: Dataset, table: "pa.Table", columns: list[str]) -> str:
-    """A TEMP table (dropped at commit) holding `table`'s `columns`, copied in binary."""
-    stage = f"stage_{dataset.name}"
-    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {dataset.name} INCLUDING DEFAULTS) "
-                         "ON COMMIT DROP")
+    """A TEMP table (dropped at commit) of the dataset table's `columns`, holding `table`'s
+    rows, copied in binary."""
+    stage = f"stage_{dataset.name}" if len(columns) == len(dataset.columns) else f"stage_keys_{dataset.name}"
+    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} ON COMMIT DROP AS "
+                         f"SELECT {', '.join(_q(columns))} FROM {dataset.name} WITH NO DATA")
     conn.exec_driver_sql(f"TRUNCATE {stage}")
     pgcopy.copy_rows(conn, stage, dataset, table, columns)
     if table.num_rows > 10_000:  # a TEMP table is never auto-analysed; the join plan needs its size
