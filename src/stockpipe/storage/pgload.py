@@ -105,23 +105,26 @@ def _stage(conn: "Connection", dataset: Dataset, table: "pa.Table", columns: lis
 
 
 def _may_exist(conn: "Connection", dataset: Dataset, table: "pa.Table") -> bool:
-    """Whether the table may hold a key of `table`'s rows: rows with one of its first key
-    column's values and, in each other orderable key column, a value within its range. Never
-    wrong when it says no (then a plain COPY cannot collide); may say yes needlessly."""
+    """Whether the table may hold a key of `table`'s rows: a row with one of its first key
+    column's values and, in each other orderable key column, a value within the batch's
+    range. Never wrong when it says no (then a plain COPY cannot collide); may say yes
+    needlessly. One index probe per value (LATERAL .. LIMIT 1): `= ANY(..)` over a big range
+    is planned as a scan of every partition in it."""
     import pyarrow.compute as pc
 
-    first = pc.unique(table.column(dataset.key[0]))
-    if len(first) > _PROBE_VALUES:
-        return True
     kinds = dict(dataset.columns)
-    where, params = [f'"{dataset.key[0]}" = ANY(%(k0)s)'], {"k0": first.to_pylist()}
+    first = pc.unique(table.column(dataset.key[0]))
+    if len(first) > _PROBE_VALUES or kinds[dataset.key[0]].kind != "str":
+        return True
+    where, params = [f't."{dataset.key[0]}" = k.v'], {"k": first.to_pylist()}
     for i, column in enumerate(dataset.key[1:], start=1):
         if kinds[column].kind in ("date", "ts", "int"):
             bounds = pc.min_max(table.column(column))
-            where.append(f'"{column}" BETWEEN %(lo{i})s AND %(hi{i})s')
+            where.append(f't."{column}" BETWEEN %(lo{i})s AND %(hi{i})s')
             params[f"lo{i}"], params[f"hi{i}"] = bounds["min"].as_py(), bounds["max"].as_py()
     return bool(conn.exec_driver_sql(
-        f"SELECT EXISTS (SELECT 1 FROM {dataset.name} WHERE {' AND '.join(where)})", params).scalar())
+        f"SELECT EXISTS (SELECT 1 FROM unnest(%(k)s::text[]) AS k(v) CROSS JOIN LATERAL "
+        f"(SELECT 1 FROM {dataset.name} t WHERE {' AND '.join(where)} LIMIT 1) hit)", params).scalar())
 
 
 def _q(names) -> list[str]:
