@@ -123,6 +123,20 @@ def test_new_rows_take_the_plain_copy_and_resent_rows_the_staged_path(pg, monkey
     assert count(pg) == 40 * 3 + 3 + 7
 
 
+@pytest.mark.parametrize("statement", ["on_conflict", "merge"])
+def test_the_staged_statements_write_exactly_the_rows_that_differ(pg, statement):
+    days = [dt.date(2024, 1, 2) + dt.timedelta(days=i) for i in range(10)]
+    with pg.begin() as conn:
+        assert pgload.merge(conn, PRICES, bars(symbols=("AAA", "BBB"), days=days), statement) == 20
+        assert pgload.merge(conn, PRICES, bars(symbols=("AAA", "BBB"), days=days, fetched_at=T0 + dt.timedelta(1)),
+                            statement) == 0
+        mixed = pa.concat_tables([bars(symbols=("AAA",), days=days[:4], close=1.0), bars(symbols=("BBB",), days=days),
+                                  bars(symbols=("CCC",), days=days[:3])])
+        assert pgload.merge(conn, PRICES, mixed, statement) == 4 + 3
+    with pg.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*), sum(close) FROM prices_daily").one() == (23, 4 * 1.0 + 19 * 100.0)
+
+
 def test_a_key_that_appears_after_the_probe_falls_back_to_the_staged_path(pg, monkeypatch):
     """A concurrent writer may add a key between the probe and the COPY: the COPY fails on the
     primary key, is rolled back to its savepoint, and the staged path writes what differs."""
@@ -171,6 +185,26 @@ def test_a_load_into_a_month_without_partition_creates_it_and_the_next(pg):
     assert sorted(held) == [(dt.date(2031, m, 1), dt.date(2031, m + 1, 1)) for m in (7, 8, 9)]
     assert where_rows_are(pg) == {f"{partitions.SCHEMA}.prices_daily_2031_07": 2,
                                   f"{partitions.SCHEMA}.prices_daily_2031_08": 2}
+
+
+def test_a_backfill_fills_new_months_before_keying_them_and_the_key_then_holds(pg, monkeypatch):
+    filled = []
+    create = partitions.create_month
+    monkeypatch.setattr(partitions, "create_month",
+                        lambda conn, table, month, fill=None, key=(): filled.append((month, fill is not None))
+                        or create(conn, table, month, fill=fill, key=key))
+    days = [dt.date(2024, 1, 25) + dt.timedelta(days=i) for i in range(14)]  # January and February
+    assert upsert(pg, bars(symbols=("AAA", "BBB"), days=days)) == 28
+    assert filled == [(dt.date(2024, 1, 1), True), (dt.date(2024, 2, 1), True), (dt.date(2024, 3, 1), False)]
+    with pg.connect() as conn:
+        keyed = conn.exec_driver_sql("SELECT count(*) FROM pg_inherits WHERE inhparent = 'prices_daily_pkey'::regclass")
+        assert keyed.scalar() == 4  # every partition's key is the parent's (January, February, March, default)
+    assert where_rows_are(pg) == {f"{partitions.SCHEMA}.prices_daily_2024_01": 14,
+                                  f"{partitions.SCHEMA}.prices_daily_2024_02": 14}
+    assert upsert(pg, bars(symbols=("AAA", "BBB"), days=days)) == 0
+    assert upsert(pg, bars(symbols=("AAA",), days=days[-2:] + [dt.date(2024, 4, 1)], close=3.0)) == 3  # 2 + April
+    with pg.begin() as conn, pytest.raises(sa.exc.IntegrityError):
+        conn.execute(schema.prices_daily.insert(), bars(days=days[:1]).to_pylist())
 
 
 def test_indicators_land_in_month_partitions_too(pg):

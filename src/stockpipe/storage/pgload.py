@@ -13,7 +13,11 @@
   `INSERT .. ON CONFLICT (key) DO UPDATE .. WHERE (values) IS DISTINCT FROM (new values)`,
   so a re-sent unchanged day writes 0 rows and the count returned is exact.
 
-Month partitions the rows need are created first (partitions.ensure_months). Everything
+On a month-partitioned table, the rows of a month that has no partition yet (a backfill
+into a fresh warehouse: the first load of each month) are copied into a new table first
+and its primary key built after, one sort instead of a btree insert per row, before it
+is attached as the month's partition (`_fill_new_months`); the partitions the other rows
+need, and the next month's, are created first (partitions.ensure_months). Everything
 runs on the SQLAlchemy connection's own psycopg2 connection (pgcopy.copy_rows), so the
 rows commit together with whatever else the caller writes in its transaction.
 """
@@ -36,24 +40,45 @@ _UNIQUE_VIOLATION = "23505"
 def upsert(conn: "Connection", dataset: Dataset, table: "pa.Table") -> int:
     """Insert new rows and update changed ones (the volatile columns alone never make a row
     changed); returns the number of rows written. `table`'s keys must be unique."""
-    prepare(conn, dataset, table)
+    written = 0
+    column = partitions.PARTITIONED.get(dataset.name)
+    if column is not None:
+        months = partitions.months_of(table.column(column))
+        table, written = _fill_new_months(conn, dataset, table, months)
+        partitions.ensure_months(conn, dataset.name, months)  # those the other rows need, and one ahead
+        if table.num_rows == 0:
+            return written
     if not _may_exist(conn, dataset, table):
         try:
             with conn.begin_nested():
-                return pgcopy.copy_rows(conn, dataset.name, dataset, table)
+                return written + pgcopy.copy_rows(conn, dataset.name, dataset, table)
         except Exception as exc:  # noqa: BLE001 - only a key collision falls through to the staged path
             if getattr(exc, "pgcode", None) != _UNIQUE_VIOLATION:
                 raise
-    return merge(conn, dataset, table)
+    return written + merge(conn, dataset, table)
 
 
-def prepare(conn: "Connection", dataset: Dataset, table: "pa.Table") -> list:
-    """Create the month partitions `table`'s rows need (and the next month), when `dataset`'s
-    table is partitioned; returns the months created."""
-    column = partitions.PARTITIONED.get(dataset.name)
-    if column is None:
-        return []
-    return partitions.ensure_months(conn, dataset.name, partitions.months_of(table.column(column)))
+def _fill_new_months(conn: "Connection", dataset: Dataset, table: "pa.Table", months: list) -> tuple["pa.Table", int]:
+    """Load the rows of months that have no partition yet (a backfill) into new partitions,
+    each keyed after it is filled; returns the other rows and the rows loaded. The caller's
+    transaction then holds the partition lock until it commits (a shard backfilling the
+    same months at once waits, then finds them made and takes the other paths)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if not partitions.missing(conn, dataset.name, months):
+        return table, 0
+    partitions.lock(conn, dataset.name)
+    new = partitions.fresh(conn, dataset.name, months)
+    if not new:
+        return table, 0
+    row_months, written = partitions.row_months(table.column(partitions.PARTITIONED[dataset.name])), 0
+    for month in new:
+        rows = table.filter(pa.array(row_months == np.datetime64(month, "M")))
+        partitions.create_month(conn, dataset.name, month, key=dataset.key,
+                                fill=lambda name, rows=rows: pgcopy.copy_rows(conn, name, dataset, rows))
+        written += rows.num_rows
+    return table.filter(pa.array(~np.isin(row_months, np.array(new, dtype="datetime64[M]")))), written
 
 
 def merge(conn: "Connection", dataset: Dataset, table: "pa.Table", statement: str = "on_conflict") -> int:
