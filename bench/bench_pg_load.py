@@ -9,14 +9,17 @@ one new session into the big table, plain and month-partitioned.
 Backfill (PERFORMANCE.md goals: <= 1.25x the server's COPY, >= 20x to_sql): `--symbols` x
 `--bars` rows of prices_daily, then of indicators_daily (computed by TA-Lib from those
 prices: real warm-up NULLs), loaded `--chunk` symbols per transaction into the partitioned
-tables (partitions made once beforehand), each method after a TRUNCATE (and a CHECKPOINT
-with --server-url), methods in a rotating order each round:
+tables (each month's partition made beforehand, but for `stockpipe`), each method after a
+TRUNCATE (and a CHECKPOINT with --server-url), methods in a rotating order each round:
 - server COPY: `COPY .. FROM '<file>' (FORMAT binary)` run by the server itself, with
   --server-url (a role allowed pg_read_server_files, e.g. the postgres superuser through
   the local socket: run this script as the postgres OS user); without it, COPY FROM STDIN
   of the same bytes encoded beforehand (the client only sends them);
-- stockpipe: `warehouse.upsert` in a SQLAlchemy transaction (probe, then binary COPY over
-  psycopg2 streamed from stockpipe's encoder) - what `load` runs;
+- stockpipe: `warehouse.upsert` in a SQLAlchemy transaction into a fresh warehouse (no
+  month partitions: the first chunk fills new partitions and keys them after, the others
+  are probed then COPYed: binary COPY over psycopg2 streamed from stockpipe's encoder);
+- stockpipe_months_exist: the same with every month's partition already there (empty):
+  probe, then plain binary COPY into the keyed partitions;
 - stockpipe staged: the same rows forced through the TEMP staging table + ON CONFLICT;
 - psycopg 3: `cursor.copy()` (QueuedLibpqWriter) fed by the same encoder, own connection;
 - ADBC: adbc-driver-postgresql `cursor.adbc_ingest(table, arrow_table, mode="append")`;
@@ -100,9 +103,17 @@ class Bench:
         self.files = tempfile.mkdtemp(prefix="stockpipe-bench-")
         os.chmod(self.files, 0o755)
 
-    def reset(self, dataset) -> None:
+    def reset(self, dataset, months=()) -> None:
+        """An empty table with a partition for each of `months` (none: no month partitions)."""
         with self.engine.begin() as conn:
             conn.exec_driver_sql(f"TRUNCATE {dataset.name}")
+            held = partitions.ranges(conn, dataset.name)
+            if not months:
+                for low, _ in held:
+                    conn.exec_driver_sql(f"DROP TABLE {partitions.month_partition(dataset.name, low)}")
+        if months:
+            with self.engine.begin() as conn:
+                partitions.ensure_months(conn, dataset.name, months)
         if self.server is not None:
             with self.server.begin() as conn:
                 conn.exec_driver_sql("CHECKPOINT")
@@ -111,17 +122,11 @@ class Bench:
         with self.engine.begin() as conn:
             assert warehouse.upsert(conn, dataset, table) == table.num_rows
 
+    stockpipe_months_exist = stockpipe
+
     def staged(self, dataset, table: pa.Table) -> None:
         with self.engine.begin() as conn:
             assert pgload.merge(conn, dataset, table) == table.num_rows
-
-    def deferred_pk(self, dataset, table: pa.Table) -> None:
-        """Reference: binary COPY into the partitions without their key, then build it."""
-        with self.engine.begin() as conn:
-            conn.exec_driver_sql(f"ALTER TABLE {dataset.name} DROP CONSTRAINT {dataset.name}_pkey")
-            pgcopy.copy_rows(conn, dataset.name, dataset, table)
-            conn.exec_driver_sql(f"ALTER TABLE {dataset.name} ADD CONSTRAINT {dataset.name}_pkey "
-                                 f"PRIMARY KEY ({', '.join(dataset.key)})")
 
     def psycopg3(self, dataset, table: pa.Table) -> None:
         import psycopg
@@ -175,22 +180,20 @@ def backfill(bench: Bench, dataset) -> dict[str, list[float]]:
     for i, table in enumerate(chunks(args, dataset)):  # the server's files, and every month's partition
         Path(bench.files, f"{dataset.name}.{i}.bin").write_bytes(b"".join(pgcopy.encode(dataset, table)))
         months.update(partitions.months_of(table.column("date")))
-    with bench.engine.begin() as conn:
-        partitions.ensure_months(conn, dataset.name, months)
-    methods = ["server_copy", "stockpipe", "staged", "psycopg3", "adbc"] + (["deferred_pk"] if args.chunk >= args.symbols else [])
+    methods = ["server_copy", "stockpipe", "stockpipe_months_exist", "staged", "psycopg3", "adbc"]
     times: dict[str, list[float]] = {m: [] for m in methods + ["to_sql"]}
     for round_ in range(args.repeat):
         for method in methods[round_ % len(methods):] + methods[:round_ % len(methods)]:
-            bench.reset(dataset)
+            bench.reset(dataset, () if method == "stockpipe" else months)
             times[method].append(timed_chunks(bench, dataset, method))
         print(f"  round {round_ + 1}: " + "  ".join(f"{m} {times[m][-1]:.2f}s" for m in methods), flush=True)
     if args.to_sql_rows:
-        bench.reset(dataset)
+        bench.reset(dataset, months)
         times["to_sql"].append(timed_chunks(bench, dataset, "to_sql"))
-    bench.reset(dataset)
     if "resend" not in args.skip:
+        bench.reset(dataset, months)
         resend(bench, dataset)
-        bench.reset(dataset)
+    bench.reset(dataset, months)
     return times
 
 
@@ -232,7 +235,7 @@ def report(dataset, times: dict[str, list[float]], args) -> None:
             continue
         t = statistics.median(values)
         vs_sql = f"{to_sql / t:6.1f}x to_sql" if to_sql else ""
-        print(f"  {method:<12} {t:8.2f} s {rows / t:>10,.0f} rows/s {t / server:6.2f}x server COPY  {vs_sql}"
+        print(f"  {method:<22} {t:8.2f} s {rows / t:>10,.0f} rows/s {t / server:6.2f}x server COPY  {vs_sql}"
               + (extrapolated if method == "to_sql" else ""))
 
 
