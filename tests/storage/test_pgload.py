@@ -1,6 +1,6 @@
-"""The PostgreSQL load on a real PostgreSQL: the binary COPY encoder, the plain-COPY and staged
-paths of upsert and their exact counts, the caller's transaction, month partitions made as
-loads need them, and delete_keys (on SQLite too)."""
+"""The PostgreSQL load on a real PostgreSQL: the binary COPY encoder, the plain-COPY, fresh-month
+and staged paths of upsert and their exact counts, the caller's transaction, month partitions
+made as loads need them (delete_keys is tested on both dialects in test_warehouse.py)."""
 
 from __future__ import annotations
 
@@ -22,12 +22,15 @@ T0 = dt.datetime(2026, 11, 23, 23, 0, 0, 123456, tzinfo=UTC)
 
 
 @pytest.fixture
-def pg(postgres_url: str):
-    """A PostgreSQL warehouse at the newest revision (prices and indicators partitioned)."""
-    eng = warehouse.create(postgres_url)
-    warehouse.upgrade(eng)
-    yield eng
-    eng.dispose()
+def database_url(postgres_url: str) -> str:
+    """PostgreSQL only: conftest's `engine` is then a PostgreSQL warehouse at the newest
+    revision (prices and indicators partitioned)."""
+    return postgres_url
+
+
+@pytest.fixture
+def pg(engine):
+    return engine
 
 
 def bars(symbols=("AAA",), days=(dt.date(2024, 1, 2),), close=100.0, fetched_at=T0) -> pa.Table:
@@ -254,25 +257,3 @@ def test_shards_loading_the_same_new_month_at_once(pg):
     assert errors == [] and written == [90, 90]
     placed = where_rows_are(pg)
     assert sum(placed.values()) == 180 and not any(name.endswith("_default") for name in placed)
-
-
-# --------------------------------------------------------------------- delete_keys
-
-
-def test_delete_keys_deletes_exactly_the_keys_held(database_url: str):
-    eng = warehouse.create(database_url)
-    try:
-        warehouse.upgrade(eng)
-        days = [dt.date(2024, 1, 2) + dt.timedelta(days=i) for i in range(5)]
-        upsert(eng, bars(symbols=("AAA", "BBB"), days=days))
-        gone = bars(symbols=("AAA",), days=days[:2] + [dt.date(2020, 1, 1)]).select(["symbol", "date"])
-        with eng.begin() as conn:
-            assert warehouse.delete_keys(conn, PRICES, gone) == 2
-            assert warehouse.delete_keys(conn, PRICES, gone) == 0
-            assert warehouse.delete_keys(conn, PRICES, gone.slice(0, 0)) == 0
-        p = schema.prices_daily
-        with eng.connect() as conn:
-            held = conn.execute(sa.select(p.c.symbol, sa.func.count()).group_by(p.c.symbol).order_by(p.c.symbol)).all()
-        assert [tuple(r) for r in held] == [("AAA", 3), ("BBB", 5)]
-    finally:
-        eng.dispose()
