@@ -15,9 +15,13 @@ TRUNCATE (and a CHECKPOINT with --server-url), methods in a rotating order each 
   --server-url (a role allowed pg_read_server_files, e.g. the postgres superuser through
   the local socket: run this script as the postgres OS user); without it, COPY FROM STDIN
   of the same bytes encoded beforehand (the client only sends them);
-- stockpipe: `warehouse.upsert` in a SQLAlchemy transaction into a fresh warehouse (no
-  month partitions: the first chunk fills new partitions and keys them after, the others
-  are probed then COPYed: binary COPY over psycopg2 streamed from stockpipe's encoder);
+- stockpipe_stream: `warehouse.upsert_batches` over every chunk in one SQLAlchemy
+  transaction into a fresh warehouse (no month partitions): each month's new partition is
+  filled from every chunk and keyed at the end (binary COPY over psycopg2, streamed from
+  stockpipe's encoder) - what a load of a whole lake snapshot calls;
+- stockpipe: `warehouse.upsert` of each chunk in its own transaction into a fresh
+  warehouse: the first chunk fills and keys new partitions, the others are probed and
+  COPYed into the keyed ones;
 - stockpipe_months_exist: the same with every month's partition already there (empty):
   probe, then plain binary COPY into the keyed partitions;
 - stockpipe staged: the same rows forced through the TEMP staging table + ON CONFLICT;
@@ -162,6 +166,8 @@ class Bench:
 
 def timed_chunks(bench: Bench, dataset, method: str) -> float:
     """Seconds `method` takes to load every chunk (generating a chunk is not timed)."""
+    if method == "stockpipe_stream":
+        return timed_stream(bench, dataset)
     total, done = 0.0, 0
     for i, table in enumerate(chunks(bench.args, dataset)):
         if method == "to_sql" and done >= bench.args.to_sql_rows:
@@ -174,17 +180,39 @@ def timed_chunks(bench: Bench, dataset, method: str) -> float:
     return total * rows / done  # to_sql: scaled from the rows it loaded
 
 
+def timed_stream(bench: Bench, dataset) -> float:
+    """Seconds `warehouse.upsert_batches` takes to load every chunk in one transaction, less
+    the time spent generating the chunks it pulls."""
+    making = 0.0
+
+    def made():
+        nonlocal making
+        source = chunks(bench.args, dataset)
+        while True:
+            start = time.perf_counter()
+            table = next(source, None)
+            making += time.perf_counter() - start
+            if table is None:
+                return
+            yield table
+
+    start = time.perf_counter()
+    with bench.engine.begin() as conn:
+        assert warehouse.upsert_batches(conn, dataset, made()) == bench.args.symbols * bench.args.bars
+    return time.perf_counter() - start - making
+
+
 def backfill(bench: Bench, dataset) -> dict[str, list[float]]:
     args = bench.args
     months = set()
     for i, table in enumerate(chunks(args, dataset)):  # the server's files, and every month's partition
         Path(bench.files, f"{dataset.name}.{i}.bin").write_bytes(b"".join(pgcopy.encode(dataset, table)))
         months.update(partitions.months_of(table.column("date")))
-    methods = ["server_copy", "stockpipe", "stockpipe_months_exist", "staged", "psycopg3", "adbc"]
+    methods = ["server_copy", "stockpipe_stream", "stockpipe", "stockpipe_months_exist", "staged", "psycopg3", "adbc"]
     times: dict[str, list[float]] = {m: [] for m in methods + ["to_sql"]}
     for round_ in range(args.repeat):
         for method in methods[round_ % len(methods):] + methods[:round_ % len(methods)]:
-            bench.reset(dataset, () if method == "stockpipe" else months)
+            bench.reset(dataset, () if method in ("stockpipe", "stockpipe_stream") else months)
             times[method].append(timed_chunks(bench, dataset, method))
         print(f"  round {round_ + 1}: " + "  ".join(f"{m} {times[m][-1]:.2f}s" for m in methods), flush=True)
     if args.to_sql_rows:

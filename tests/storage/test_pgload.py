@@ -192,10 +192,9 @@ def test_a_load_into_a_month_without_partition_creates_it_and_the_next(pg):
 
 def test_a_backfill_fills_new_months_before_keying_them_and_the_key_then_holds(pg, monkeypatch):
     filled = []
-    create = partitions.create_month
-    monkeypatch.setattr(partitions, "create_month",
-                        lambda conn, table, month, fill=None, key=(): filled.append((month, fill is not None))
-                        or create(conn, table, month, fill=fill, key=key))
+    attach = partitions.attach
+    monkeypatch.setattr(partitions, "attach", lambda conn, table, month, key=(): filled.append((month, bool(key)))
+                        or attach(conn, table, month, key=key))
     days = [dt.date(2024, 1, 25) + dt.timedelta(days=i) for i in range(14)]  # January and February
     assert upsert(pg, bars(symbols=("AAA", "BBB"), days=days)) == 28
     assert filled == [(dt.date(2024, 1, 1), True), (dt.date(2024, 2, 1), True), (dt.date(2024, 3, 1), False)]
@@ -208,6 +207,31 @@ def test_a_backfill_fills_new_months_before_keying_them_and_the_key_then_holds(p
     assert upsert(pg, bars(symbols=("AAA",), days=days[-2:] + [dt.date(2024, 4, 1)], close=3.0)) == 3  # 2 + April
     with pg.begin() as conn, pytest.raises(sa.exc.IntegrityError):
         conn.execute(schema.prices_daily.insert(), bars(days=days[:1]).to_pylist())
+
+
+def test_a_streamed_snapshot_fills_new_months_from_every_batch_and_keys_them_once(pg, monkeypatch):
+    keyed = []
+    attach = partitions.attach
+    monkeypatch.setattr(partitions, "attach", lambda conn, table, month, key=(): keyed.append((month, bool(key)))
+                        or attach(conn, table, month, key=key))
+    assert upsert(pg, bars(symbols=("OLD",), days=[dt.date(2024, 3, 4)])) == 1  # March exists and holds a row
+    keyed.clear()
+    days = [dt.date(2024, 2, 26) + dt.timedelta(days=i) for i in range(10)]  # February and March
+    batches = [bars(symbols=(f"S{i}", f"T{i}"), days=days) for i in range(3)]
+    batches.insert(1, bars(symbols=("OLD",), days=[dt.date(2024, 3, 4), dt.date(2024, 3, 5)], close=7.0))
+    with pg.begin() as conn:
+        assert warehouse.upsert_batches(conn, PRICES, iter(batches)) == 60 + 2
+    assert keyed == [(dt.date(2024, 2, 1), True)]  # once, after every batch; April was there already
+    assert where_rows_are(pg) == {f"{partitions.SCHEMA}.prices_daily_2024_02": 24,
+                                  f"{partitions.SCHEMA}.prices_daily_2024_03": 36 + 2}
+    with pg.begin() as conn:
+        assert warehouse.upsert_batches(conn, PRICES, iter(batches)) == 0
+
+
+def test_a_key_twice_in_a_streamed_backfill_fails_when_keyed(pg):
+    with pytest.raises(sa.exc.IntegrityError), pg.begin() as conn:
+        warehouse.upsert_batches(conn, PRICES, [bars(), bars()])
+    assert count(pg) == 0
 
 
 def test_indicators_land_in_month_partitions_too(pg):

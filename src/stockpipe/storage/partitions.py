@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import sqlalchemy as sa
 
@@ -82,9 +82,9 @@ def missing(conn: "Connection", table: str, months: Iterable[dt.date]) -> list[d
     return [m for m in sorted(set(months)) if not any(low < next_month(m) and m < high for low, high in held)]
 
 
-def ensure_months(conn: "Connection", table: str, months: Iterable[dt.date]) -> list[dt.date]:
-    """Create the month partitions of `table` that `months` (first days) need, and the month
-    after the newest ahead; returns the months created.
+def ensure_months(conn: "Connection", table: str, months: Iterable[dt.date], ahead: bool = True) -> list[dt.date]:
+    """Create the month partitions of `table` that `months` (first days) need, and (`ahead`)
+    the month after the newest; returns the months created.
 
     They are created and committed in a short transaction of their own, so the caller's
     (possibly long) load never holds the parent's DDL locks and readers never wait for it;
@@ -96,7 +96,7 @@ def ensure_months(conn: "Connection", table: str, months: Iterable[dt.date]) -> 
     months = sorted(set(months))
     if not months:
         return []
-    wanted = [*months, next_month(months[-1])]
+    wanted = [*months, next_month(months[-1])] if ahead else months
     if not missing(conn, table, wanted):
         return []
     if not _locked_here(conn, table):
@@ -140,7 +140,7 @@ def _create(conn: "Connection", table: str, months: list[dt.date], wait: bool = 
 
 def fresh(conn: "Connection", table: str, months: Iterable[dt.date]) -> list[dt.date]:
     """The months of `months` with no partition and no rows in the DEFAULT partition: a load
-    may fill them before building their key (`create_month(.., fill=)`)."""
+    may fill them before building their key (`new_table`, then `attach(.., key=)`)."""
     todo = missing(conn, table, months)
     if not todo or conn.exec_driver_sql("SELECT to_regclass(%(d)s) IS NULL", {"d": default_partition(table)}).scalar():
         return todo
@@ -151,24 +151,34 @@ def fresh(conn: "Connection", table: str, months: Iterable[dt.date]) -> list[dt.
     return [m for m in todo if m not in held]
 
 
-def create_month(conn: "Connection", table: str, month: dt.date,
-                 fill: Callable[[str], object] | None = None, key: Sequence[str] = ()) -> None:
+def create_month(conn: "Connection", table: str, month: dt.date) -> None:
     """Create `table`'s partition for `month`, moving in any rows of that month the DEFAULT
-    partition holds. ATTACH rather than CREATE .. PARTITION OF: it takes only a SHARE UPDATE
-    EXCLUSIVE lock on the parent, so reads and writes of other months go on meanwhile.
+    partition holds."""
+    new_table(conn, table, month)
+    attach(conn, table, month)
 
-    fill: for a `fresh` month, called with the new table's name before it has a key: the rows
-        are copied first and the key (`key`, the parent's primary key) built after, one sort
-        instead of a btree insert per row (bench/README.md: about twice as fast).
-    """
-    name, column, high = month_partition(table, month), PARTITIONED[table], next_month(month)
-    within = f"\"{column}\" >= DATE '{month}' AND \"{column}\" < DATE '{high}'"
+
+def new_table(conn: "Connection", table: str, month: dt.date) -> str:
+    """Create (not yet attached) the table that becomes `table`'s partition for `month`; no
+    key yet, so a load can fill a `fresh` month first and key it after (`attach`)."""
+    name = month_partition(table, month)
     conn.exec_driver_sql(f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
-    if fill is not None:
-        fill(name)
+    return name
+
+
+def attach(conn: "Connection", table: str, month: dt.date, key: Sequence[str] = ()) -> None:
+    """Make `new_table`'s table `table`'s partition for `month`. With `key` (a filled fresh
+    month): build that primary key first, one sort instead of a btree insert per row (about
+    twice as fast as COPY into a keyed table: bench/README.md), and the parent's key adopts
+    it. Without: move in the DEFAULT partition's rows of the month (the parent's key builds
+    the partition's). ATTACH rather than CREATE .. PARTITION OF: it takes only a SHARE UPDATE
+    EXCLUSIVE lock on the parent, so reads and writes of other months go on meanwhile."""
+    name, column, high = month_partition(table, month), PARTITIONED[table], next_month(month)
+    if key:
         quoted = ", ".join(f'"{c}"' for c in key)
         conn.exec_driver_sql(f"ALTER TABLE {name} ADD PRIMARY KEY ({quoted})")
     elif conn.exec_driver_sql("SELECT to_regclass(%(d)s) IS NOT NULL", {"d": default_partition(table)}).scalar():
+        within = f"\"{column}\" >= DATE '{month}' AND \"{column}\" < DATE '{high}'"
         conn.exec_driver_sql(f"WITH moved AS (DELETE FROM {default_partition(table)} WHERE {within} RETURNING *) "
                              f"INSERT INTO {name} SELECT * FROM moved")
     conn.exec_driver_sql(f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES FROM ('{month}') TO ('{high}')")

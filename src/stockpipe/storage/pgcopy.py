@@ -11,9 +11,12 @@ stock configuration does not have). Streamed from this encoder, psycopg2's `copy
 ran at the server's own COPY speed in the benchmark (as fast as psycopg 3 from the same
 encoder, faster than ADBC), so nothing is lost by staying on the SQLAlchemy connection.
 
-The encoder builds each chunk of rows as one numpy structured array (every field
-big-endian at its widest), then drops the bytes of NULLs and short strings with one
-boolean mask; a chunk without NULLs or ragged strings is the array's bytes as they are.
+The encoder converts a chunk of 64k rows column by column (Arrow -> numpy), then lays out
+blocks of 4,096 rows (small enough to stay in the CPU cache) as one numpy structured array,
+every field big-endian at its widest, and drops the bytes of NULLs and of strings shorter
+than the longest with one boolean mask; a block without NULLs or ragged strings is the
+array's bytes as they are. A thread encodes ahead while libpq sends (`_Stream`). About
+0.5 s of CPU per million 36-column indicator rows, a sixth of the server's COPY time.
 NaN in a float column is written as NULL, as SQLite stores it (models.py: "NaN (NULL)").
 """
 
@@ -58,8 +61,7 @@ def wire_types(dataset: Dataset, columns: Sequence[str] | None = None) -> list[t
 def encode(dataset: Dataset, table: "pa.Table", columns: Sequence[str] | None = None,
            rows_per_chunk: int = ROWS_PER_CHUNK) -> Iterator[bytes]:
     """`table`'s rows (the named columns, default all of the dataset's) as a binary COPY
-    stream: the header with the first chunk, then one bytes object per `rows_per_chunk` rows,
-    then the trailer."""
+    stream: the header, then one bytes object per block of rows, then the trailer."""
     wire = wire_types(dataset, columns)
     table = table.select([name for name, _ in wire])
     yield HEADER

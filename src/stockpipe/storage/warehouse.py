@@ -232,15 +232,22 @@ def replace(conn: Connection, dataset: Dataset, symbols: Iterable[str], table: "
 
 
 def upsert(conn: Connection, dataset: Dataset, table: "pa.Table") -> int:
-    """Insert new rows and update changed ones; returns the number of rows written."""
-    if table.num_rows == 0:
-        return 0
-    table = table.select(dataset.column_names)
+    """Insert new rows and update changed ones, in the caller's transaction; returns the
+    number of rows written (rows equal but for the volatile columns are not written)."""
+    return upsert_batches(conn, dataset, [table])
+
+
+def upsert_batches(conn: Connection, dataset: Dataset, batches: Iterable["pa.Table"]) -> int:
+    """`upsert` of each batch, holding one at a time: what a load streaming a whole lake
+    snapshot calls, in one transaction with its watermark. On PostgreSQL, the months a
+    backfill brings that have no partition yet are filled from every batch and keyed once at
+    the end (pgload.upsert_batches); keys must be unique across the batches. Returns the rows
+    written."""
     if conn.dialect.name == "postgresql":
         from . import pgload  # numpy, only once there are rows to write
 
-        return pgload.upsert(conn, dataset, table)
-    return _upsert_sqlite(conn, dataset, table)
+        return pgload.upsert_batches(conn, dataset, (b for b in batches if b.num_rows))
+    return sum(_upsert_sqlite(conn, dataset, b.select(dataset.column_names)) for b in batches if b.num_rows)
 
 
 def delete_keys(conn: Connection, dataset: Dataset, keys: "pa.Table") -> int:
