@@ -8,7 +8,7 @@ the schema `SCHEMA`, so the public schema (and SQLAlchemy's reflection of it) ho
 the tables models.py declares; queries name the parent and never need to know.
 
 The DEFAULT partition is a safety net for rows written by something other than a load (a
-hand-written INSERT): a month created later takes its rows out of it (`_create_month`).
+hand-written INSERT): a month created later takes its rows out of it (`attach`).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def months_of(column: "pa.Array | pa.ChunkedArray") -> list[dt.date]:
 
 def ranges(conn: "Connection", table: str) -> list[tuple[dt.date, dt.date]] | None:
     """The [from, to) ranges of `table`'s partitions (not the default), or None when `table`
-    is not a partitioned table (SQLite, or PostgreSQL before 0008)."""
+    is not a partitioned table (a PostgreSQL database before 0008)."""
     rows = conn.exec_driver_sql(
         "SELECT c.relkind, pg_get_expr(p.relpartbound, p.oid) FROM pg_class c "
         "LEFT JOIN pg_inherits i ON i.inhparent = c.oid LEFT JOIN pg_class p ON p.oid = i.inhrelid "
@@ -168,9 +168,9 @@ def new_table(conn: "Connection", table: str, month: dt.date) -> str:
 
 def attach(conn: "Connection", table: str, month: dt.date, key: Sequence[str] = ()) -> None:
     """Make `new_table`'s table `table`'s partition for `month`. With `key` (a filled fresh
-    month): build that primary key first, one sort instead of a btree insert per row (about
-    twice as fast as COPY into a keyed table: bench/README.md), and the parent's key adopts
-    it. Without: move in the DEFAULT partition's rows of the month (the parent's key builds
+    month): build that primary key first, one sort instead of a btree insert per row (up to
+    twice as fast as COPY into a keyed partition: bench/README.md), and the parent's key
+    adopts it. Without: move in the DEFAULT partition's rows of the month (the parent's key builds
     the partition's). ATTACH rather than CREATE .. PARTITION OF: it takes only a SHARE UPDATE
     EXCLUSIVE lock on the parent, so reads and writes of other months go on meanwhile."""
     name, column, high = month_partition(table, month), PARTITIONED[table], next_month(month)

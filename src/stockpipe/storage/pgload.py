@@ -46,10 +46,10 @@ def upsert(conn: "Connection", dataset: Dataset, table: "pa.Table") -> int:
 
 def upsert_batches(conn: "Connection", dataset: Dataset, batches: Iterable["pa.Table"]) -> int:
     """`upsert` of each batch in turn, in the caller's transaction, holding one batch at a
-    time; returns the rows written. On a month-partitioned table the months no partition
-    held when the call began (a backfill) are filled from every batch and keyed once at the
-    end, so a whole snapshot streamed through one call loads at about twice the speed of
-    COPY into keyed partitions. The keys must be unique across all the batches."""
+    time; returns the rows written. On a month-partitioned table, a month with no partition
+    (nor rows) when a batch first brings it (a backfill) gets a new table, filled from every
+    batch and keyed once at the end, so a whole snapshot streamed through one call loads up
+    to twice as fast as COPY into keyed partitions. Keys must be unique across the batches."""
     column = partitions.PARTITIONED.get(dataset.name)
     filling: dict = {}  # month -> its new partition's table, unkeyed and unattached until the end
     seen, written = set(), 0
