@@ -81,6 +81,21 @@ def engine(database_url: str):
     eng.dispose()
 
 
+@pytest.fixture(scope="session")
+def demo_warehouse(tmp_path_factory) -> Settings:
+    """Settings of a data directory (lake + SQLite warehouse) that one `run` of the demo
+    provider filled for AAPL and MSFT (400 days up to NOW), shared by the tests that only
+    read it (show, plot, export, the terminal layout). Never write to it."""
+    from stockpipe import pipeline
+
+    folder = tmp_path_factory.mktemp("demo-warehouse")
+    settings = load_settings({"provider": "demo", "data_dir": folder / "data", "symbols": ("AAPL", "MSFT"),
+                              "history_days": 400}, environ={}, cwd=folder)
+    result = pipeline.run(settings, clock=clock)
+    assert result.exit_code == 0, result.message
+    return settings
+
+
 @pytest.fixture
 def make_cli(capsys, monkeypatch, tmp_path):
     """The one way to run `stockpipe ARGS` in-process: `make_cli(**environment)` drops the

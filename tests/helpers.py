@@ -188,3 +188,33 @@ def as_utc(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# ------------------------------------------------------------------- built answers
+
+
+def yahoo_chart(symbol: str, bars: list[tuple], splits: tuple = (), dividends: tuple = (),
+                zone: str = "America/New_York") -> bytes:
+    """A Yahoo chart answer (v8, daily) as Yahoo sends it: `bars` are (day, open, high, low,
+    close, volume) already adjusted as the answer has them, stamped at 09:30 in `zone`,
+    prices float32-widened; `splits` (day, new, old) and `dividends` (day, amount) are the
+    answer's events."""
+    from zoneinfo import ZoneInfo
+
+    import numpy as np
+
+    def stamp(day: str) -> int:
+        return int(dt.datetime.fromisoformat(f"{day}T09:30").replace(tzinfo=ZoneInfo(zone)).timestamp())
+
+    def f32(value: float) -> float:
+        return float(np.float32(value))
+
+    quote = {name: [f32(bar[i]) for bar in bars] for i, name in ((1, "open"), (2, "high"), (3, "low"), (4, "close"))}
+    quote["volume"] = [int(bar[5]) for bar in bars]
+    events = {"splits": {str(stamp(d)): {"date": stamp(d), "numerator": n, "denominator": m, "splitRatio": f"{n}:{m}"}
+                         for d, n, m in splits},
+              "dividends": {str(stamp(d)): {"date": stamp(d), "amount": a} for d, a in dividends}}
+    meta = {"currency": "USD", "symbol": symbol, "exchangeTimezoneName": zone, "priceHint": 2}
+    result = {"meta": meta, "timestamp": [stamp(bar[0]) for bar in bars], "events": events,
+              "indicators": {"quote": [quote], "adjclose": [{"adjclose": quote["close"]}]}}
+    return json.dumps({"chart": {"result": [result], "error": None}}).encode()

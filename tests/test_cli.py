@@ -64,8 +64,10 @@ def test_run_all_demo_end_to_end_then_idempotent(cli, tmp_path):
     assert rows(tmp_path, "SELECT COUNT(*) FROM rejects") == [(0,)]
     assert rows(tmp_path, "SELECT status, exit_code FROM pipeline_runs") == [("ok", 0)]
     assert rows(tmp_path, "SELECT COUNT(*) FROM symbol_state WHERE dataset='prices_daily' AND last_date IS NOT NULL") == [(4,)]
-    lake_files = list((tmp_path / "stockpipe-data" / "lake" / "prices_daily").rglob("*.parquet"))
-    assert 20 <= len(lake_files) <= 27  # one file per month, never one per symbol
+    lake_files = [f for f in (tmp_path / "stockpipe-data" / "lake" / "prices_daily").rglob("month=*/*.parquet")
+                  if "_change_data" not in f.parts]
+    months = {f.parent.name for f in lake_files}
+    assert 20 <= len(months) <= 27 and len(lake_files) <= 3 * len(months)  # files by month, never one per symbol
     assert list((tmp_path / "stockpipe-data" / "raw" / "demo").rglob("AAPL.*.json.gz"))
 
     before = table_counts(f"sqlite:///{db_path(tmp_path)}")

@@ -43,7 +43,7 @@ import pytest
 from conftest import PROVIDER_FIXTURES
 from fakevendor import CONTENT_TYPES, YAHOO_COOKIE, YAHOO_CRUMB, Call, FakeVendor, Reply, fixture, yahoo_refusal
 from stockpipe.errors import ExitCode
-from stockpipe.providers import eodhd_lists
+from stockpipe.providers import eodhd, eodhd_lists, finnhub
 from stockpipe.providers.registry import VENDORS
 from stockpipe.providers.wire import Outcome, Response
 
@@ -63,12 +63,20 @@ _MAY = (("2024-05-06", 181.71), ("2024-05-07", 182.4), ("2024-05-08", 182.74), (
         ("2024-05-10", 183.05))
 _JUNE = (("2024-06-03", 194.03), ("2024-06-04", 194.35), ("2024-06-05", 195.87), ("2024-06-06", 194.48),
          ("2024-06-07", 196.89))
+# Stooq's and Finnhub's daily prices are adjusted by actions their answers do not report
+# (providers/basis.py): only the answer's newest bar is known as traded; the others are
+# rejected `adjusted_only`.
+_ANCHOR = _JUNE[-1:]
+ADJUSTED_ONLY = tuple((day, "adjusted_only") for day, _ in _JUNE[:-1])
 CLOSES = {  # (date, close) each fixture's success body must store
-    "yahoo": _MAY, "eodhd": _MAY, "tiingo": _MAY, "finnhub": _JUNE, "polygon": _JUNE, "stooq": _JUNE,
+    "yahoo": _MAY, "eodhd": _MAY, "tiingo": _MAY, "finnhub": _ANCHOR, "polygon": _JUNE, "stooq": _ANCHOR,
     "alphavantage": (("2024-06-03", 413.52), ("2024-06-04", 416.07), ("2024-06-05", 424.01),
                      ("2024-06-06", 424.52), ("2024-06-07", 423.85)),
 }
 ACTIONS = {"yahoo": (("2024-05-10", "dividend", 0.25),), "tiingo": (("2024-05-10", "dividend", 0.25),)}
+REJECTS = {"finnhub": ADJUSTED_ONLY, "stooq": ADJUSTED_ONLY}  # what each success body must reject
+NVDA_2021 = (("2021-07-13", 816.4), ("2021-07-14", 792.32), ("2021-07-15", 760.12), ("2021-07-16", 723.44),
+             ("2021-07-19", 751.2))  # as traded, before the 4:1 split of 2021-07-20
 SUCCESS = {"yahoo": "success.json", "alphavantage": "time_series_daily_success.json",
            "eodhd": "eod_success.json", "finnhub": "candle_success.json", "polygon": "aggs_success.json",
            "tiingo": "daily_prices_success.json", "stooq": "success.csv"}
@@ -289,6 +297,13 @@ CLI_CASES: list[Case] = [
          closes=(("2024-06-06", 1209.9), ("2024-06-10", 121.79), ("2024-06-11", 120.91), ("2024-06-12", 125.2)),
          actions=(("2024-06-10", "split", 10.0), ("2024-06-11", "dividend", 0.01)),
          rejects=(("2024-06-07", "all_null"),)),
+    # a split after the window (and, answered years later, every split since) is undone (issue 15)
+    Case("yahoo", "split_after_window.json", "OK", F("yahoo", "split_after_window.json"), symbol="NVDA",
+         window=("2021-07-13", "2021-07-19"), closes=NVDA_2021, actions=(("2021-07-20", "split", 4.0),)),
+    Case("yahoo", "split_before_later_split.json", "OK", F("yahoo", "split_before_later_split.json"), symbol="NVDA",
+         window=("2021-07-13", "2021-07-19"), closes=NVDA_2021,
+         actions=(("2021-07-20", "split", 4.0), ("2021-08-31", "dividend", 0.04), ("2024-06-10", "split", 10.0),
+                  ("2024-06-11", "dividend", 0.01))),
     Case("yahoo", "no_data_in_range.json", "EMPTY", F("yahoo", "no_data_in_range.json")),
     Case("yahoo", "unknown_symbol.json", "SYMBOL_NOT_FOUND", F("yahoo", "unknown_symbol.json", 404)),
     Case("yahoo", "range_not_available.json", "NOT_ENTITLED", lambda: [body(YAHOO_RANGE, 422)]),
@@ -312,6 +327,7 @@ CLI_CASES: list[Case] = [
     *_protocol_cases("yahoo"),
     # -------------------------------------------------------------------------------- finnhub
     Case("finnhub", "candle_success.json", "OK", F("finnhub", "candle_success.json")),
+    Case("finnhub", "candle_midnight_utc.json", "OK", F("finnhub", "candle_midnight_utc.json")),  # not a day early
     Case("finnhub", "candle_no_data.json", "EMPTY", F("finnhub", "candle_no_data.json")),
     Case("finnhub", "bad_key.json", "AUTH_FAILED", F("finnhub", "bad_key.json", 401)),
     Case("finnhub", "missing_key.json", "AUTH_FAILED", F("finnhub", "missing_key.json", 401)),
@@ -330,6 +346,8 @@ CLI_CASES: list[Case] = [
          adj=(("2024-05-06", 178.9213), ("2024-05-10", 180.4865))),
     Case("eodhd", "eod_success.csv", "OK", lambda: [body(EODHD_CSV, content_type="text/csv")],
          adj=(("2024-05-06", 178.9213), ("2024-05-10", 180.4865))),
+    Case("eodhd", "eod_success_count_line.csv", "OK", F("eodhd", "eod_success_count_line.csv"),
+         adj=(("2024-05-06", 178.9213), ("2024-05-10", 180.4865))),  # the count line is no reject
     Case("eodhd", "unknown_symbol.txt", "SYMBOL_NOT_FOUND", F("eodhd", "unknown_symbol.txt", 404)),
     Case("eodhd", "bad_key.txt", "AUTH_FAILED", F("eodhd", "bad_key.txt", 401)),
     Case("eodhd", "rate_limited.txt", "RETRIED",
@@ -341,9 +359,12 @@ CLI_CASES: list[Case] = [
          variant="older support text"),
     *_protocol_cases("eodhd"),
     # ---------------------------------------------------------------------------------- stooq (all HTTP 200)
-    Case("stooq", "success.csv", "OK", F("stooq", "success.csv")),
+    Case("stooq", "success.csv", "OK", F("stooq", "success.csv"), adj=_ANCHOR),
     Case("stooq", "success.csv", "OK", lambda: [body(STOOQ_SHUFFLED_LF, content_type="text/csv")],
-         variant="LF and unsorted"),
+         variant="LF and unsorted", adj=_ANCHOR),
+    Case("stooq", "adjusted_history.csv", "OK", F("stooq", "adjusted_history.csv"), window=("2018-01-02", "2024-06-07"),
+         adj=_ANCHOR, rejects=tuple((d, "adjusted_only") for d in ("2018-01-02", "2018-01-03", "2018-01-04",
+                                                                    "2018-01-05", "2024-06-06"))),
     Case("stooq", "unknown_symbol.txt", "SYMBOL_NOT_FOUND", F("stooq", "unknown_symbol.txt")),
     Case("stooq", "unknown_symbol.txt", "SYMBOL_NOT_FOUND", lambda: [body("Brak danych", content_type="text/plain")],
          variant="stooq.pl text"),
@@ -527,7 +548,8 @@ def test_daily_row_through_the_cli(case: Case, cli, server, monkeypatch, tmp_pat
         assert db(tmp_path, "SELECT date, kind, value FROM corporate_actions WHERE symbol = ? ORDER BY date",
                   sym) == [(d, k, pytest.approx(v)) for d, k, v in actions]
         assert db(tmp_path, "SELECT COUNT(*) FROM prices_daily WHERE close <= 0 OR open <= 0") == [(0,)]
-        assert sorted(db(tmp_path, "SELECT date, reason FROM rejects WHERE symbol = ?", sym)) == list(case.rejects)
+        assert sorted(db(tmp_path, "SELECT date, reason FROM rejects WHERE symbol = ?", sym)) == list(
+            case.rejects or REJECTS.get(vendor, ()))
     elif case.expect == "EMPTY":
         assert code == ExitCode.OK, err
         assert events == {sym: "no_data"}
@@ -809,11 +831,34 @@ def _eodhd_symbols(parsed) -> None:
     assert parsed.symbols[0]["isin"] == "US0378331005"
 
 
+def _finnhub_kolkata(parsed) -> None:  # 03:45 UTC is 09:15 in Kolkata: the same date
+    assert [str(d.date()) for d in parsed.bars["date"]] == ["2024-06-03", "2024-06-04", "2024-06-05", "2024-06-06",
+                                                           "2024-06-07"]
+    assert parsed.basis == dt.date(2024, 6, 7)
+
+
+def _finnhub_sydney(parsed) -> None:  # one Sydney session, one date, 72 bars
+    assert len(parsed.intraday) == 72 and {str(d.date()) for d in parsed.intraday["session_date"]} == {"2024-06-04"}
+
+
+def _eodhd_user(response) -> Callable[[object], None]:
+    def check(parsed) -> None:
+        assert eodhd.user_quota(response) == "98,843 of 100,000 calls left today (resets 00:00 GMT)"
+    return check
+
+
 MODULE_CASES = [  # (vendor, row, parse, response, outcome, check): no CLI command calls these endpoints
     ("eodhd", "eod_bulk_last_day_success.json", lambda r: eodhd_lists.parse_bulk_last_day(r, "US"),
      lambda: _response("eodhd", "eod_bulk_last_day_success.json"), Outcome.OK, _eodhd_bulk),
     ("eodhd", "exchange_symbol_list_success.json", lambda r: eodhd_lists.parse_symbol_list(r, "US"),
      lambda: _response("eodhd", "exchange_symbol_list_success.json"), Outcome.OK, _eodhd_symbols),
+    ("eodhd", "user_success.json", eodhd.parse_user, lambda: _response("eodhd", "user_success.json"), Outcome.OK,
+     _eodhd_user(_response("eodhd", "user_success.json"))),  # validate --probe's call (test_probe.py)
+    ("finnhub", "candle_non_us_open.json",
+     lambda r: finnhub.parse_daily(r, dt.date(2024, 6, 3), dt.date(2024, 6, 7), ZoneInfo("Asia/Kolkata")),
+     lambda: _response("finnhub", "candle_non_us_open.json"), Outcome.OK, _finnhub_kolkata),
+    ("finnhub", "candle_intraday_sydney.json", lambda r: finnhub.parse_intraday(r, zone=ZoneInfo("Australia/Sydney")),
+     lambda: _response("finnhub", "candle_intraday_sydney.json"), Outcome.OK, _finnhub_sydney),
 ]
 
 

@@ -131,7 +131,7 @@ def test_bad_shard_and_run_id_are_usage_errors(capsys):
 def _spawn(data_dir: Path, url: str, *args: str) -> subprocess.Popen:
     env = environment_without_settings(STOCKPIPE_PROVIDER="demo", STOCKPIPE_HISTORY_DAYS="365",
                                        STOCKPIPE_DATABASE_URL=url, STOCKPIPE_DATA_DIR=str(data_dir))
-    return subprocess.Popen([sys.executable, "-m", "stockpipe", *args, "--json"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "stockpipe", *args, "--json", "--debug"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

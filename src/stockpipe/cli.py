@@ -8,16 +8,16 @@ need them, so `--help` and `health-check` stay fast. Only render.py prints.
 from __future__ import annotations
 
 import datetime as dt
-import enum
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 
-from . import interrupt, logs, render
+from . import interrupt, render
 from .errors import ExitCode, HealthCode, StockpipeError, UsageError
-from .providers.base import INTERVALS
+from .options import (All, Adjusted, Config, CsvPath, DatabaseUrl, DataDir, Debug, End, From, Full, Interval,
+                      IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Probe, Provider, Quotes, ReportFile, RunId,
+                      ShardOption, Start, SymbolArg, Symbols, SymbolsFile, To, escape_help, need_selection, window)
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -36,83 +36,14 @@ def _typer(**options: Any) -> typer.Typer:
 app = _typer(
     name="stockpipe",
     help="ETL for stock-market data: fetch daily bars, validate, compute indicators, "
-    "keep a Parquet lake and load a SQL warehouse. Exit codes: see the README.",
-    add_completion=False,
+    "keep a Parquet lake and load a SQL warehouse; show, plot, report and export what it holds. "
+    "Exit codes: see the README.",
 )
 db_app = _typer(help="Warehouse migrations (alembic, shipped with the package).")
 app.add_typer(db_app, name="db")
 schedule_app = _typer(help="Scheduling files for this installation: systemd units or a crontab (plain text).")
 app.add_typer(schedule_app, name="schedule")
 
-Config = Annotated[Optional[Path], typer.Option("--config", help="stockpipe.toml to read (default: STOCKPIPE_CONFIG, else ./stockpipe.toml).")]
-DataDir = Annotated[Optional[Path], typer.Option("--data-dir", help="Data directory for the lake, raw payloads and the SQLite file.")]
-DatabaseUrl = Annotated[Optional[str], typer.Option("--database-url", help="Warehouse URL (default sqlite:///<data dir>/stockpipe.db).")]
-Provider = Annotated[Optional[str], typer.Option("--provider", help="Data source: yahoo (default), alphavantage, eodhd, finnhub, polygon, tiingo, stooq, demo (synthetic, offline), csv (local files).")]
-Symbols = Annotated[Optional[list[str]], typer.Option("--symbol", "-s", help="A ticker; repeat for several.")]
-SymbolsFile = Annotated[Optional[Path], typer.Option("--symbols-file", help="File of tickers, one per line, # comments.")]
-Lists = Annotated[Optional[list[str]], typer.Option("--list", help="A named list from the config's [universe.lists]; repeatable.")]
-All = Annotated[bool, typer.Option("--all", help="The whole configured universe.")]
-Start = Annotated[Optional[dt.datetime], typer.Option("--start", formats=["%Y-%m-%d"], help="First date to fetch (refetches from there).")]
-End = Annotated[Optional[dt.datetime], typer.Option("--end", formats=["%Y-%m-%d"], help="Last date to fetch (default: latest closed session).")]
-CsvPath = Annotated[Optional[Path], typer.Option("--path", help="CSV file or folder (provider csv).")]
-LogFormat = Annotated[Optional[str], typer.Option("--log-format", help="Log lines on stderr: text or json.")]
-Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
-Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")]
-ShardOption = Annotated[Optional[str], typer.Option("--shard", metavar="I/N", help="Work on shard I of N: a stable hash slice "
-                        "of the universe (the N slices cover it exactly once); shards run side by side, each under its own lock.")]
-RunId = Annotated[Optional[str], typer.Option("--run-id", help="Name this run (Airflow's {{ run_id }}, systemd's "
-                  "$INVOCATION_ID); stored in pipeline_runs and on every run_events row (default: a new id).")]
-MetricsFile = Annotated[Optional[Path], typer.Option("--metrics-file", metavar="PATH", help="Also write this command's "
-                        "Prometheus metrics to PATH (*.prom, for node_exporter's textfile collector), atomically.")]
-
-
-# Intraday bar sizes: m1 = "1m", ... (providers.base, which imports nothing heavy).
-Interval = enum.Enum("Interval", [(f"m{name[:-1]}", name) for name in INTERVALS], type=str)
-
-
-Quotes = Annotated[bool, typer.Option("--quotes", help="Fetch one quote per symbol into `quotes` instead of daily bars "
-                                      "(yahoo, finnhub, alphavantage, eodhd).")]
-IntervalOption = Annotated[Optional[Interval], typer.Option(
-    "--interval", help="Fetch intraday bars of this size into `prices_intraday` instead of daily bars, for the "
-    "sessions --start..--end within what the vendor keeps (default: all it keeps).")]
-
-
-@dataclass(frozen=True)
-class Options:
-    """What a command was asked besides its own arguments: how it reports, and the flags
-    that build its Settings (None: not given, so the environment or config file decides)."""
-
-    command: str
-    as_json: bool = False
-    debug: bool = False
-    metrics_file: Path | None = None
-    config: Path | None = None
-    data_dir: Path | None = None
-    database_url: str | None = None
-    log_format: str | None = None
-    shard: str | None = None
-    run_id: str | None = None
-    provider: str | None = None
-    symbols: Sequence[str] | None = None
-    symbols_file: Path | None = None
-    lists: Sequence[str] | None = None
-    csv_path: Path | None = None
-
-    def settings(self) -> Settings:
-        """The Settings of these flags over the environment and config file; logging set to match.
-
-        Raises:
-            StockpipeError: see config.load_settings.
-        """
-        from .config import load_settings
-
-        settings = load_settings({name: getattr(self, name) for name in _SETTINGS_FLAGS})
-        logs.configure(settings.log_format, self.debug)
-        return settings
-
-
-_SETTINGS_FLAGS = ("config", "data_dir", "database_url", "log_format", "shard", "run_id", "provider", "symbols",
-                   "symbols_file", "lists", "csv_path")
 _INTERRUPTED = "interrupted: the open transaction was rolled back; run again to resume"
 _BUG = "unexpected {} (a bug; rerun with --debug for the traceback)"
 
@@ -135,6 +66,9 @@ def _call(opts: Options, action: Callable[[], int]) -> None:
     except StockpipeError as exc:
         code = _error_exit(opts.command, exc)
         render.emit_error(opts.command, str(exc), code, opts.as_json)
+    except BrokenPipeError:  # the reader stopped early (`export | head`): what it wanted was written
+        render.silence_stdout()
+        code = ExitCode.OK
     except KeyboardInterrupt:
         code = ExitCode.INTERRUPTED
         render.emit_error(opts.command, _INTERRUPTED, code, opts.as_json)
@@ -152,7 +86,7 @@ def _pipeline(opts: Options, call: PipelineCall, *, progress: bool = False,
               check: Callable[[Settings], None] | None = None) -> int:
     """Build the settings, `check` them, call the pipeline, write --metrics-file (its path
     checked first, so a typo costs no work), render; returns the exit code."""
-    settings = opts.settings()
+    settings = _settings(opts)
     if check is not None:
         check(settings)
     if opts.metrics_file is not None:
@@ -166,14 +100,14 @@ def _pipeline(opts: Options, call: PipelineCall, *, progress: bool = False,
     return render.emit_result(opts.command, result, opts.as_json)
 
 
-def _need_selection(all_: bool, opts: Options, provider: str) -> None:
-    """`fetch` and `run` take --all or named symbols, never both, never neither (except from
-    csv files, which name their symbols)."""
-    chosen = bool(opts.symbols or opts.symbols_file or opts.lists)
-    if all_ and chosen:
-        raise UsageError("--all and --symbol/--symbols-file/--list exclude each other")
-    if not all_ and not chosen and provider != "csv":
-        raise UsageError("name symbols with --symbol (or --symbols-file, --list) or take the whole universe with --all")
+def _settings(opts: Options) -> Settings:
+    """The command's settings; on a terminal the result lists each failure, so logs do not."""
+    return opts.settings(outcomes_listed=render.stdout_is_terminal() and not opts.as_json)
+
+
+def _look(opts: Options, call: Callable[[Settings], Any]) -> int:
+    """A looking command (show, plot, report, export): settings, one read, render."""
+    return render.emit_look(call(_settings(opts)), opts.as_json)
 
 
 def _fetch_call(quotes: bool, interval: Interval | None, start: dt.date | None, end: dt.date | None) -> PipelineCall:
@@ -195,20 +129,17 @@ def _fetch_call(quotes: bool, interval: Interval | None, start: dt.date | None, 
     return lambda settings, progress: pipeline.fetch(settings, start, end, progress)
 
 
-def _date(value: dt.datetime | None) -> dt.date | None:
-    return value.date() if value else None
-
-
 @app.command()
 def validate(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None, provider: Provider = None,
              symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None, path: CsvPath = None,
-             as_json: Json = False, debug: Debug = False) -> None:
-    """Check configuration, credentials, data directory, database and symbols."""
+             probe: Probe = False, as_json: Json = False, debug: Debug = False) -> None:
+    """Check configuration, credentials, data directory, database and symbols; with --probe,
+    each provider's API too."""
     from . import pipeline
 
     opts = Options("validate", as_json, debug, config=config, data_dir=data_dir, database_url=database_url,
                    provider=provider, symbols=symbol, symbols_file=symbols_file, lists=list_, csv_path=path)
-    _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.validate(settings)))
+    _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.validate(settings, probe=probe)))
 
 
 @app.command()
@@ -223,8 +154,8 @@ def fetch(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile =
     opts = Options("fetch", as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
                    log_format=log_format, shard=shard, run_id=run_id, provider=provider, symbols=symbol,
                    symbols_file=symbols_file, lists=list_, csv_path=path)
-    _call(opts, lambda: _pipeline(opts, _fetch_call(quotes, interval, _date(start), _date(end)), progress=True,
-                                  check=lambda settings: _need_selection(all_, opts, settings.provider)))
+    _call(opts, lambda: _pipeline(opts, _fetch_call(quotes, interval, *window(start, end)), progress=True,
+                                  check=lambda settings: need_selection(all_, opts, settings.provider)))
 
 
 def _lake_command(name: str, help_text: str) -> None:
@@ -233,16 +164,18 @@ def _lake_command(name: str, help_text: str) -> None:
     @app.command(name, help=help_text)
     def command(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
                 log_format: LogFormat = None, shard: ShardOption = None, run_id: RunId = None,
-                metrics_file: MetricsFile = None, as_json: Json = False, debug: Debug = False) -> None:
+                metrics_file: MetricsFile = None, as_json: Json = False, debug: Debug = False, full: Full = False) -> None:
         from . import pipeline
 
         opts = Options(name, as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
                        log_format=log_format, shard=shard, run_id=run_id)
-        _call(opts, lambda: _pipeline(opts, getattr(pipeline, name), progress=True))  # the stage of that name
+        stage = getattr(pipeline, name)  # the stage of that name
+        _call(opts, lambda: _pipeline(opts, lambda settings, report: stage(settings, report, full=full), progress=True))
 
 
-_lake_command("transform", "Compute indicators for the symbols whose prices changed.")
-_lake_command("load", "Upsert what changed in the lake into the warehouse (a re-run writes nothing).")
+_lake_command("transform", "Compute indicators for the symbols whose prices or corporate actions changed since the "
+              "last transform (the lake's change feed).")
+_lake_command("load", "Apply what changed in the lake since the last load to the warehouse (a re-run writes nothing).")
 
 
 @app.command("quality-check")
@@ -276,16 +209,22 @@ def health_check(config: Config = None, data_dir: DataDir = None, database_url: 
 def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None,
         provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None, config: Config = None,
         data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
-        shard: ShardOption = None, run_id: RunId = None, metrics_file: MetricsFile = None, as_json: Json = False,
-        debug: Debug = False) -> None:
+        shard: ShardOption = None, run_id: RunId = None, metrics_file: MetricsFile = None, report: ReportFile = None,
+        as_json: Json = False, debug: Debug = False) -> None:
     """validate -> fetch -> transform -> load -> quality-check; resumes from what is saved."""
     from . import pipeline
 
     opts = Options("run", as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
                    log_format=log_format, shard=shard, run_id=run_id, provider=provider, symbols=symbol,
                    symbols_file=symbols_file, lists=list_, csv_path=path)
-    _call(opts, lambda: _pipeline(opts, lambda settings, progress: pipeline.run(settings, _date(start), _date(end), progress),
-                                  progress=True, check=lambda settings: _need_selection(all_, opts, settings.provider)))
+
+    def check(settings: Settings) -> None:
+        need_selection(all_, opts, settings.provider)
+        if report is not None:
+            pipeline.check_report_path(report)
+
+    _call(opts, lambda: _pipeline(opts, lambda settings, progress: pipeline.run(
+        settings, *window(start, end), progress, report=report), progress=True, check=check))
 
 
 @db_app.command("upgrade")
@@ -306,6 +245,74 @@ def db_current(config: Config = None, data_dir: DataDir = None, database_url: Da
 
     opts = Options("db current", as_json, debug, config=config, data_dir=data_dir, database_url=database_url)
     _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.db_current(settings)))
+
+
+# ------------------------------------------------------------------ looking at the data
+
+@app.command()
+def show(symbol: SymbolArg, bars: Annotated[int, typer.Option("--bars", min=1, max=250, help="How many of the newest "
+         "bars to list.")] = 10, config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
+         as_json: Json = False, debug: Debug = False) -> None:
+    """A symbol's newest bars with the main indicators, a sparkline of its closes, corporate actions,
+    its state (provider, dates held, last success, failures) and the quality rules it fails."""
+    from .pipeline.show import show as show_symbol
+
+    opts = Options("show", as_json, debug, config=config, data_dir=data_dir, database_url=database_url)
+    _call(opts, lambda: _look(opts, lambda settings: show_symbol(settings, symbol, bars)))
+
+
+@app.command()
+def plot(symbol: SymbolArg, out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE.png|FILE.svg",
+         help="The picture to write: .png or .svg.")], start: From = None, end: To = None, adjusted: Adjusted = False,
+         style: Annotated[str, typer.Option("--style", help="candle or line.")] = "candle", config: Config = None,
+         data_dir: DataDir = None, database_url: DatabaseUrl = None, as_json: Json = False,
+         debug: Debug = False) -> None:
+    """Draw candles (or a line) with SMA 20/50 and Bollinger bands, volume, RSI and MACD, splits and
+    dividends marked; default: the year up to the last bar. Needs the extra: pip install 'stockpipe[plot]'."""
+    from .pipeline.plot import plot as draw
+
+    opts = Options("plot", as_json, debug, config=config, data_dir=data_dir, database_url=database_url)
+    _call(opts, lambda: _look(opts, lambda settings: draw(settings, symbol, out, *window(start, end), adjusted, style)))
+
+
+@app.command()
+def report(out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE.html", help="The page to write.")],
+           run_id: Annotated[Optional[str], typer.Option("--run-id", help="The run to report on (default: the "
+           "newest in pipeline_runs).")] = None, config: Config = None, data_dir: DataDir = None,
+           database_url: DatabaseUrl = None, as_json: Json = False, debug: Debug = False) -> None:
+    """Write one self-contained HTML page about a run: status, duration, counts per stage, calls and quota
+    per provider, every failing symbol with its reason, every quality failure, charts of the symbols that failed."""
+    from .pipeline.report import report as write_report
+
+    opts = Options("report", as_json, debug, config=config, data_dir=data_dir, database_url=database_url)
+    _call(opts, lambda: _look(opts, lambda settings: write_report(settings, out, run_id)))
+
+
+@app.command()
+def export(dataset: Annotated[str, typer.Option("--dataset", "-d", help="A table (prices_daily, corporate_actions, "
+           "indicators_daily, quotes, quotes_daily, prices_intraday, adjustments, rejects) or a view "
+           "(daily_analytics, latest_quotes, prices_daily_adjusted).")] = "prices_daily",
+           symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None, start: From = None,
+           end: To = None, adjusted: Adjusted = False,
+           fmt: Annotated[Optional[str], typer.Option("--format", "-f", help="csv, parquet or json (default: from "
+           "--out's suffix, else csv).")] = None,
+           out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write to this file (default: stdout, "
+           "so it pipes).")] = None, config: Config = None, data_dir: DataDir = None,
+           database_url: DatabaseUrl = None, as_json: Json = False, debug: Debug = False) -> None:
+    """Write a dataset or view of the warehouse as csv, parquet or json, to --out or stdout."""
+    from .pipeline.export import export as export_rows
+
+    opts = Options("export", as_json, debug, config=config, data_dir=data_dir, database_url=database_url,
+                   symbols=symbol, symbols_file=symbols_file, lists=list_)
+
+    def call(settings: Settings):
+        if out is None and as_json:
+            raise UsageError("--json describes a written file: give --out FILE (or use --format json for the rows)")
+        if out is None and fmt == "parquet" and render.stdout_is_terminal():
+            raise UsageError("parquet is binary: give --out FILE.parquet or pipe stdout into a file or program")
+        return export_rows(settings, dataset, fmt, out, *window(start, end), adjusted)
+
+    _call(opts, lambda: _look(opts, call))
 
 
 SchedulePrefix = Annotated[str, typer.Option("--prefix", help="Virtualenv stockpipe is installed in (runs PREFIX/bin/stockpipe).")]
@@ -336,19 +343,48 @@ def schedule_cron(
     _call(Options("schedule cron"), lambda: render.files({"stockpipe.crontab": schedule.crontab(prefix, data_dir)}, output))
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            render.version(version("stockpipe"))
+        except PackageNotFoundError:
+            render.version("(not installed)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main_options(version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_version,
+                  help="Print the version and exit.")] = False) -> None:
+    pass
+
+
+def command() -> Any:
+    """The click command tree of `app`, every help text escaped."""
+    return escape_help(typer.main.get_command(app))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point: the parser's usage errors become one line and exit 2."""
+    """Console-script entry point: the parser's usage errors become one line and exit 2
+    (plus the error document on stdout with --json)."""
+    import sys
+
     interrupt.install()
+    args = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in args[: args.index("--")] if "--" in args else "--json" in args
     try:
-        code = app(args=argv, standalone_mode=False, prog_name="stockpipe")
+        code = command().main(args=args, standalone_mode=False, prog_name="stockpipe")
     except typer.TyperException as exc:  # the parser's usage errors (unknown option, bad value)
         ctx = getattr(exc, "ctx", None)  # only the parser's UsageError knows the (sub)command
         where = ctx.command_path if ctx is not None else "stockpipe"
-        render.usage_error(where, exc.format_message())
+        render.usage_error(where, exc.format_message(), as_json, int(exc.exit_code))
         return int(exc.exit_code)
     except typer.Abort:
         render.interrupted()
         return int(ExitCode.INTERRUPTED)
+    except SystemExit as exc:  # Typer's --show-completion/--install-completion exit by themselves
+        return exc.code if isinstance(exc.code, int) else 0
     return int(code or 0)
 
 

@@ -62,9 +62,17 @@ class Settings:
     history_days: int = 730
     log_format: str = "text"
     csv_path: Path | None = None
+    # strptime format of a CSV's dates when they are not YYYY-MM-DD (e.g. "%d-%m-%Y")
+    csv_date_format: str | None = None
     stale_after_sessions: int = 1
     auto_migrate: bool = True
     batch_rows: int = 500_000
+    # The HTTP vendors' connect and read timeouts (seconds), and how many attempts in a row
+    # without an answer (refused, reset, timed out; across symbols) mean the vendor is down
+    # for the run: it gets no further calls, and the rest is deferred or fails over.
+    http_timeout_connect: float = 10.0
+    http_timeout_read: float = 30.0
+    unreachable_after: int = 3
     config_file: Path | None = None
     # symbol suffix or symbol -> exchange MIC, over calendars.DEFAULT_SUFFIXES ([exchanges] table)
     exchanges: Mapping[str, str] = field(default_factory=dict)
@@ -184,6 +192,14 @@ def load_settings(
     return _build(values)
 
 
+def early_log_format(flag: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """The log format to report a refused configuration in (load_settings failed, so there
+    is no Settings): the flag, else STOCKPIPE_LOG_FORMAT, else text."""
+    env = os.environ if environ is None else environ
+    chosen = (flag or env.get("STOCKPIPE_LOG_FORMAT") or "text").strip().lower()
+    return chosen if chosen in LOG_FORMATS else "text"
+
+
 def _run_id(value: str, where: str) -> str:
     if not _RUN_ID.match(value):
         raise UsageError(f"{where} {value[:80]!r} is not a run id: use 1 to 64 letters, digits and _ . ~ : + @ = - "
@@ -193,7 +209,8 @@ def _run_id(value: str, where: str) -> str:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions",
-               "auto_migrate", "batch_rows", "csv_path", "shard", "run_id")
+               "auto_migrate", "batch_rows", "csv_path", "shard", "run_id", "http_timeout_connect",
+               "http_timeout_read", "unreachable_after", "csv_date_format")
 # A run id names a run in pipeline_runs/run_events (String(64)) and is part of raw archive file
 # names, so it is Airflow's run id alphabet (its default allowed_run_id_pattern) plus @ and =:
 # no separator, no space, never `.` or `..` alone.
@@ -360,6 +377,9 @@ def _build(values: dict[str, Any]) -> Settings:
         raise ConfigError(f"log_format {settings.log_format!r} is not one of {', '.join(LOG_FORMATS)}: fix STOCKPIPE_LOG_FORMAT or --log-format")
     if settings.history_days < 1:
         raise ConfigError("history_days must be at least 1: fix STOCKPIPE_HISTORY_DAYS or the config file")
+    for name in ("http_timeout_connect", "http_timeout_read", "unreachable_after"):
+        if not getattr(settings, name) > 0:
+            raise ConfigError(f"{name} must be above 0: fix STOCKPIPE_{name.upper()} or the config file")
     return settings
 
 

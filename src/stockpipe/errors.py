@@ -64,6 +64,7 @@ class StockpipeError(Exception):
     """
 
     exit_code: ExitCode = ExitCode.BUG
+    api_calls: int = 0  # calls a provider spent before failing (the quota ledger counts them too)
 
     def __init_subclass__(cls, exit_code: ExitCode | None = None, **kwargs: object) -> None:
         """`class XError(Base, exit_code=ExitCode.X)` sets the code; without it, the base's holds."""
@@ -99,8 +100,13 @@ class SymbolNotFoundError(BadInputError):
     """The provider does not know the symbol (permanent for that symbol only)."""
 
 
+class NoDataError(BadInputError):
+    """The warehouse holds nothing for what was asked (a symbol never loaded, a window or a
+    run without rows): the looking commands (show, plot, report, export) say so and exit 65."""
+
+
 class UnavailableError(TransientError, exit_code=ExitCode.UNAVAILABLE):
-    """The database or the storage is unavailable."""
+    """The database, the storage or a provider's server is unavailable."""
 
 
 class DatabaseUnavailableError(UnavailableError):
@@ -171,6 +177,12 @@ class RateLimitedError(StopsProvider, ProviderError):
     def not_asked(self) -> "RateLimitedError":
         """The same refusal, made before the vendor was asked (by the client's own limiter)."""
         return RateLimitNotAskedError(str(self), self.retry_after)
+
+
+class ProviderUnreachableError(StopsProvider, UnavailableError):
+    """Consecutive connection failures or timeouts, across symbols, reached the limit
+    (`unreachable_after`): the vendor is down or hangs, so the provider is stopped for the
+    run (exit 5, unavailable) and the rest is deferred or fails over."""
 
 
 class RateLimitNotAskedError(NotAsked, RateLimitedError):

@@ -49,10 +49,15 @@ _URL_QUERY = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#\"'<>]*)\?[^\s#\"'<
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def configure(fmt: str, debug: bool) -> None:
-    """Send the `stockpipe` loggers to stderr in `fmt` ("text" or "json") at the level above."""
+def configure(fmt: str, debug: bool, outcomes: bool = True) -> None:
+    """Send the `stockpipe` loggers to stderr in `fmt` ("text" or "json") at the level above.
+
+    `outcomes=False` (text only): leave out the per-symbol outcome lines, because the result
+    printed on the same terminal lists every failure (a failure is shown once)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    if not outcomes and fmt != "json":
+        handler.addFilter(lambda record: getattr(record, "outcome", None) is None)
     root = logging.getLogger(LOGGER)
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.INFO if fmt == "json" else logging.WARNING)

@@ -56,6 +56,10 @@ PRICES_DAILY = (
     ("volume", INT),
     ("provider", NAME),
     ("fetched_at", TS),
+    # The split basis the bar was fetched on, for a vendor that sends split-adjusted bars
+    # (Yahoo): the last day its answer covered, so every split the answer reported up to
+    # then was undone. NULL: the vendor sent the bar as traded. See the README's providers.
+    ("split_basis", Type("date", nullable=True)),
 )
 CORPORATE_ACTIONS = (
     ("symbol", NAME),
@@ -180,7 +184,9 @@ class Dataset:
 DATASETS: dict[str, Dataset] = {
     d.name: d
     for d in (
-        Dataset("prices_daily", PRICES_DAILY, ("symbol", "date"), volatile=("fetched_at",)),
+        # split_basis is volatile: a refetch giving the same prices keeps the basis they were
+        # first fetched on, beside their fetched_at
+        Dataset("prices_daily", PRICES_DAILY, ("symbol", "date"), volatile=("fetched_at", "split_basis")),
         Dataset("corporate_actions", CORPORATE_ACTIONS, ("symbol", "date", "kind"), volatile=("fetched_at",)),
         Dataset("adjustments", ADJUSTMENTS, ("symbol", "valid_to"), partition="valid_to",  # the ex-date's month
                 volatile=("computed_at",), replaced=True),

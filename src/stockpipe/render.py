@@ -11,9 +11,15 @@ JSON shape (`"schema": "stockpipe.result/1"`; fields are only ever added):
     checks   [{stage, name, ok, severity, symbol, detail, observed, threshold}]
              (every check of validate/health-check; only the failures of quality-check),
     plus command-specific fields (db upgrade: before/after; db current: current/head;
-    health-check: observed {last_success, missed_sessions, failing_symbols, tracked_symbols,
-    last_run, quota [{provider, calls, limit, remaining, resets_at}], disk_free_bytes,
-    disk_total_bytes}, each present when its check could run).
+    health-check: observed {last_success, missed_sessions, prices_held, stale_symbols,
+    most_sessions_behind, failing_symbols, tracked_symbols, last_run,
+    quota [{provider, calls, limit, remaining, resets_at}], disk_free_bytes,
+    disk_total_bytes}, each present when its check could run; run --report: report).
+
+The looking commands (show, plot, report, export) print a document of their own kind:
+    schema, command, exit_code, exit_name, then the result's fields (outputs.py).
+A usage error under --json is an error document too (`"error"`, exit_code 2), so stdout
+always holds exactly one JSON document.
 
 Besides results: the one-line errors on stderr (`stockpipe COMMAND: error: ...`), the parser's
 usage errors, a bug's traceback (`--debug`), and `stockpipe schedule`'s files (printed, or
@@ -28,10 +34,13 @@ import traceback
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 from .errors import ExitCode, HealthCode, UnavailableError
 from .models import CommandResult
+
+if TYPE_CHECKING:
+    from .outputs import ExportResult, ShowResult, WrittenResult
 
 SCHEMA = "stockpipe.result/1"
 
@@ -80,11 +89,25 @@ def emit(result: CommandResult, as_json: bool) -> None:
 
 def emit_result(command: str, result: CommandResult, as_json: bool) -> int:
     """Print a result on stdout; when it failed with a message, that message also closes stderr
-    as the command's error line. Returns the command's exit code."""
+    as the command's error line, unless a terminal table on stdout already showed it (a
+    failure is shown once). Returns the command's exit code."""
     emit(result, as_json)
-    if result.message and result.exit_code not in (ExitCode.OK, ExitCode.NOTHING_TO_DO):
+    failed = not _succeeded(result)
+    shown = not as_json and stdout_is_terminal() and _failures_listed(result)
+    if result.message and failed and not shown:
         error_line(command, result.message, result.exit_code)
     return int(result.exit_code)
+
+
+def stdout_is_terminal() -> bool:
+    """Whether a person reads stdout (rich tables), rather than a pipe or a file (plain lines)."""
+    return sys.stdout.isatty()
+
+
+def _failures_listed(result: CommandResult) -> bool:
+    """Whether the terminal layout lists every reason the result failed for."""
+    return any(o.status != "ok" for s in result.stages for o in s.outcomes) or any(
+        not c.ok for s in result.stages for c in s.checks)
 
 
 def error_line(command: str, message: str, code: int) -> None:
@@ -107,9 +130,30 @@ def emit_error(command: str, message: str, code: int, as_json: bool) -> None:
         sys.stdout.write(json.dumps(doc) + "\n")
 
 
-def usage_error(where: str, message: str) -> None:
-    """The parser's one line for a command line it refuses (unknown option, bad value)."""
-    sys.stderr.write(f"{where}: error: {message} (see '{where} --help')\n")
+def usage_error(where: str, message: str, as_json: bool = False, code: int = ExitCode.USAGE) -> None:
+    """The parser's one line for a command line it refuses (unknown option, bad value); with
+    --json also the error document on stdout."""
+    if message:  # an empty one: no command given, and the help was just printed
+        sys.stderr.write(f"{where}: error: {message} (see '{where} --help')\n")
+    if as_json:
+        command = where.removeprefix("stockpipe").strip() or "stockpipe"
+        sys.stdout.write(json.dumps({"schema": SCHEMA, "command": command, "exit_code": int(code),
+                                     "exit_name": exit_name(command, code), "error": message}) + "\n")
+
+
+def version(text: str) -> None:
+    """`stockpipe --version`."""
+    sys.stdout.write(f"stockpipe {text}\n")
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null after its reader went away (a broken pipe), so the final
+    flush at exit does not fail a second time."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def interrupted() -> None:
@@ -158,21 +202,35 @@ def write_files(texts: Mapping[str, str], directory: Path) -> list[Path]:
 
 
 def _plain(result: CommandResult) -> None:
+    """For pipes and files: a line per stage (its counts as name=value), a line per symbol
+    not ok and per check shown, then the verdict. The failure message itself goes to stderr."""
     out = sys.stdout
     for stage in result.stages:
         counts = " ".join(f"{k}={v}" for k, v in stage.counts.items())
         out.write(f"{stage.stage}: {exit_name(result.command, stage.exit_code)} {counts}".rstrip() + "\n")
         for outcome in stage.outcomes:
             if outcome.status not in ("ok",):
-                out.write(f"  {outcome.symbol}: {outcome.status} {outcome.message}".rstrip() + "\n")
+                status = "deferred" if outcome.status == "skipped" else outcome.status
+                out.write(f"  {outcome.symbol}: {status} {outcome.message}".rstrip() + "\n")
         for check in _shown_checks(stage):
             mark = "ok" if check.ok else ("FAIL" if check.severity == "error" else "WARN")
             who = f" {check.symbol}" if check.symbol else ""
             out.write(f"  [{mark}] {check.name}{who}: {check.detail}\n")
-    if result.message:
+    if result.message and _succeeded(result):
         out.write(f"{result.message}\n")
-    run = f" run {result.run_id}" if result.run_id else ""
-    out.write(f"{result.command}{run}: {exit_name(result.command, result.exit_code)} (exit {result.exit_code})\n")
+    out.write(_verdict_line(result) + "\n")
+    if result.extra.get("report"):
+        out.write(f"report written to {result.extra['report']}\n")
+
+
+def _succeeded(result: CommandResult) -> bool:
+    return result.exit_code in (ExitCode.OK, ExitCode.NOTHING_TO_DO) or result.command == "health-check"
+
+
+def _verdict_line(result: CommandResult) -> str:
+    """`run: partial (exit 3), run id 20261123T230000Z-a1b2c3`."""
+    run = f", run id {result.run_id}" if result.run_id else ""
+    return f"{result.command}: {exit_name(result.command, result.exit_code)} (exit {int(result.exit_code)}){run}"
 
 
 def _shown_checks(stage) -> list:
@@ -180,41 +238,103 @@ def _shown_checks(stage) -> list:
     return [c for c in stage.checks if stage.stage != "quality-check" or not c.ok]
 
 
-def _rich(result: CommandResult) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _terminal_checks(result: CommandResult) -> list:
+    """On a terminal: every check of the command validate or health-check, else the failed ones."""
+    every = result.command in ("validate", "health-check")
+    return [(s.stage, c) for s in result.stages for c in s.checks if every or not c.ok]
 
-    console = Console()
-    stages = Table(title=f"stockpipe {result.command}", title_justify="left")
-    for column in ("stage", "result", "counts"):
-        stages.add_column(column)
-    for stage in result.stages:
-        name = exit_name(result.command, stage.exit_code)
-        style = "green" if stage.exit_code in (0, 99) else "red"
-        stages.add_row(stage.stage, f"[{style}]{name}[/]", "  ".join(f"{k} {v}" for k, v in stage.counts.items()))
-    console.print(stages)
-    checks = [(s.stage, c) for s in result.stages for c in _shown_checks(s)]
+
+def _console(width: int | None = None):
+    from rich.console import Console
+
+    return Console(width=width, highlight=False, soft_wrap=False)
+
+
+def _rich(result: CommandResult) -> None:
+    console = _console()
+    console.print(f"[bold]stockpipe {result.command}[/]")
+    for part in rich_parts(result, console.width):
+        console.print(part)
+        console.print()
+    console.print(_verdict_line(result), style="bold", markup=False)
+    if result.extra.get("report"):
+        console.print(f"report written to {result.extra['report']}", markup=False)
+
+
+def rich_parts(result: CommandResult, width: int) -> list:
+    """The terminal layout of a result below its title: stages, checks, symbols not ok."""
+    from . import layouts
+
+    parts: list = []
+    if any(s.counts for s in result.stages):  # health-check's one stage has only checks
+        parts.append(layouts.stage_table(result, width))
+    checks = _terminal_checks(result)
     if checks:
-        table = Table(title="checks", title_justify="left")
-        for column in ("stage", "check", "symbol", "result", "detail"):
-            table.add_column(column)
-        for stage_name, check in checks:
-            style = "green" if check.ok else ("red" if check.severity == "error" else "yellow")
-            verdict = "ok" if check.ok else ("fail" if check.severity == "error" else "warn")
-            table.add_row(stage_name, check.name, check.symbol, f"[{style}]{verdict}[/]", check.detail)
-        console.print(table)
+        parts.append(layouts.checks_table(checks))
     failed = [o for s in result.stages for o in s.outcomes if o.status != "ok"]
     if failed:
-        table = Table(title="symbols not ok", title_justify="left")
-        for column in ("stage", "symbol", "status", "message"):
-            table.add_column(column)
-        for outcome in failed:
-            table.add_row(outcome.stage, outcome.symbol, outcome.status, outcome.message)
-        console.print(table)
-    if result.message:
-        console.print(result.message)
-    run = f" run {result.run_id}" if result.run_id else ""
-    console.print(f"[bold]{result.command}{run}[/]: {exit_name(result.command, result.exit_code)} (exit {result.exit_code})")
+        parts.append(layouts.outcomes_table(failed))
+    if result.message and _succeeded(result):
+        from rich.text import Text
+
+        parts.append(Text(result.message))
+    return parts
+
+
+# ------------------------------------------------------------------ looking commands
+
+
+def emit_look(result: ShowResult | WrittenResult | ExportResult, as_json: bool) -> int:
+    """Print what show, plot, report or export produced; returns the exit code.
+
+    export without --out: the encoded rows themselves (bytes, nothing else); show: its
+    tables (or plain lines in a pipe); a written file: one line naming it."""
+    from .outputs import ExportResult, ShowResult
+
+    if isinstance(result, ExportResult):
+        sys.stdout.flush()
+        for chunk in result.chunks:
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+    elif as_json:
+        doc = {"schema": SCHEMA, "command": result.command, "exit_code": int(result.exit_code),
+               "exit_name": exit_name(result.command, result.exit_code), **result.document()}
+        sys.stdout.write(json.dumps(doc, default=str) + "\n")
+    elif isinstance(result, ShowResult):
+        _show(result)
+    else:
+        sys.stdout.write(f"wrote {result.path}: {result.what}\n")
+    return int(result.exit_code)
+
+
+def _plain_number(value: Any) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _show(result: ShowResult) -> None:
+    from . import layouts
+
+    if stdout_is_terminal():
+        console = _console()
+        for part in layouts.show_parts(result):
+            console.print(part)
+            console.print()
+        return
+    out = sys.stdout
+    out.write(f"{result.symbol} provider={result.provider}\n")
+    for state in result.states:
+        if state["dataset"] == "prices_daily":
+            loaded = "yes" if state.get("lake_version") == state.get("loaded_version") else "no"
+            out.write(f"state first={state.get('first_date')} last={state.get('last_date')} "
+                      f"last_success={state.get('last_success_at')} failures={state.get('consecutive_failures')} "
+                      f"loaded={loaded}\n")
+    for bar in result.bars:
+        values = " ".join(f"{k}={_plain_number(bar.get(k))}" for k in ("close", "volume", *result.indicators))
+        out.write(f"{bar['date']} {values}\n")
+    for action in result.actions:
+        out.write(f"action {action['date']} {action['kind']} {action['value']:g}\n")
+    for failure in result.failures:
+        out.write(f"quality {failure['check_name']} {failure['severity']}: {failure.get('detail') or ''}\n")
 
 
 @contextmanager

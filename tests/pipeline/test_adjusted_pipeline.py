@@ -20,8 +20,7 @@ from stockpipe.errors import ExitCode
 from stockpipe.models import DATASETS
 from stockpipe.stages.adjust import SPAN_COLUMNS, adjustment_spans, apply_adjustments
 from stockpipe.stages.indicators import compute_indicators
-from stockpipe.storage import state
-from stockpipe.storage.lake import FILE_NAME, Lake
+from stockpipe.storage.lake import Lake
 
 PRICES, ACTIONS, INDICATORS, ADJUSTMENTS = (DATASETS[n] for n in
                                             ("prices_daily", "corporate_actions", "indicators_daily", "adjustments"))
@@ -78,18 +77,6 @@ def assert_warehouse_spans_equal_lake(url: str, spans: pd.DataFrame) -> None:
 
 def warehouse_indicators(url: str) -> pd.DataFrame:
     return frame(url, f"SELECT date, sma_5, computed_at FROM indicators_daily WHERE symbol = '{SYMBOL}' ORDER BY date")
-
-
-def flag_for_reprocess(settings, datasets=("corporate_actions",)) -> None:
-    """What fetch does when a new action (or bar) reaches the lake."""
-    engine = pipeline.open_warehouse(settings)
-    try:
-        with engine.begin() as conn:
-            for name in datasets:
-                state.bump_versions(conn, name, [SYMBOL])
-            state.save_states(conn, [{"symbol": SYMBOL, "dataset": INDICATORS.name, "needs_reprocess": True}])
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture
@@ -154,8 +141,7 @@ def test_a_late_split_recomputes_the_whole_history(first_run, database_url):
     # The vendor reports a 10:1 split it had missed; fetch would merge it and flag the symbol.
     late = pd.DataFrame({"symbol": [SYMBOL], "date": [LATE_SPLIT], "kind": ["split"], "value": [10.0],
                          "provider": ["demo"], "fetched_at": [pd.Timestamp(clock())]})
-    assert lake.merge(ACTIONS, late).changed == {SYMBOL: 1}
-    flag_for_reprocess(settings)
+    assert lake.merge(ACTIONS, late).changed == {SYMBOL: 1}  # transform reads it from the change feed
     later = lambda: clock() + dt.timedelta(hours=1)  # noqa: E731
     transformed = pipeline.transform(settings, clock=later)
     assert transformed.exit_code == ExitCode.OK
@@ -180,9 +166,10 @@ def test_a_late_split_recomputes_the_whole_history(first_run, database_url):
     assert (merged.loc[same, "computed_at_new"] == merged.loc[same, "computed_at_old"]).all()
     assert (merged.loc[~same, "computed_at_new"] > merged.loc[~same, "computed_at_old"]).all()
 
-    # The warehouse holds exactly the new spans (no stale one) and the view follows them.
-    assert counts["adjustments_deleted"] == len(old_spans)
-    assert counts["adjustments_written"] == len(new_spans)
+    # The warehouse holds exactly the new spans (no stale one) and the view follows them. Load
+    # applies the change feed: the spans that changed or are new, none deleted (the split adds one).
+    assert counts["rows_deleted"] == 0
+    assert counts["adjustments_written"] == len(new_spans) - same.sum()
     assert_warehouse_spans_equal_lake(database_url, new_spans)
     assert_view_equals_python(database_url, prices, new_spans)
     new_view = view(database_url).set_index("date")
@@ -215,15 +202,14 @@ def test_a_withdrawn_action_leaves_no_stale_span(first_run, database_url):
     # The vendor restates its history without the first dividend (say, it was booked in error).
     withdrawn = actions.loc[actions["kind"] == "dividend", "date"].min()
     kept = actions[actions["date"] != withdrawn]
-    assert lake.replace(ACTIONS, [SYMBOL], kept).changed == {SYMBOL: 1}
-    flag_for_reprocess(settings)
+    assert lake.replace(ACTIONS, [SYMBOL], kept).changed == {SYMBOL: 1}  # transform reads it from the change feed
     assert pipeline.transform(settings, clock=clock).exit_code == ExitCode.OK
     counts = pipeline.load(settings, clock=clock).stages[0].counts
 
     _, _, _, new_spans = lake_state(settings)
     assert withdrawn in old_spans["valid_to"].tolist() and withdrawn not in new_spans["valid_to"].tolist()
     assert len(new_spans) == len(old_spans) - 1
-    assert counts["adjustments_deleted"] == len(old_spans)
+    assert counts["rows_deleted"] == 2  # the withdrawn dividend and its span, from the change feeds
     assert_warehouse_spans_equal_lake(database_url, new_spans)
     assert_view_equals_python(database_url, prices, new_spans)
     # Dividends do not touch the split-only indicators: none was rewritten.
@@ -242,8 +228,7 @@ def test_vendor_adj_close_is_kept_and_its_divergence_reported(first_run, databas
     # ... and a dividend larger than the price it would come off: left out, and said so.
     bogus = pd.DataFrame({"symbol": [SYMBOL], "date": [prices["date"].iloc[20]], "kind": ["dividend"],
                           "value": [1e6], "provider": ["demo"], "fetched_at": [pd.Timestamp(clock())]})
-    lake.merge(ACTIONS, bogus)
-    flag_for_reprocess(settings, ("prices_daily", "corporate_actions"))
+    lake.merge(ACTIONS, bogus)  # transform reads it from the change feed
     result = pipeline.transform(settings, clock=clock)
     stage = result.stages[0]
     assert stage.counts["adj_close_symbols_compared"] == 1
@@ -313,8 +298,7 @@ def test_replace_with_nothing_removes_the_symbol_and_empty_partitions(tmp_path: 
     lake = Lake(tmp_path / "lake")
     lake.replace(ADJUSTMENTS, ["A", "B"], pd.concat([spans_rows("A", ["2024-01-10"]), spans_rows("B", ["2024-02-10"])]))
     assert lake.replace(ADJUSTMENTS, ["A"], spans_rows("A", ["2024-01-10"]).iloc[:0]).changed == {"A": 1}
-    assert [f.relative_to(lake.root).as_posix() for f in lake.files(ADJUSTMENTS)] == [
-        f"adjustments/month=2024-02/{FILE_NAME}"]
+    assert [f.parent.relative_to(lake.root).as_posix() for f in lake.files(ADJUSTMENTS)] == ["adjustments/month=2024-02"]
     assert lake.read_frame(ADJUSTMENTS)["symbol"].tolist() == ["B"]
     assert lake.replace(ADJUSTMENTS, [], spans_rows("A", ["2024-01-10"]).iloc[:0]).changed == {}
     with pytest.raises(ValueError, match="outside"):

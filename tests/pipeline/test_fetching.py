@@ -17,7 +17,7 @@ from stockpipe.models import DATASETS
 from stockpipe.pipeline import context
 from stockpipe.pipeline.fetching import Read, Spec, fetch_all, outcome_counts, verdict
 from stockpipe.providers.base import Payload
-from stockpipe.storage import state
+from stockpipe.storage import applied, state
 from stockpipe.storage.lake import Lake
 
 QUOTES = DATASETS["quotes"]
@@ -67,8 +67,7 @@ def quote_rows(job: Job, payloads: list[Payload]) -> Read:
 
 
 def spec(provider: FakeProvider, kind: str | None = "quotes") -> Spec:
-    return Spec("fetch-quotes", QUOTES.name, (QUOTES.name, "rejects"), provider.call, quote_rows,
-                recompute={QUOTES.name: "quotes_daily"}, archive_kind=kind)
+    return Spec("fetch-quotes", QUOTES.name, (QUOTES.name, "rejects"), provider.call, quote_rows, archive_kind=kind)
 
 
 @pytest.fixture
@@ -111,7 +110,8 @@ def test_rows_land_counted_and_recorded_with_rejects_as_data(ctx):
     held = states(ctx)
     assert held["BAD"]["consecutive_failures"] == 1 and "not positive" in held["BAD"]["last_error"]
     assert held["AAA"]["consecutive_failures"] == 0 and held["AAA"]["last_success_at"] is not None
-    assert {s for s, row in states(ctx, "quotes_daily").items() if row["needs_reprocess"]} == {"AAA", "REJ"}
+    with ctx.engine.connect() as conn:  # symbol_state reflects the lake up to the batch's commit
+        assert applied.read(conn, "plan", QUOTES.name).version == Lake(ctx.settings.lake_dir).version(QUOTES)
     assert sorted(Lake(ctx.settings.lake_dir).read_frame(QUOTES, ["AAA", "REJ"])["symbol"]) == ["AAA", "REJ"]
     assert verdict("fetch-quotes", 3, counts, fetched.outcomes).exit_code == 3
 

@@ -160,6 +160,8 @@ def test_failing_symbols_and_the_last_run(make_settings, database_url):
     symbols = ("IBM", "MSFT", "AAPL", "BAD1")
     settings = make_settings(database_url=database_url, provider="partly", symbols=symbols, history_days=30)
     assert pipeline.fetch(settings, clock=clock).exit_code == ExitCode.PARTIAL
+    assert not check(pipeline.health_check(settings, clock=clock), "lake loaded").ok  # fetched, not yet loaded
+    assert pipeline.load(settings, clock=clock).exit_code == ExitCode.OK
     result = pipeline.health_check(settings, clock=clock)
     failing, last_run = check(result, "failing symbols"), check(result, "last run")
     assert (failing.ok, failing.severity, failing.observed) == (False, "warn", 0.25)

@@ -186,7 +186,7 @@ def test_from_settings_without_a_path_is_a_config_error():
 
 def test_from_settings_with_a_path(tmp_path):
     write(tmp_path, "AAPL.csv", YAHOO)
-    provider = CsvProvider.from_settings(SimpleNamespace(csv_path=tmp_path))
+    provider = CsvProvider.from_settings(SimpleNamespace(csv_path=tmp_path, csv_date_format=None))
     assert (provider.name, provider.needs_key, provider.symbols()) == ("csv", False, ["AAPL"])
 
 

@@ -48,6 +48,7 @@ PARSERS = {
     "quote": eodhd.parse_quote,
     "bulk": lambda r: eodhd_lists.parse_bulk_last_day(r, "US"),
     "symbols": lambda r: eodhd_lists.parse_symbol_list(r, "US"),
+    "user": eodhd.parse_user,
 }
 
 
@@ -55,6 +56,8 @@ PARSERS = {
 
 FIXTURE_OUTCOMES = {  # file -> (status, content type, parser, outcome)
     "eod_success.json": (200, "application/json", "daily", Outcome.OK),
+    "eod_success_count_line.csv": (200, "text/csv", "daily", Outcome.OK),  # ends with the row count
+    "user_success.json": (200, "application/json", "user", Outcome.OK),  # the account: validate --probe
     "real_time_success.json": (200, "application/json", "quote", Outcome.OK),
     "eod_bulk_last_day_success.json": (200, "application/json", "bulk", Outcome.OK),
     "exchange_symbol_list_success.json": (200, "application/json", "symbols", Outcome.OK),

@@ -41,6 +41,9 @@ def ny_midnight(day: str) -> int:
 TABLE = {
     "quote_success.json": (200, Outcome.OK),
     "candle_success.json": (200, Outcome.OK),
+    "candle_midnight_utc.json": (200, Outcome.OK),  # daily t at 00:00 UTC (since mid-2021)
+    "candle_non_us_open.json": (200, Outcome.OK),  # daily t at a non-US open (RELIANCE.NS)
+    "candle_intraday_sydney.json": (200, Outcome.OK),  # 5-minute candles of one Sydney session
     "candle_no_data.json": (200, Outcome.EMPTY),
     "bad_key.json": (401, Outcome.AUTH_FAILED),
     "missing_key.json": (401, Outcome.AUTH_FAILED),
@@ -318,14 +321,16 @@ def test_vendor_symbol(canonical, vendor):
     assert finnhub.vendor_symbol(canonical) == vendor
 
 
-def test_daily_request_covers_whole_new_york_days():
+def test_daily_request_covers_the_sessions_stamps_in_every_zone():
+    # from the UTC midnight before start to the one two days after end: a session's stamp at
+    # 00:00 UTC (since mid-2021), 00:00 New York (older) or its open in Kolkata is inside
     request = finnhub.daily_request("BRK.B", dt.date(2024, 6, 3), dt.date(2024, 6, 7))
     assert request.path == "/api/v1/stock/candle" and request.endpoint == "daily"
     assert dict(request.params) == {"symbol": "BRK.B", "resolution": "D",
-                                    "from": "1717387200", "to": "1717819199"}  # 00:00 EDT .. 23:59:59 EDT
+                                    "from": "1717286400", "to": "1717891199"}  # 06-02 00:00Z .. 06-08 23:59:59Z
     assert_no_key(request)
     winter = finnhub.daily_request("AAPL", dt.date(2024, 1, 2), dt.date(2024, 1, 2))
-    assert (winter.params["from"], winter.params["to"]) == ("1704171600", "1704257999")
+    assert (winter.params["from"], winter.params["to"]) == ("1704067200", "1704326399")
 
 
 def test_quote_request():

@@ -350,7 +350,7 @@ def test_broken_responses_are_retried(fake_vendor, client_for, sleeps, broken):
 def test_connection_reset_every_time_is_transport_error(fake_vendor, client_for):
     fake_vendor.route("/api/v1/quote", reset())
     with pytest.raises(TransportError) as caught:
-        client_for(max_attempts=3).call(QUOTE)
+        client_for(max_attempts=3, unreachable_after=10).call(QUOTE)  # the breaker: test_unreachable.py
     assert len(fake_vendor.calls()) == 3
     assert "after 3 attempts" in str(caught.value)
 
@@ -366,7 +366,7 @@ def test_connection_refused_is_retried_then_transport_error(client_for, sleeps):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(TransportError) as caught:
-        client_for(base_url=f"http://127.0.0.1:{port}", max_attempts=3).call(QUOTE)
+        client_for(base_url=f"http://127.0.0.1:{port}", max_attempts=3, unreachable_after=10).call(QUOTE)
     assert "ConnectError" in str(caught.value) and len(sleeps) == 2
 
 

@@ -46,6 +46,7 @@ def csv_body(*lines: str) -> str:
 
 TABLE = {
     "success.csv": Outcome.OK,
+    "adjusted_history.csv": Outcome.OK,  # adjusted prices: test_adjusted_vendors.py
     "unknown_symbol.txt": Outcome.SYMBOL_NOT_FOUND,
     "quota_exhausted.txt": Outcome.QUOTA_EXHAUSTED,
 }

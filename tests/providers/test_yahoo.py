@@ -71,6 +71,8 @@ def dates(frame: pd.DataFrame, column: str = "date") -> list[str]:
 
 FIXTURE_OUTCOMES = {  # file -> (HTTP status, content type, outcome)
     "success.json": (200, "application/json", Outcome.OK),
+    "split_after_window.json": (200, "application/json", Outcome.OK),  # test_split_basis.py
+    "split_before_later_split.json": (200, "application/json", Outcome.OK),
     "no_data_in_range.json": (200, "application/json", Outcome.EMPTY),
     "unknown_symbol.json": (404, "application/json", Outcome.SYMBOL_NOT_FOUND),
     "unauthorized_crumb.json": (401, "application/json", Outcome.AUTH_FAILED),
@@ -87,7 +89,8 @@ def test_every_fixture_file_is_covered():
 def test_fixture_outcome(name, parse):
     status, content_type, outcome = FIXTURE_OUTCOMES[name]
     response = fixture(name, status, content_type)
-    parsed = yahoo.parse_daily(response, *MAY) if parse == "daily" else yahoo.parse_intraday(response)
+    every_day = (dt.date(2000, 1, 1), dt.date(2100, 1, 1))
+    parsed = yahoo.parse_daily(response, *every_day) if parse == "daily" else yahoo.parse_intraday(response)
     assert parsed.outcome is outcome
     assert len(parsed.message) <= 200
 
@@ -109,10 +112,17 @@ def test_success_bars_actions_and_currency():
     assert parsed.currency == "USD" and parsed.rejected == ()
 
 
-def test_window_keeps_only_exchange_dates_inside_it():
+def test_window_keeps_only_exchange_dates_inside_it_and_every_action_reported_from_its_start():
     parsed = yahoo.parse_daily(fixture("success.json"), dt.date(2024, 5, 7), dt.date(2024, 5, 9))
     assert dates(parsed.bars) == ["2024-05-07", "2024-05-08", "2024-05-09"]
-    assert parsed.actions.empty  # the 2024-05-10 dividend is outside
+    # the 2024-05-10 dividend is after the window, but the answer reports it: a split there
+    # would be needed to put the window's bars back as traded
+    assert dates(parsed.actions) == ["2024-05-10"]
+    assert parsed.basis == dt.date(2024, 5, 10)  # the answer's last day
+    before = yahoo.parse_daily(fixture("success.json"), dt.date(2024, 5, 8), dt.date(2024, 5, 9))
+    assert dates(before.actions) == ["2024-05-10"]
+    after = yahoo.parse_daily(fixture("success.json"), dt.date(2024, 5, 6), dt.date(2024, 5, 6))
+    assert dates(after.actions) == ["2024-05-10"]
 
 
 def test_no_data_in_range_is_empty_and_keeps_currency():

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from stockpipe.models import DATASETS, arrow_schema
-from stockpipe.storage.lake import FILE_NAME, Lake, MergeResult
+from stockpipe.storage.lake import Lake, MergeResult
 
 PRICES = DATASETS["prices_daily"]
 REJECTS = DATASETS["rejects"]
@@ -30,7 +30,7 @@ def prices(symbols=SYMBOLS, dates=DATES, fetched_at=FIRST_FETCH, close=10.5) -> 
                 "symbol": symbol, "date": pd.Timestamp(day), "open": base, "high": base + 1,
                 "low": base - 1, "close": close + s_index + d_index / 10,
                 "adj_close": None if d_index % 2 else base, "volume": 1000 * (d_index + 1),
-                "provider": "demo", "fetched_at": fetched_at,
+                "provider": "demo", "fetched_at": fetched_at, "split_basis": None,
             })
     frame = pd.DataFrame(rows)
     frame["adj_close"] = frame["adj_close"].astype("float64")
@@ -50,16 +50,14 @@ def test_one_file_per_month_never_per_symbol(lake: Lake):
     result = lake.merge(PRICES, prices())
 
     files = lake.files(PRICES)
-    relative = [f.relative_to(lake.root).as_posix() for f in files]
-    assert relative == [f"prices_daily/month=2026-0{m}/{FILE_NAME}" for m in (1, 2, 3)]
+    assert [f.parent.relative_to(lake.root).as_posix() for f in files] == [
+        f"prices_daily/month=2026-0{m}" for m in (1, 2, 3)]
     assert result.changed == {"AAA": 6, "BBB": 6, "CCC": 6}
-    assert result.rows == 18
+    assert result.rows == 18 and result.version == 1  # one commit after the table's creation
     for f in files:
         table = pq.read_table(f)
         assert table.num_rows == 6
         assert sorted(set(table.column("symbol").to_pylist())) == list(SYMBOLS)
-        keys = list(zip(table.column("symbol").to_pylist(), table.column("date").to_pylist()))
-        assert keys == sorted(keys), f"{f} is not sorted by (symbol, date)"
 
 
 def test_read_returns_every_row_with_the_schema_sorted_by_key(lake: Lake):
@@ -122,7 +120,7 @@ def test_read_of_an_empty_dataset_is_an_empty_table_with_the_schema(lake: Lake):
 
 def test_merging_nothing_writes_nothing(lake: Lake):
     result = lake.merge(PRICES, prices().iloc[:0])
-    assert result == MergeResult({})
+    assert result == MergeResult({}, None)
     assert result.rows == 0
     assert lake.files(PRICES) == []
 
@@ -131,8 +129,10 @@ def test_no_temp_files_left_behind(lake: Lake):
     lake.merge(PRICES, prices(dates=DATES[:2]))  # January
     lake.merge(PRICES, prices(dates=DATES[2:]))  # February and March: new files
 
-    everything = sorted(p.relative_to(lake.root).as_posix() for p in lake.root.rglob("*") if p.is_file())
-    assert everything == ["prices_daily/.write.lock"] + [f"prices_daily/month=2026-0{m}/{FILE_NAME}" for m in (1, 2, 3)]
+    everything = [p for p in lake.root.rglob("*") if p.is_file()]
+    assert not [p for p in everything if p.name.endswith(".tmp") or p.name.endswith(".lock")]
+    data = {p for p in everything if p.suffix == ".parquet" and not {"_delta_log", "_change_data"} & set(p.parts)}
+    assert data == set(lake.files(PRICES)) and len(data) == 3  # no file outside the table's version
     assert lake.read(PRICES).num_rows == 18
 
 
@@ -166,8 +166,8 @@ def test_rejects_are_partitioned_by_rejected_at(lake: Lake):
     result = lake.merge(REJECTS, rejects)
 
     assert result.changed == {"AAA": 2}
-    relative = [f.relative_to(lake.root).as_posix() for f in lake.files(REJECTS)]
-    assert relative == [f"rejects/month=2026-10/{FILE_NAME}", f"rejects/month=2026-11/{FILE_NAME}"]
+    relative = [f.parent.relative_to(lake.root).as_posix() for f in lake.files(REJECTS)]
+    assert relative == ["rejects/month=2026-10", "rejects/month=2026-11"]
     assert lake.read(REJECTS).column("raw").to_pylist() == ['{"open": null}', '{"line": "x,y"}']
 
 
@@ -205,12 +205,11 @@ def test_a_changed_close_is_reported_for_that_symbol_only_and_replaces_the_row(l
     assert changed["fetched_at"] == LATER_FETCH.to_pydatetime()
     untouched = [r for k, r in rows.items() if k != ("BBB", dt.date(2026, 2, 3))]
     assert {r["fetched_at"] for r in untouched} == {FIRST_FETCH.to_pydatetime()}
-    # Only February's file was rewritten.
+    # Only February's file was rewritten (Delta: the old file removed from the version, a new one added).
     after = snapshot(lake.files(PRICES))
-    feb = [p for p in after if "month=2026-02" in p]
-    assert len(feb) == 1
-    assert after[feb[0]] != before[feb[0]]
-    assert {p: v for p, v in after.items() if p not in feb} == {p: v for p, v in before.items() if p not in feb}
+    feb = {p for p in after if "month=2026-02" in p}
+    assert len(feb) == 1 and feb.isdisjoint(before)
+    assert {p: v for p, v in after.items() if p not in feb} == {p: v for p, v in before.items() if "month=2026-02" not in p}
 
 
 def test_new_rows_in_an_existing_month_are_added_next_to_the_old_ones(lake: Lake):
@@ -219,7 +218,7 @@ def test_new_rows_in_an_existing_month_are_added_next_to_the_old_ones(lake: Lake
     result = lake.merge(PRICES, prices(symbols=("CCC",), dates=DATES[:2], fetched_at=LATER_FETCH))
 
     assert result.changed == {"CCC": 2}
-    assert len(lake.files(PRICES)) == 1
+    assert {f.parent.name for f in lake.files(PRICES)} == {"month=2026-01"}  # the old file kept, one added
     table = lake.read(PRICES)
     assert table.num_rows == 6
     assert table.column("symbol").to_pylist() == ["AAA", "AAA", "BBB", "BBB", "CCC", "CCC"]

@@ -15,7 +15,8 @@ def prices(symbol: str, days: list[str], close: float = 10.0) -> pd.DataFrame:
     n = len(days)
     return pd.DataFrame({"symbol": [symbol] * n, "date": pd.to_datetime(days), "open": close, "high": close + 1,
                          "low": close - 1, "close": close, "adj_close": float("nan"), "volume": 100,
-                         "provider": "demo", "fetched_at": pd.Timestamp("2026-01-05", tz="UTC")})
+                         "provider": "demo", "fetched_at": pd.Timestamp("2026-01-05", tz="UTC"),
+                         "split_basis": None})
 
 
 def months(lake: Lake, dataset=PRICES) -> list[str]:

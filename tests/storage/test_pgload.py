@@ -1,18 +1,17 @@
-"""The PostgreSQL load on a real PostgreSQL: the binary COPY encoder, the plain-COPY, fresh-month
-and staged paths of upsert and their exact counts, the caller's transaction, month partitions
-made as loads need them (delete_keys is tested on both dialects in test_warehouse.py)."""
+"""The PostgreSQL load on a real PostgreSQL: a failing encoder, the plain-COPY, fresh-month and
+staged paths of upsert and their exact counts, the caller's transaction, month partitions
+made as loads need them (the encoder's round trips: test_pgcopy.py; delete_keys on both
+dialects: test_warehouse.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import threading
 
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from helpers import as_utc
 from stockpipe.models import DATASETS, arrow_schema
 from stockpipe.storage import partitions, pgcopy, pgload, schema, warehouse
 
@@ -55,42 +54,6 @@ def count(eng, table="prices_daily") -> int:
 
 
 # ------------------------------------------------------------------------ encoder
-
-
-def test_binary_copy_round_trips_every_column_kind(pg):
-    """Every dataset's column kinds through binary COPY: text of every length (empty,
-    multi-byte, quotes, newlines, a backslash-dot), NULLs, NaN as NULL, int4 and int8,
-    microsecond timestamps, dates before and after 2000-01-01."""
-    quotes = DATASETS["quotes_daily"]
-    texts = ["", "ü" * 10, 'a "quoted", b', "line\nbreak\r\n", "\\.", "x" * 32]
-    rows = [{"symbol": text[:32] or "E", "date": dt.date(1999, 12, 31) + dt.timedelta(days=900 * i),
-             "open": 1.5 + i, "high": float("nan") if i == 1 else 2.0, "low": -0.0, "close": 1e300,
-             "prev_close": None if i % 2 else 3.25, "change": None, "change_pct": float("nan"),
-             "volume": None if i == 2 else 2**40 + i, "quotes": 2**31 - 1 - i, "avg_volume_per_quote": 0.5,
-             "first_ts": dt.datetime(1970, 1, 1, tzinfo=UTC), "last_ts": T0 + dt.timedelta(microseconds=i),
-             "computed_at": dt.datetime(2100, 2, 28, 23, 59, 59, 999999, tzinfo=UTC)}
-            for i, text in enumerate(texts)]
-    table = pa.Table.from_pylist(rows, schema=arrow_schema(quotes))
-    with pg.begin() as conn:
-        conn.exec_driver_sql("CREATE TEMP TABLE t (LIKE quotes_daily)")
-        conn.exec_driver_sql("ALTER TABLE t ALTER high DROP NOT NULL")
-        assert pgcopy.copy_rows(conn, "t", quotes, table) == len(rows)
-        got = [dict(r) for r in conn.exec_driver_sql("SELECT * FROM t ORDER BY date").mappings()]
-    for want, row in zip(rows, got):
-        for name, value in want.items():
-            if isinstance(value, float) and math.isnan(value):
-                value = None  # NaN is written as NULL, as SQLite stores it
-            if isinstance(value, dt.datetime):
-                assert as_utc(row[name]) == value, name
-            else:
-                assert row[name] == value, (name, row[name], value)
-
-
-def test_encoder_streams_chunks_with_one_header_and_trailer():
-    table = bars(symbols=[f"S{i}" for i in range(300)], days=[dt.date(2024, 1, d) for d in (2, 3)])
-    chunks = list(pgcopy.encode(PRICES, table, rows_per_chunk=64))
-    assert chunks[0] == pgcopy.HEADER and chunks[-1] == pgcopy.TRAILER
-    assert len(chunks) > 10 and all(pgcopy.HEADER not in c for c in chunks[1:])
 
 
 def test_a_failing_encoder_fails_the_copy_and_leaves_nothing(pg, monkeypatch):

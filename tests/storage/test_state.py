@@ -77,48 +77,17 @@ def test_read_states_over_more_symbols_than_one_in_list(engine):
     assert states["S0500"]["lake_version"] == 500
 
 
-def test_bump_versions_increments_per_symbol(engine):
-    with engine.begin() as conn:
-        state.save_states(conn, [{"symbol": "AAA", "dataset": DS, "lake_version": 4, "loaded_version": 4}])
-        state.bump_versions(conn, DS, ["AAA", "BBB", "AAA"])  # duplicates count once
-        state.bump_versions(conn, DS, ["BBB"])
-        state.bump_versions(conn, "corporate_actions", ["AAA"])
-    with engine.connect() as conn:
-        prices = state.read_states(conn, DS, ["AAA", "BBB"])
-        actions = state.read_states(conn, "corporate_actions", ["AAA"])
-    assert prices["AAA"]["lake_version"] == 5
-    assert prices["AAA"]["loaded_version"] == 4
-    assert prices["BBB"]["lake_version"] == 2
-    assert prices["BBB"]["loaded_version"] == 0
-    assert actions["AAA"]["lake_version"] == 1
-
-
-def test_symbols_where_unloaded_and_reprocess(engine):
+def test_held_symbols_are_those_with_a_last_date(engine):
     with engine.begin() as conn:
         state.save_states(conn, [
-            {"symbol": "DDD", "dataset": DS, "lake_version": 3, "loaded_version": 1},
-            {"symbol": "AAA", "dataset": DS, "lake_version": 1, "loaded_version": 0},
-            {"symbol": "BBB", "dataset": DS, "lake_version": 2, "loaded_version": 2, "needs_reprocess": True},
-            {"symbol": "CCC", "dataset": DS, "lake_version": 0, "loaded_version": 0, "needs_reprocess": False},
-            {"symbol": "EEE", "dataset": "corporate_actions", "lake_version": 1, "needs_reprocess": True},
+            {"symbol": "DDD", "dataset": DS, "last_date": dt.date(2026, 11, 20)},
+            {"symbol": "AAA", "dataset": DS, "last_date": dt.date(2026, 11, 23)},
+            {"symbol": "BBB", "dataset": DS, "last_date": None},
+            {"symbol": "EEE", "dataset": "corporate_actions", "last_date": dt.date(2026, 11, 23)},
         ])
     with engine.connect() as conn:
-        assert state.symbols_where(conn, DS, "unloaded") == ["AAA", "DDD"]
-        assert state.symbols_where(conn, DS, "reprocess") == ["BBB"]
-        assert state.symbols_where(conn, "corporate_actions", "unloaded") == ["EEE"]
-        assert state.symbols_where(conn, "corporate_actions", "reprocess") == ["EEE"]
-
-    with engine.begin() as conn:
-        state.save_states(conn, [{"symbol": "AAA", "dataset": DS, "loaded_version": 1},
-                                 {"symbol": "DDD", "dataset": DS, "loaded_version": 3},
-                                 {"symbol": "BBB", "dataset": DS, "needs_reprocess": False}])
-    with engine.connect() as conn:
-        assert state.symbols_where(conn, DS, "unloaded") == []
-        assert state.symbols_where(conn, DS, "reprocess") == []
-
-
-# ------------------------------------------------------------------- pipeline_runs
-
+        assert state.held_symbols(conn, DS) == ["AAA", "DDD"]
+        assert state.held_symbols(conn, "corporate_actions") == ["EEE"]
 
 def test_start_and_finish_run(engine):
     with engine.begin() as conn:

@@ -5,9 +5,10 @@ Every subcommand is one function here taking `Settings` and returning a `Command
 saves its output (lake files, warehouse rows, symbol_state) before the next starts, so a
 run interrupted anywhere and started again resumes from what is saved:
 
-- fetch advances `symbol_state.last_date` only after the bars are in the lake;
-- transform clears `needs_reprocess` only after the indicators are in the lake;
-- load sets `loaded_version` in the same transaction as the upsert.
+- fetch commits bars to the lake, then symbol_state with the lake version it reflects; the
+  next plan reconciles symbol_state from the lake if a kill came in between (daily.py);
+- transform records the input versions it consumed in the commit of its output (changes.py);
+- load records the lake version it applied in the same transaction as the rows (loading.py).
 
     from stockpipe import pipeline
     from stockpipe.config import load_settings
@@ -16,7 +17,9 @@ run interrupted anywhere and started again resumes from what is saved:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from pathlib import Path
 
 from .. import calendars
 from ..config import Settings
@@ -25,18 +28,19 @@ from ..models import Check, CommandResult, StageResult
 from ..storage import warehouse
 from .context import Clock, Context, Progress, connect, finish, no_progress, open_warehouse, recorded
 
-__all__ = ["Context", "db_current", "db_upgrade", "fetch", "fetch_intraday", "fetch_quotes", "health_check",
-           "health_level", "load", "open_warehouse", "quality_check", "run", "transform", "validate"]
+__all__ = ["Context", "check_report_path", "db_current", "db_upgrade", "fetch", "fetch_intraday", "fetch_quotes",
+           "health_check", "health_level", "load", "open_warehouse", "quality_check", "run", "transform", "validate"]
 
 # ------------------------------------------------------------------------ commands
 
 
-def validate(settings: Settings, clock: Clock = calendars.utcnow) -> CommandResult:
-    """Check configuration, credentials, data directory, database and symbols."""
+def validate(settings: Settings, clock: Clock = calendars.utcnow, probe: bool = False) -> CommandResult:
+    """Check configuration, credentials, data directory, database and symbols; with `probe`,
+    one cheap call per configured provider (latency, key accepted, quota left)."""
     from . import checks
 
     now = clock()
-    result = checks.validate(settings)
+    result = checks.validate(settings, "call" if probe else None, now.date())
     return CommandResult("validate", "", result.exit_code, (result,), now, clock())
 
 
@@ -77,21 +81,24 @@ def fetch_intraday(settings: Settings, interval: str, start: dt.date | None = No
         return finish(ctx, "fetch", (stage,), stage.exit_code)
 
 
-def transform(settings: Settings, progress: Progress = no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
-    """Compute indicators for every symbol whose prices changed."""
+def transform(settings: Settings, progress: Progress = no_progress, clock: Clock = calendars.utcnow,
+              full: bool = False) -> CommandResult:
+    """Compute indicators (and quotes_daily) for the symbols whose inputs changed since the
+    last transform (every symbol with `full`)."""
     from .transforming import quotes_daily_stage, transform_stage
 
-    with recorded(settings, "transform", {}, progress, clock) as ctx:
-        stages = (transform_stage(ctx), quotes_daily_stage(ctx))
+    with recorded(settings, "transform", {"full": full}, progress, clock) as ctx:
+        stages = (transform_stage(ctx, full), quotes_daily_stage(ctx, full))
         return finish(ctx, "transform", stages, ExitCode.OK)
 
 
-def load(settings: Settings, progress: Progress = no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
-    """Upsert what changed in the lake into the warehouse."""
+def load(settings: Settings, progress: Progress = no_progress, clock: Clock = calendars.utcnow,
+         full: bool = False) -> CommandResult:
+    """Apply what changed in the lake since the warehouse's watermark (all of it with `full`)."""
     from .loading import load_stage
 
-    with recorded(settings, "load", {}, progress, clock) as ctx:
-        stage = load_stage(ctx)
+    with recorded(settings, "load", {"full": full}, progress, clock) as ctx:
+        stage = load_stage(ctx, full)
         return finish(ctx, "load", (stage,), stage.exit_code)
 
 
@@ -105,13 +112,36 @@ def quality_check(settings: Settings, clock: Clock = calendars.utcnow) -> Comman
 
 
 def run(settings: Settings, start: dt.date | None = None, end: dt.date | None = None,
-        progress: Progress = no_progress, clock: Clock = calendars.utcnow) -> CommandResult:
-    """validate -> fetch -> transform -> load -> quality-check, resuming from what is saved.
+        progress: Progress = no_progress, clock: Clock = calendars.utcnow, report: Path | None = None) -> CommandResult:
+    """validate -> fetch -> transform -> load -> quality-check, resuming from what is saved;
+    then, with `report`, the run's HTML report written there (the result's extra "report").
 
     Exit code: validate's when it fails; else quality's (6) when an error rule fails;
     else fetch's when it is a failure (partial, bad input, ...); else 99 when nothing was
     planned or written; else 0.
     """
+    result = _run(settings, start, end, progress, clock)
+    if report is None or not result.run_id:
+        return result
+    from .report import report as write_report
+
+    written = write_report(settings, report, result.run_id, clock)
+    return dataclasses.replace(result, extra={**result.extra, "report": str(written.path)})
+
+
+def check_report_path(path: Path) -> None:
+    """Refuse a `run --report` path that cannot be written, before the run starts.
+
+    Raises:
+        UsageError: not an .html file in an existing directory.
+    """
+    from .report import check_out
+
+    check_out(path)
+
+
+def _run(settings: Settings, start: dt.date | None, end: dt.date | None, progress: Progress,
+         clock: Clock) -> CommandResult:
     from . import checks
     from .daily import fetch_stage
     from .loading import load_stage
@@ -120,7 +150,7 @@ def run(settings: Settings, start: dt.date | None = None, end: dt.date | None = 
 
     started = clock()
     open_warehouse(settings)  # a fresh machine's database is migrated before it is checked
-    checked = checks.validate(settings)
+    checked = checks.validate(settings, "connect", started.date())  # a provider that is down stops the run here
     if checked.exit_code != ExitCode.OK:
         return CommandResult("run", "", checked.exit_code, (checked,), started, clock(),
                              message=checked.message)

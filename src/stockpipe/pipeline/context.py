@@ -1,7 +1,8 @@
 """What one invocation shares between its stages, and how it is recorded.
 
 `recorded()` takes the shard's lock, opens the warehouse (one engine per process, migrated
-when `auto_migrate`), and writes the invocation's pipeline_runs row; `finish()` closes it
+when `auto_migrate`), marks `abandoned` the runs a killed process left `running` (the lock
+proves them dead), and writes the invocation's pipeline_runs row; `finish()` closes it
 with the summed counts. A failure or a stop closes it as failed/interrupted, so a run row
 never stays `running` after the process ends normally or by an exception.
 
@@ -55,6 +56,11 @@ class Context:
     def latest_session(self) -> dt.date:
         return calendars.latest_closed_session(self.now)
 
+    def consumer(self, kind: str) -> str:
+        """This invocation's name as a consumer of the lake ("load", "load:2/4"): each shard
+        keeps its own watermarks, since it applies only its own symbols' changes."""
+        return f"{kind}:{self.settings.shard}" if self.settings.shard else kind
+
     def mine(self, symbols: Iterable[str]) -> list[str]:
         """`symbols` restricted to this invocation's `--shard` (all without one)."""
         from ..shards import select
@@ -93,8 +99,11 @@ def recorded(settings: Settings, command: str, args: dict[str, Any], progress: P
     with lock.hold(settings.data_dir, command, settings.shard, settings.database_url):
         now = clock()
         ctx = Context(settings, engine, settings.run_id or state.new_run_id(now), now, _checked(progress), clock)
-        with engine.begin() as conn:
+        with engine.begin() as conn:  # holding the lock: a run of this shard still "running" is dead
+            abandoned = state.abandon_running(conn, shard, now)
             ctx.invocation = state.start_run(conn, ctx.run_id, command, args, settings.provider, now, shard)
+        if abandoned:
+            log.warning("marked %d earlier run(s) abandoned: they ended without recording an end", abandoned)
         try:
             with logs.bind(run_id=ctx.run_id, command=command, shard=shard):
                 yield ctx

@@ -13,8 +13,8 @@ first next run. Those, and the ones that failed because the provider stopped, ar
 back so a failover chain can give them to the next provider.
 
 What differs per dataset is a `Spec`: the call, the reading, which lake datasets a symbol's
-rows go to, which derived datasets must be recomputed when they change, and the extra
-symbol_state columns a success sets.
+rows go to, and the extra symbol_state columns a success sets. What is derived from the
+rows (indicators, quotes_daily, the warehouse) follows the lake's change feed, not flags.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import pandas as pd
 
-from .. import logs
+from .. import crashpoints, logs
 from ..errors import ExitCode, NotAsked, StockpipeError, StopsProvider
 from ..models import DATASETS, StageResult, SymbolOutcome
 from ..providers.base import Payload
-from ..storage import archive, state
-from ..storage.lake import Lake
+from ..storage import applied, archive, state
+from ..storage.lake import Commit, Lake, MergeResult
 from .context import SYMBOLS_PER_CHUNK, Context
 
 log = logging.getLogger("stockpipe")
@@ -57,7 +57,6 @@ class Spec:
     lake: tuple[str, ...]  # lake datasets the rows go to
     call: Callable[[Any], list[Payload]]  # job -> payloads (on a worker thread)
     read: Callable[[Any, list[Payload]], Read]  # job, payloads -> rows (on the caller's thread)
-    recompute: Mapping[str, str] = field(default_factory=dict)  # lake dataset changed -> derived dataset
     archive_kind: str | None = None  # part of the raw archive's file name (None: daily bars)
     # lake dataset -> how a batch's parts become one frame (default: concatenated frames); lets
     # the daily fetch build prices in one vectorised step per batch instead of a frame per symbol
@@ -187,6 +186,7 @@ def _one(provider, spec: Spec, job, got: _Got | StockpipeError | None, batch: _B
         read = spec.read(job, got.payloads)
     except StockpipeError as exc:
         stop.check(exc)
+        calls = calls or exc.api_calls  # a failed call is a call: the quota ledger counts it too
         if isinstance(exc, StopsProvider):
             batch.handover.add(symbol)
         batch.errors[symbol] = str(exc)
@@ -205,31 +205,32 @@ def _one(provider, spec: Spec, job, got: _Got | StockpipeError | None, batch: _B
 
 
 def _flush(ctx: Context, provider: str, spec: Spec, batch: _Batch) -> int:
-    """Save a batch: lake first, then state, so a crash in between only refetches.
-    Returns the rows the lake took as new or changed in the spec's dataset."""
+    """Save a batch: the lake first (one commit per dataset), then symbol_state, run_events
+    and the planner's watermark in one transaction. A crash in between leaves the lake ahead
+    of symbol_state, which the next plan reconciles from the lake (daily.py): nothing is
+    fetched twice. Returns the rows the lake took as new or changed in the spec's dataset."""
     if not batch.jobs:
         return 0
     lake = Lake(ctx.settings.lake_dir)
-    changed = {}
+    commit = Commit(ctx.run_id, spec.stage)
+    written: dict[str, MergeResult] = {}
     for name in spec.lake:  # one frame per dataset and batch, not per symbol
         parts = batch.frames.get(name, [])
         frame = spec.build[name](parts) if name in spec.build else concat(parts, name)
-        changed[name] = lake.merge(DATASETS[name], frame).changed
+        written[name] = lake.merge(DATASETS[name], frame, commit)
+    crashpoints.hit("after_lake_write")
+    held = written[spec.dataset]
     with ctx.engine.begin() as conn:
         known = state.read_states(conn, spec.dataset, [job.symbol for job in batch.jobs])
         state.save_states(conn, [_state_row(ctx, provider, spec, job, known.get(job.symbol, {}), batch)
                                  for job in batch.jobs])
-        for name, symbols in changed.items():
-            if symbols:
-                state.bump_versions(conn, name, symbols)
-        derived: dict[str, set[str]] = {}
-        for source, target in spec.recompute.items():
-            derived.setdefault(target, set()).update(changed.get(source, ()))
-        for target, symbols in derived.items():
-            state.save_states(conn, [{"symbol": s, "dataset": target, "needs_reprocess": True} for s in sorted(symbols)])
         state.record_events(conn, ctx.run_id, batch.outcomes, ctx.now)
+        if held.version is not None:  # symbol_state now reflects the lake up to this version
+            table_id = lake.identity(DATASETS[spec.dataset])
+            applied.save(conn, ctx.consumer("plan"), spec.dataset, applied.Applied(table_id, held.version), ctx.now)
+    crashpoints.hit("after_fetch_state")
     logs.outcomes(batch.outcomes)  # one log line per symbol, once committed (failures at WARNING)
-    return sum(changed.get(spec.dataset, {}).values())
+    return held.rows
 
 
 def _state_row(ctx: Context, provider: str, spec: Spec, job, known: Mapping[str, Any], batch: _Batch) -> dict:

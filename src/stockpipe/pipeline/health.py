@@ -113,12 +113,32 @@ def _database_health(settings: Settings, now: dt.datetime, limits: Mapping[str, 
             failing = monitoring.failing_symbols(conn, now - RECENT)
             last_run = monitoring.last_fetch_runs(conn)
             quotas = monitoring.quotas(conn, now)
+            held, any_price = monitoring.held_symbols(conn, now - RECENT), monitoring.prices_held(conn)
+            loaded = _check_loaded(settings, conn)
     except sa.exc.SQLAlchemyError as exc:
         return [*checks, Check("run metadata", False, f"cannot read pipeline_runs/symbol_state/quota_ledger "
                                f"({type(exc).__name__}): check the database role's privileges", "unknown")]
-    return [*checks, _check_on_time(last, _session_closes(settings, now), now, limits, observed),
+    closes = _session_closes(settings, now)
+    return [*checks, _check_on_time(last, closes, now, limits, observed),
+            _check_prices(held, any_price, last is not None, settings, closes, now, limits, observed),
             _check_failing(failing, limits, observed), _check_last_run(last_run, limits, observed),
-            *_check_quotas(quotas, limits, observed)]
+            *_check_quotas(quotas, limits, observed), loaded]
+
+
+def _check_loaded(settings: Settings, conn) -> Check:
+    """The lake and the warehouse agree: rows the lake holds that the warehouse lacks (an
+    empty warehouse under a full lake above all) mean a load is owed, and are critical."""
+    from ..models import LOAD_ORDER
+    from ..storage import lake_stats, monitoring
+
+    lake = lake_stats.counts(settings.lake_dir, [d.name for d in LOAD_ORDER])
+    held = monitoring.row_counts(conn, list(lake))
+    behind = {name: (held[name], rows) for name, rows in lake.items() if rows > held[name]}
+    if not behind:
+        return Check("lake loaded", True, f"the warehouse holds every lake row ({sum(lake.values())} in {len(lake)} table(s))")
+    shown = ", ".join(f"{name} {have} of {rows}" for name, (have, rows) in behind.items())
+    return Check("lake loaded", False, f"the warehouse lacks rows the lake holds ({shown}): run `stockpipe load`",
+                 "error", observed=sum(rows - have for have, rows in behind.values()), threshold=0)
 
 
 def _session_closes(settings: Settings, now: dt.datetime):
@@ -159,6 +179,44 @@ def _check_on_time(last: dt.datetime | None, closes, now: dt.datetime, limits: M
     critical = len(sessions) >= limits["missed_sessions_critical"]
     return Check("last success", False, detail, "error" if critical else "warn", observed=len(sessions),
                  threshold=limits["missed_sessions_critical"])
+
+
+def _check_prices(held, any_price: bool, succeeded: bool, settings: Settings, closes, now: dt.datetime,
+                  limits: Mapping[str, float], observed: dict[str, Any]) -> Check:
+    """The data itself: prices_daily holds rows, and the symbols attempted lately hold every
+    session that is due (a run can succeed while a vendor sends nothing new). Whether the
+    warehouse holds what the lake does is the "lake loaded" check."""
+    from ..calendars import exchange_resolver
+
+    observed["prices_held"] = any_price
+    if not any_price:
+        if succeeded:
+            return Check("prices", False, "prices_daily is empty although a fetch or run succeeded: run "
+                         "`stockpipe transform && stockpipe load` (or `stockpipe run`)")
+        return Check("prices", False, "prices_daily is empty: no bars loaded yet", "warn")
+    late = dt.timedelta(hours=limits["late_after_hours"])
+    exchange_of = exchange_resolver(settings.exchanges)
+    behind = {h.symbol: _sessions_behind(h.last_date, closes.get(exchange_of(h.symbol), []), now, late)
+              for h in held}
+    stale = sorted(((n, s) for s, n in behind.items() if n), reverse=True)
+    observed.update(stale_symbols=len(stale), most_sessions_behind=stale[0][0] if stale else 0)
+    notes = []
+    if stale:
+        worst = ", ".join(f"{s} ({n})" for n, s in stale[:3])
+        notes.append(f"{len(stale)} of {len(held)} symbol(s) lack due sessions (sessions behind: {worst})")
+    if not notes:
+        return Check("prices", True, f"{len(held)} symbol(s) attempted lately hold every due session", "warn")
+    share = len(stale) / len(held) if held else 0.0
+    critical = stale and share > limits["failing_share_critical"] and \
+        stale[0][0] >= limits["missed_sessions_critical"]
+    return Check("prices", False, "; ".join(notes), "error" if critical else "warn",
+                 observed=stale[0][0] if stale else 0, threshold=limits["missed_sessions_critical"])
+
+
+def _sessions_behind(last: dt.date | None, closes, now: dt.datetime, late: dt.timedelta) -> int:
+    """Sessions after `last` whose close is over `late` ago (all of them in the closes when
+    nothing is held)."""
+    return sum(1 for session, close in closes if (last is None or session > last) and close + late <= now)
 
 
 def _check_failing(failing, limits: Mapping[str, float], observed: dict[str, Any]) -> Check:
@@ -224,7 +282,7 @@ def _check_disk(data_dir: Path, limits: Mapping[str, float], observed: dict[str,
 
 
 def _check_lake(lake_dir: Path) -> Check:
-    files = sorted(lake_dir.glob("*/month=*/*.parquet")) if lake_dir.is_dir() else []
+    files = sorted(lake_dir.glob("*/month=*/*.parquet")) if lake_dir.is_dir() else []  # Delta's data files
     for path in files:
         try:
             with path.open("rb") as handle:

@@ -9,8 +9,8 @@ answer twice writes nothing and `load` has nothing new to load.
 
 - quotes: one call per symbol into `quotes`, keyed (symbol, ts), ts in UTC. A quote
   without a price is never stored (finnhub's all-zero answer fails the symbol as unknown;
-  eodhd's "NA" fields are a reject). Symbols whose quotes changed get
-  symbol_state(symbol, "quotes_daily").needs_reprocess, so `transform` rebuilds quotes_daily.
+  eodhd's "NA" fields are a reject). `transform` rebuilds quotes_daily for the symbols
+  whose quotes the lake's change feed shows changed.
 - intraday: bars of one interval into `prices_intraday`, keyed (symbol, interval, ts), ts
   the bar's start in UTC and session_date the exchange's trading date. The window is the
   vendor's retention for the interval ending now (less a day, so a long run never asks
@@ -63,10 +63,8 @@ def quotes_stage(ctx: Context) -> StageResult:
     """
     provider = _open(ctx, "quotes")
     try:
-        # symbols whose quotes changed get quotes_daily rebuilt by `transform`
         return _fetch(ctx, provider, "fetch-quotes", QUOTES, lambda symbol: [provider.fetch_quote(symbol)],
-                      lambda symbol, payloads: _quote_rows(ctx, provider, symbol, payloads[0]),
-                      recompute={QUOTES.name: QUOTES_DAILY.name})
+                      lambda symbol, payloads: _quote_rows(ctx, provider, symbol, payloads[0]))
     finally:
         provider.close()
 
@@ -152,14 +150,13 @@ class _Job:
 
 
 def _fetch(ctx: Context, provider, stage: str, dataset, call: Callable[[str], list[Payload]],
-           read: Callable[[str, list[Payload]], Read], recompute: dict[str, str] | None = None) -> StageResult:
+           read: Callable[[str, list[Payload]], Read]) -> StageResult:
     """Run the one fetch loop (fetching.py) over the shard's symbols; counts and exit code as
     fetch's, plus rows_written: the rows the lake took as new or changed (0 when the same
     answer is fetched again)."""
     symbols = ctx.mine(ctx.settings.symbols)
     spec = Spec(stage, dataset.name, (dataset.name, REJECTS.name), lambda job: call(job.symbol),
-                lambda job, payloads: read(job.symbol, payloads), recompute or {},
-                archive_kind=stage.removeprefix("fetch-"))
+                lambda job, payloads: read(job.symbol, payloads), archive_kind=stage.removeprefix("fetch-"))
     fetched = fetch_all(ctx, provider, [_Job(s) for s in symbols], spec)
     counts = outcome_counts(len(symbols), fetched.outcomes, written=fetched.written)
     return verdict(stage, len(symbols), counts, fetched.outcomes)

@@ -9,11 +9,14 @@ from ..models import StageResult
 from ..stages.quality import evaluate
 from ..storage import state
 from .context import Context
+from .reading import named_symbols
 
 
 @logs.stage("quality-check")
 def quality_stage(ctx: Context) -> StageResult:
-    """Judge every symbol the warehouse holds (and an explicitly given universe).
+    """Judge every symbol the warehouse holds (and the configured universe's, so a symbol
+    with no bar at all is judged too); symbols named on the command line (--symbol,
+    --symbols-file, --list) narrow it to exactly those.
 
     Records one quality_results row per (rule, symbol) and sets each symbol's
     symbol_state.refetch_from to its earliest missing session (NULL without gaps), which
@@ -30,7 +33,9 @@ def quality_stage(ctx: Context) -> StageResult:
         latest_session=lambda exchange: calendars.latest_closed_session(ctx.now, exchange))
     with ctx.engine.begin() as conn:  # committed: SQLite keeps the TEMP tables' DROP only then
         facts = quality_data.collect(conn, calendar, limits)
-    symbols = ctx.mine(sorted(set(facts) | (set(settings.symbols) if settings.universe_source != "default" else set())))
+    named = named_symbols(settings)
+    universe = set(settings.symbols) if settings.universe_source != "default" else set()
+    symbols = ctx.mine(sorted(set(named) if named else set(facts) | universe))
     checks = evaluate(facts, symbols, limits)
     with ctx.engine.begin() as conn:
         state.record_quality(conn, ctx.run_id, checks, ctx.now)

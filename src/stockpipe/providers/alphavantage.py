@@ -327,7 +327,7 @@ class _AlphaVantage(Vendor):
         return replace(request, params={**request.params, "outputsize": "compact"}, endpoint="daily:compact")
 
     def intraday_requests(self, interval: str, start: dt.datetime, end: dt.datetime,
-                          now: dt.datetime) -> list[Callable[[str], Request]]:
+                          now: dt.datetime, zone: dt.tzinfo | None = None) -> list[Callable[[str], Request]]:
         minutes = int(interval.removesuffix("m"))
         wanted = (end - start).total_seconds() / 60 * (16 / 24) * (5 / 7) / minutes  # extended hours, weekdays
         size = "compact" if wanted <= COMPACT_ROWS else "full"

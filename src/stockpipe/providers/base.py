@@ -60,6 +60,9 @@ class ParsedDaily:
     actions: "pd.DataFrame"
     rejected: tuple[dict[str, Any], ...] = ()
     currency: str | None = None
+    # A split-adjusting vendor's basis (providers/basis.py): the last day its answer covered;
+    # None when the bars came as traded.
+    split_basis: dt.date | None = None
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """The `csv` provider: daily bars from CSV files the user already has.
 
 `--path` is one CSV file or a folder of `*.csv` files (not recursive). A file holds one
-symbol named by its stem (`AAPL.csv`) or, with a `symbol` column, any number of them.
-Headers match case-insensitively with the usual aliases (Yahoo, Alpha Vantage, Stooq and
-EODHD exports read as they are); the first column for a name wins.
+symbol named by its stem (`AAPL.csv`) or, with a `symbol` column (also spelled `Ticker` or
+`Code`, as exports name it), any number of them. Headers match case-insensitively with
+the usual aliases (Yahoo, Alpha Vantage, Stooq and EODHD exports read as they are); the
+first column for a name wins.
 
 Decisions:
     * The stdlib `csv` module reads rows (exact line numbers for messages); pandas then
@@ -14,6 +15,11 @@ Decisions:
       fails too. A row with too few fields reads the rest as empty.
     * adj_close is optional, so an empty one leaves NaN in the bar instead of a reject.
     * Rejects are reported when their date is in [start, end], or when it is unreadable.
+    * Dates are YYYY-MM-DD (or YYYY/MM/DD, a time of day ignored), or what the setting
+      `csv_date_format` says (a strptime format, e.g. %d-%m-%Y). A file of which not one
+      date can be read is refused (exit 65) naming that setting, never imported as nothing.
+    * A last line that is a lone whole number (EODHD's CSV ends with a row count) is that
+      count, not a row: neither a bar nor a reject.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import normalize_symbol
 from ..errors import BadInputError, ConfigError, SymbolNotFoundError
 from .base import ACTION_COLUMNS, BAR_COLUMNS, ParsedDaily, Payload, ProviderBase
+from .rows import is_count_line
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,7 +49,7 @@ _ALIASES = {
     "close": ("close", "c"),
     "adj_close": ("adj close", "adj_close", "adjusted_close", "adjusted close", "adjclose"),
     "volume": ("volume", "vol", "v"),
-    "symbol": ("symbol",),
+    "symbol": ("symbol", "ticker", "code"),
 }
 _CANONICAL = {alias: name for name, aliases in _ALIASES.items() for alias in aliases}
 _REQUIRED = ("date", "open", "high", "low", "close", "volume")
@@ -57,8 +64,8 @@ class CsvProvider(ProviderBase):
 
     name = "csv"
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+    def __init__(self, path: Path, date_format: str | None = None) -> None:
+        self.path, self.date_format = Path(path), date_format
 
     @classmethod
     def from_settings(cls, settings: "Settings", clock: Any = None) -> "CsvProvider":
@@ -69,7 +76,7 @@ class CsvProvider(ProviderBase):
         """
         if settings.csv_path is None:
             raise ConfigError("the csv provider needs --path: a CSV file or a folder of them")
-        return cls(Path(settings.csv_path))
+        return cls(Path(settings.csv_path), settings.csv_date_format)
 
     def symbols(self) -> list[str]:
         """Symbols found in the file(s), sorted.
@@ -103,13 +110,14 @@ class CsvProvider(ProviderBase):
 
         Raises:
             BadInputError: no header, a required column is missing, a row has too many
-                fields, or a cell is neither a number nor a missing-value token.
+                fields, a cell is neither a number nor a missing-value token, or not one
+                date can be read (names the setting csv_date_format).
         """
         where = payload.source or f"{payload.symbol}.csv"
         header, frame = _read_table(payload.content, where)
         if "symbol" in frame:  # a multi-symbol file: keep this symbol's rows
             frame = frame[frame["symbol"].str.upper() == payload.symbol.strip().upper()]
-        return _build(payload.symbol, header, frame, start, end, where)
+        return _build(payload.symbol, header, frame, start, end, where, self.date_format)
 
     @cached_property
     def _files(self) -> dict[str, Path]:
@@ -148,10 +156,15 @@ def _symbols_in(file: Path) -> set[str]:
             rows = csv.reader(handle)
             header = _canonical_header(next((row for row in rows if row), []))
             if "symbol" not in header:
-                return {normalize_symbol(file.stem, f"{file} (a file without a symbol column is named after its symbol)")}
-            at = header.index("symbol")
-            return {normalize_symbol(row[at], f"{file} line {rows.line_num}")
-                    for row in rows if len(row) > at and row[at].strip()}
+                where = f"{file} (a file without a symbol column is named after its symbol)"
+                return {normalize_symbol(file.stem, where)}
+            at, found = header.index("symbol"), []
+            for row in rows:
+                if len(row) > at and row[at].strip():
+                    found.append((row, rows.line_num))
+            if found and is_count_line(found[-1][0]):
+                found.pop()
+            return {normalize_symbol(row[at], f"{file} line {line}") for row, line in found}
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise _unreadable(file, exc) from None
 
@@ -191,6 +204,8 @@ def _read_table(content: bytes, where: str) -> tuple[list[str], "pd.DataFrame"]:
         rows, lines = _rows(reader, len(header), where)
     except csv.Error as exc:
         raise _unreadable(f"{where} line {reader.line_num}", exc) from None
+    if rows and is_count_line(rows[-1]):  # EODHD's trailing row count
+        rows, lines = rows[:-1], lines[:-1]
     frame = pd.DataFrame(rows, columns=names, dtype=object).astype(str)
     frame = pd.DataFrame({c: frame[c].str.strip() for c in frame})  # spaces are not data
     frame["_line"] = lines
@@ -233,15 +248,21 @@ def _check_header(header: list[str], where: str) -> list[str]:
 
 
 def _build(
-    symbol: str, header: list[str], frame: "pd.DataFrame", start: dt.date, end: dt.date, where: str
+    symbol: str, header: list[str], frame: "pd.DataFrame", start: dt.date, end: dt.date, where: str,
+    date_format: str | None = None,
 ) -> ParsedDaily:
-    """Convert, classify (bar or reject), range-filter and sort."""
+    """Convert, classify (bar or reject), range-filter and sort.
+
+    Raises:
+        BadInputError: a cell that is not a number, or not one readable date.
+    """
     import pandas as pd
 
     columns = [c for c in _NUMERIC if c in frame]
     missing = pd.DataFrame({c: frame[c].str.lower().isin(_MISSING) for c in columns})
     values = _to_numbers(frame, missing, where)
-    date = _to_dates(frame["date"])
+    date = _to_dates(frame["date"], date_format)
+    _some_dates(frame, date, where, date_format)
     reason = _reasons(frame["date"], date, missing)
     in_range = (date >= pd.Timestamp(start)) & (date <= pd.Timestamp(end))
     keep = reason.isna() & in_range
@@ -276,13 +297,34 @@ def _to_numbers(frame: "pd.DataFrame", missing: "pd.DataFrame", where: str) -> "
     return numbers
 
 
-def _to_dates(raw: "pd.Series") -> "pd.Series":
-    """Trading dates at midnight; NaT where the text is not a supported date."""
+def _to_dates(raw: "pd.Series", date_format: str | None = None) -> "pd.Series":
+    """Trading dates at midnight; NaT where the text is not a supported date (YYYY-MM-DD, or
+    `date_format` when set)."""
     import pandas as pd
 
+    if date_format:
+        return pd.to_datetime(raw, format=date_format, errors="coerce").dt.normalize()
     parts = raw.str.extract(_DATE_RE)
     iso = parts[0] + "-" + parts[2] + "-" + parts[3]
     return pd.to_datetime(iso, format="%Y-%m-%d", errors="coerce")  # NaT for 2024-02-30 too
+
+
+def _some_dates(frame: "pd.DataFrame", date: "pd.Series", where: str, date_format: str | None) -> None:
+    """Refuse a file none of whose dates can be read: importing nothing would pass for success.
+
+    Raises:
+        BadInputError: naming the first date, its line and the setting that reads it.
+    """
+    given = ~frame["date"].str.lower().isin(_MISSING)
+    if not given.any() or date[given].notna().any():
+        return
+    first = given.idxmax()
+    shown = f"as {date_format!r}" if date_format else "as YYYY-MM-DD"
+    raise BadInputError(
+        f"{where}: no date could be read {shown} (line {frame.at[first, '_line']}: {frame.at[first, 'date']!r}): "
+        "set csv_date_format to the file's format, a strptime pattern such as %d-%m-%Y "
+        "(STOCKPIPE_CSV_DATE_FORMAT or csv_date_format in stockpipe.toml)"
+    )
 
 
 def _reasons(raw_date: "pd.Series", date: "pd.Series", missing: "pd.DataFrame") -> "pd.Series":

@@ -35,8 +35,8 @@ import re
 from typing import TYPE_CHECKING, Any, Mapping
 from urllib.parse import quote
 
-from .rows import records_frame
-from .vendor import Quotes, Vendor
+from .rows import is_count_line, records_frame
+from .vendor import Probe, Quotes, Vendor
 from .wire import Outcome, Parsed, Request, Response
 
 if TYPE_CHECKING:
@@ -116,6 +116,29 @@ def real_time_request(spelled: str) -> Request:
     """The real-time (delayed) quote of one symbol in EODHD's spelling (the symbol map's or
     `vendor_symbol`'s): what VENDOR asks, since a mapped symbol cannot be spelled again."""
     return Request(api_path("real-time", spelled), {"fmt": "json"}, dict(DEFAULT_HEADERS), "quote")
+
+
+def user_request() -> Request:
+    """The account (`/api/user`): the plan's daily limit and the calls spent today; what
+    `validate --probe` asks, since it spends no call of the quota it reports."""
+    return Request("/api/user", {"fmt": "json"}, dict(DEFAULT_HEADERS), "user")
+
+
+def parse_user(response: Response) -> Parsed:
+    """OK for an account answer, else the refusal it states (a refused key: AUTH_FAILED)."""
+    if response.status == 200 and response.body.lstrip()[:1] == b"{":
+        return Parsed(Outcome.OK)
+    return _failure(response) or _protocol("not an account answer")
+
+
+def user_quota(response: Response) -> str | None:
+    """"N of LIMIT calls left today (resets 00:00 GMT)" from an account answer."""
+    try:
+        body = json.loads(response.body)
+        limit = int(body["dailyRateLimit"]) + int(body.get("extraLimit") or 0)
+        return f"{limit - int(body['apiRequests']):,} of {limit:,} calls left today (resets 00:00 GMT)"
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 def parse_daily(response: Response, start: dt.date, end: dt.date) -> Parsed:
@@ -227,7 +250,9 @@ def _csv_rows(text: str) -> tuple[list[dict[str, Any]], Parsed | None]:
     names = [name.strip().lower().replace(" ", "_") for name in lines[0]] if lines else []
     if not {"date", "open", "high", "low", "close", "volume"} <= set(names):
         return [], _protocol(f"not EODHD CSV (header: {','.join(names)[:80]})")
-    return [dict(zip(names, cells + [""] * (len(names) - len(cells)))) for cells in lines[1:] if cells], None
+    body = [cells for cells in lines[1:] if cells]
+    body = body[:-1] if body and is_count_line(body[-1]) else body  # the trailing row count
+    return [dict(zip(names, cells + [""] * (len(names) - len(cells)))) for cells in body], None
 
 
 def read_bar(row: dict[str, Any]) -> tuple[dt.date | None, dict[str, float], str | None]:
@@ -353,4 +378,5 @@ def api_path(endpoint: str, name: str) -> str:
 
 VENDOR = Vendor(NAME, BASE_URL, KEY_PARAM, DEFAULT_LIMITS, spell=vendor_symbol, daily=daily_request,
                 parse_daily=parse_daily, headers=DEFAULT_HEADERS, reset_zone=QUOTA_RESET_ZONE,
-                quotes=Quotes(real_time_request, parse_quote))
+                quotes=Quotes(real_time_request, parse_quote),
+                probe=lambda spelled, today: Probe(user_request(), parse_user, user_quota))

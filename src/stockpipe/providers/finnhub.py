@@ -7,10 +7,23 @@ Decisions:
     * Symbols: Finnhub's US symbol list spells class shares with a dot (BRK.B) and other
       markets with Yahoo-style suffixes (VOD.L, 7203.T), like stockpipe's canonical form,
       so `vendor_symbol` only normalizes case. (A 2020 maintainer reply suggested BRK-B.)
-    * Daily candles: `t` is 00:00 America/New_York, so the trading date is `t` converted
-      to New York, never the UTC date. Request windows (`from`/`to`) cover whole New York
-      days. adj_close stays NaN. Finnhub has described daily candles as split-adjusted
-      (intraday not): if so, daily bars before a split are not prices as traded.
+    * Daily candles: `t` has been 00:00 UTC of the session date since mid-2021
+      (finnhubio/Finnhub-API#449: "changed from new york to GMT"; #473: read in New York
+      time it is the day before); before that it was 00:00 New York or the session's open,
+      and non-US listings still show the open (#387: RELIANCE.NS at 03:45 UTC, 09:15 in
+      Kolkata). So the session date is `rows.session_days`: a stamp at midnight UTC is that
+      UTC date, any other time the date in the symbol's exchange zone (`zone`, from the
+      symbol's exchange; New York by default). A daily request asks from the UTC midnight a
+      day before `start` to the one two days after `end`, so every zone's stamps of those
+      sessions are inside; the parse keeps start..end.
+    * Daily candles are split-adjusted, intraday ones are not (#439: AAPL's 2012 daily
+      close 14.69 beside its hourly 412.8; #502, the maintainer: "we do NOT adjust intraday
+      data"); the answer does not say by which splits. `VENDOR.adjusted` says so: stockpipe
+      keeps as traded only the answer's newest bar, which no later split can have adjusted
+      (vendor.keep_anchor). adj_close stays NaN.
+    * Intraday candles: session_date is the bar's date in the symbol's exchange zone, and
+      request windows cover whole days of that zone (a Sydney session is one window and one
+      session date, not two New York ones).
     * An `error` text decides before the status code: "access" -> NOT_ENTITLED (also the
       older 401 form), "API key" -> AUTH_FAILED, "limit" -> RATE_LIMITED.
     * A quote with no price (c=0 or null) is never stored: all zeros with d/dp null is
@@ -22,15 +35,16 @@ Decisions:
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from .base import IntradayLimits
+from .basis import UNREPORTED
 from .rows import PRICES  # noqa: F401 - still public as finnhub.PRICES
 from .rows import (BAD, candle_daily, candle_frame, candle_intraday, candle_row, epoch, flaw, json_number,
-                   json_or_none, short)
+                   json_or_none, session_day, short)
 from .vendor import DAY, Intraday, Quotes, Vendor
 from .wire import Outcome, Parsed, Request, Response
 
@@ -57,17 +71,20 @@ def vendor_symbol(symbol: str) -> str:
 
 
 def daily_request(symbol: str, start: dt.date, end: dt.date) -> Request:
-    """Daily candles for the New York trading days `start`..`end` inclusive."""
-    return _candle_request(symbol, "D", start, end, "daily")
+    """Daily candles for the sessions `start`..`end` of any exchange: from the UTC midnight
+    before `start` to the one two days after `end` (parse_daily keeps start..end)."""
+    return _candle_request(symbol, "D", start - DAY, end + DAY, "daily", dt.timezone.utc)
 
 
-def intraday_request(symbol: str, interval: int | str, start: dt.date, end: dt.date) -> Request:
-    """Intraday candles of `interval` minutes (1, 5, 15, 30, 60) for New York days start..end.
+def intraday_request(symbol: str, interval: int | str, start: dt.date, end: dt.date,
+                     zone: dt.tzinfo | None = None) -> Request:
+    """Intraday candles of `interval` minutes (1, 5, 15, 30, 60) for the days start..end of
+    `zone` (the symbol's exchange zone; New York by default).
 
     Raises:
         ValueError: an interval Finnhub does not offer.
     """
-    return _candle_request(symbol, str(_minutes(interval)), start, end, "intraday")
+    return _candle_request(symbol, str(_minutes(interval)), start, end, "intraday", zone or NEW_YORK)
 
 
 def quote_request(symbol: str) -> Request:
@@ -86,11 +103,12 @@ def _minutes(interval: int | str) -> int:
     return minutes
 
 
-def _candle_request(symbol: str, resolution: str, start: dt.date, end: dt.date, endpoint: str) -> Request:
+def _candle_request(symbol: str, resolution: str, start: dt.date, end: dt.date, endpoint: str,
+                    zone: dt.tzinfo) -> Request:
     if start > end:
         raise ValueError(f"start {start} is after end {end}")
-    lo = dt.datetime.combine(start, dt.time(), NEW_YORK)
-    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), NEW_YORK)
+    lo = dt.datetime.combine(start, dt.time(), zone)
+    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), zone)
     params = {"symbol": vendor_symbol(symbol), "resolution": resolution,
               "from": str(int(lo.timestamp())), "to": str(int(hi.timestamp()) - 1)}
     return Request("/api/v1/stock/candle", params, endpoint=endpoint)
@@ -99,14 +117,17 @@ def _candle_request(symbol: str, resolution: str, start: dt.date, end: dt.date, 
 # ------------------------------------------------------------------------ parsing
 
 
-def parse_daily(response: Response, start: dt.date, end: dt.date) -> Parsed:
-    """Daily bars within [start, end] (New York trading dates) from a candle response."""
-    return candle_daily(_candles(response), start, end, NEW_YORK)
+def parse_daily(response: Response, start: dt.date, end: dt.date, zone: dt.tzinfo = NEW_YORK) -> Parsed:
+    """Daily bars of the sessions start..end (rows.session_days in the exchange's `zone`)."""
+    return candle_daily(_candles(response, lambda t: session_day(t, zone)), start, end, zone)
 
 
-def parse_intraday(response: Response, start: dt.date | None = None, end: dt.date | None = None) -> Parsed:
-    """Intraday bars (ts UTC, session_date = New York date) for sessions start..end (if given)."""
-    return candle_intraday(_candles(response), start, end, NEW_YORK)
+def parse_intraday(response: Response, start: dt.date | None = None, end: dt.date | None = None,
+                   zone: dt.tzinfo = NEW_YORK) -> Parsed:
+    """Intraday bars (ts UTC, session_date = the date in the exchange's `zone`) for sessions
+    start..end (if given)."""
+    local = lambda t: dt.datetime.fromtimestamp(t, zone).date()  # noqa: E731
+    return candle_intraday(_candles(response, local), start, end, zone)
 
 
 def parse_quote(response: Response) -> Parsed:
@@ -159,8 +180,10 @@ def _refusal(response: Response, error: str) -> Parsed:
     return Parsed(outcome, message=message, retry_after=retry)
 
 
-def _candles(response: Response) -> tuple[pd.DataFrame, tuple[dict[str, Any], ...]] | Parsed:
-    """(frame: ts UTC + open..volume, rejected rows), or the Parsed of a body with no candles."""
+def _candles(response: Response, day_of: Callable[[int], dt.date]
+             ) -> tuple[pd.DataFrame, tuple[dict[str, Any], ...]] | Parsed:
+    """(frame: ts UTC + open..volume, rejected rows dated by `day_of`), or the Parsed of a
+    body with no candles."""
     body = _read(response)
     if isinstance(body, Parsed):
         return body
@@ -176,7 +199,7 @@ def _candles(response: Response) -> tuple[pd.DataFrame, tuple[dict[str, Any], ..
         t, values = _epoch(raw["t"]), {name: json_number(raw[k]) for k, name in _ARRAYS.items()}
         reason = "bad_date" if t is None else flaw(values)
         if reason:
-            day = "" if t is None else dt.datetime.fromtimestamp(t, NEW_YORK).date().isoformat()
+            day = "" if t is None else day_of(t).isoformat()
             rejected.append({"date": day, "reason": reason, "raw": raw})
         else:
             rows.append(candle_row(t, values))
@@ -199,4 +222,5 @@ def _round(value: float | None, zero_is_unknown: bool = False) -> float:
 # Finnhub publishes no intraday retention: a year is the most stockpipe asks for, a month a call.
 VENDOR = Vendor(NAME, BASE_URL, KEY_PARAM, DEFAULT_LIMITS, spell=vendor_symbol, daily=daily_request,
                 parse_daily=parse_daily, quotes=Quotes(quote_request, parse_quote),
-                intraday=Intraday(intraday_request, parse_intraday, IntradayLimits(30 * DAY, 365 * DAY), NEW_YORK))
+                intraday=Intraday(intraday_request, parse_intraday, IntradayLimits(30 * DAY, 365 * DAY), NEW_YORK),
+                zoned=True, adjusted=UNREPORTED)

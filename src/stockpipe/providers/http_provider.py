@@ -27,8 +27,10 @@ Decisions:
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable, Sequence
+import functools
+from typing import Any, Callable, Mapping, Sequence
 
+from .. import calendars
 from ..errors import (ConfigError, NotEntitledError, QuotaExhaustedError, RateLimitedError, StopsProvider,
                       SymbolNotFoundError, UsageError)
 from .base import (ACTION_COLUMNS, BAR_COLUMNS, INTERVALS, IntradayLimits, LedgerOpener, ParsedDaily, Payload,
@@ -44,8 +46,14 @@ class HttpProvider(ProviderBase):
     """A market-data vendor reached over HTTP."""
 
     def __init__(self, vendor: Vendor, client: VendorClient, symbol_map: dict[str, str] | None = None,
-                 clock: Callable[[], dt.datetime] | None = None, base_url: str | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None, base_url: str | None = None,
+                 exchanges: Mapping[str, str] | None = None) -> None:
+        """Args:
+            exchanges: the config's [exchanges] table: a symbol's exchange, whose time zone
+                dates a zoned vendor's bars (Vendor.zoned).
+        """
         self.vendor, self.client = vendor, client
+        self._exchange_of = calendars.exchange_resolver(exchanges)
         self.name, self.kinds = vendor.name, vendor.kinds
         self.needs_key = vendor.key_param is not None
         self.concurrency = client.concurrency
@@ -77,8 +85,9 @@ class HttpProvider(ProviderBase):
             limits["calls_per_day"] = None  # the ledger alone counts the quota day (module docstring)
         base_url = options.get("base_url") or vendor.base_url
         client = VendorClient(name, base_url, key=key, key_param=vendor.key_param, default_headers=vendor.headers,
-                              limits=limits, ledger=quota)
-        return cls(vendor, client, settings.symbol_map.get(name, {}), clock, base_url)
+                              limits=limits, ledger=quota, timeout_connect=settings.http_timeout_connect,
+                              timeout_read=settings.http_timeout_read, unreachable_after=settings.unreachable_after)
+        return cls(vendor, client, settings.symbol_map.get(name, {}), clock, base_url, settings.exchanges)
 
     def vendor_symbol(self, symbol: str) -> str:
         """The vendor's spelling: the config's [symbol_map.<provider>] first, then the rule."""
@@ -107,13 +116,13 @@ class HttpProvider(ProviderBase):
         return self._payload(symbol, request, response)
 
     def parse_daily(self, payload: Payload, start: dt.date, end: dt.date) -> ParsedDaily:
-        """Pure: the vendor's outcome, as bars (as traded) or as the error it means."""
-        parsed = self.vendor.parse_daily(_response(payload), start, end)
-        self._accepted(parsed, f"{payload.symbol} daily")
+        """Pure: the vendor's outcome, as bars as traded (basis.py) or as the error it means."""
+        parsed = self.vendor.parse_daily(_response(payload), start, end, self.zone(payload.symbol))
+        parsed = self.vendor.as_traded(self._accepted(parsed, f"{payload.symbol} daily"))
         bars = parsed.bars if parsed.bars is not None else _empty(BAR_COLUMNS)
         actions = parsed.actions if parsed.actions is not None else _empty(ACTION_COLUMNS)
-        return ParsedDaily(payload.symbol, self.vendor.as_traded(bars, actions), actions, tuple(parsed.rejected),
-                           parsed.currency)
+        return ParsedDaily(payload.symbol, bars, actions, tuple(parsed.rejected), parsed.currency,
+                           split_basis=parsed.basis if self.vendor.adjusted else None)
 
     # -- quotes
 
@@ -158,7 +167,7 @@ class HttpProvider(ProviderBase):
         self._require("intraday")
         self.intraday_limits(interval)
         payloads = []
-        for make in self.vendor.intraday_requests(interval, start, end, now):
+        for make in self.vendor.intraday_requests(interval, start, end, now, self.zone(symbol)):
             request = self._request(symbol, make)
             response = self._call(request, self.vendor.parse_intraday, f"{symbol} intraday {interval}")
             payloads.append(self._payload(symbol, request, response))
@@ -174,8 +183,8 @@ class HttpProvider(ProviderBase):
         """
         import pandas as pd
 
-        parsed = [self._accepted(self.vendor.parse_intraday(_response(p)), f"{p.symbol} intraday")
-                  for p in payloads]
+        parsed = [self._accepted(self.vendor.parse_intraday(_response(p), self.zone(p.symbol)),
+                                 f"{p.symbol} intraday") for p in payloads]
         frames = [p.intraday for p in parsed if p.intraday is not None and len(p.intraday)]
         bars = (pd.concat(frames, ignore_index=True) if frames
                 else _empty(("ts", "open", "high", "low", "close", "volume", "session_date")))
@@ -183,14 +192,19 @@ class HttpProvider(ProviderBase):
         actions = (pd.concat(found, ignore_index=True).drop_duplicates(["date", "kind"]) if found
                    else _empty(ACTION_COLUMNS))
         ok = any(p.outcome is Outcome.OK for p in parsed)
-        return Parsed(Outcome.OK if ok else Outcome.EMPTY, intraday=self.vendor.as_traded(bars, actions, "session_date"),
-                      actions=actions, rejected=tuple(r for p in parsed for r in p.rejected),
-                      currency=next((p.currency for p in parsed if p.currency), None))
+        combined = Parsed(Outcome.OK if ok else Outcome.EMPTY, intraday=bars, actions=actions,
+                          rejected=tuple(r for p in parsed for r in p.rejected),
+                          currency=next((p.currency for p in parsed if p.currency), None))
+        return self.vendor.as_traded(combined, "session_date")
 
     def close(self) -> None:
         self.client.close()
 
     # -- helpers
+
+    def zone(self, symbol: str) -> dt.tzinfo | None:
+        """The time zone of the symbol's exchange, for a zoned vendor (None for the others)."""
+        return _exchange_zone(self._exchange_of(symbol)) if self.vendor.zoned else None
 
     def _require(self, kind: str) -> None:
         if not self.supports(kind):
@@ -207,7 +221,7 @@ class HttpProvider(ProviderBase):
 
     def _payload(self, symbol: str, request: Request, response: Response) -> Payload:
         return Payload(self.name, symbol, response.body, response.headers.get("content-type", ""),
-                       api_calls=request.cost, source=f"{self.name} {request.endpoint}",
+                       api_calls=response.calls, source=f"{self.name} {request.endpoint}",
                        status=response.status, headers=dict(response.headers))
 
     def _accepted(self, parsed: Parsed, what: str) -> Parsed:
@@ -224,6 +238,7 @@ class HttpProvider(ProviderBase):
         response, verdict = self._session.call(request, lambda signed: self._send(signed, parse), what)
         error = self.vendor.error(verdict.outcome, what, verdict.message)
         if isinstance(error, StopsProvider):  # refused key, spent quota, not entitled, throttled
+            error.api_calls = response.calls
             raise error
         return response
 
@@ -235,7 +250,7 @@ class HttpProvider(ProviderBase):
         def classify(response: Response) -> Parsed:
             nonlocal answered
             answered = True
-            return _judged(response, parse)
+            return judged(response, parse)
 
         try:
             response = self.client.call(request, classify=classify)
@@ -244,11 +259,11 @@ class HttpProvider(ProviderBase):
                 raise
             refused = exc.not_asked()
         else:
-            return response, _judged(response, parse)
+            return response, judged(response, parse)
         raise refused  # outside the except: nothing chained
 
 
-def _judged(response: Response, parse: Callable[[Response], Parsed]) -> Parsed:
+def judged(response: Response, parse: Callable[[Response], Parsed]) -> Parsed:
     """What an error-sized answer means. Also the client's classifier: it lets the client
     retry a 200 that means "slow down" (Alpha Vantage) and stop on a 429 that means "quota
     spent" (Tiingo's monthly allocation). A body the size of data is OK here: it is not
@@ -256,6 +271,13 @@ def _judged(response: Response, parse: Callable[[Response], Parsed]) -> Parsed:
     if response.status < 400 and len(response.body) > 4096:
         return Parsed(Outcome.OK)
     return parse(Response(response.status, response.headers, response.body))
+
+
+@functools.lru_cache(maxsize=None)
+def _exchange_zone(exchange: str) -> dt.tzinfo:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo(calendars.timezone(exchange))
 
 
 def _response(payload: Payload) -> Response:

@@ -85,6 +85,12 @@ def csv_lines(text: str) -> list[list[str]] | None:
         return None
 
 
+def is_count_line(row: list[str]) -> bool:
+    """A lone whole number in the first cell, every other cell empty: the row count some
+    CSV answers end with (EODHD's), not a row."""
+    return bool(row) and row[0].strip().isdigit() and not any(cell.strip() for cell in row[1:])
+
+
 def csv_tuples(lines: list[list[str]], header: list[str]) -> list[tuple]:
     """CSV rows under `header` (canonical names of lines[0]) -> (date text, fields, raw,
     preset reason) rows; a row with the wrong number of cells is preset "field_count"."""
@@ -210,18 +216,43 @@ def candle_frame(rows: list[dict[str, Any]], names: tuple[str, ...], unit: str) 
 
 
 def within(frame: "pd.DataFrame", rejected: tuple[dict[str, Any], ...], start: dt.date, end: dt.date,
-           zone: dt.tzinfo) -> tuple["pd.DataFrame", tuple[dict[str, Any], ...]]:
-    """Rows (with `day`, their date in `zone`; sorted by time) and rejects dated start..end.
+           zone: dt.tzinfo, daily: bool = False) -> tuple["pd.DataFrame", tuple[dict[str, Any], ...]]:
+    """Rows (with `day`, their session date: `session_days` for `daily` bars, else the date
+    in `zone`; sorted by time) and rejects dated start..end.
 
     Rejects with no readable date are always kept, so nothing unreadable goes unseen.
     """
     import pandas as pd
 
-    date = frame["ts"].dt.tz_convert(zone).dt.tz_localize(None).dt.normalize().astype("datetime64[us]")
+    date = session_days(frame["ts"], zone) if daily else _local_days(frame["ts"], zone)
     keep = (date >= pd.Timestamp(start)) & (date <= pd.Timestamp(end))
     frame = frame.assign(day=date)[keep].sort_values("ts", kind="stable").reset_index(drop=True)
     lo, hi = start.isoformat(), end.isoformat()
     return frame, tuple(r for r in rejected if r["date"] == "" or lo <= r["date"] <= hi)
+
+
+def session_days(stamps: "pd.Series", zone: dt.tzinfo) -> "pd.Series":
+    """The session date of daily bars from their stamps (UTC): a stamp at midnight UTC is
+    that UTC date (Finnhub's daily candles since mid-2021); any other time is the date in
+    the exchange's `zone` (a session's open, or the 00:00 New York of Polygon and older
+    Finnhub answers), so a bar is never dated the day before its session."""
+    import numpy as np
+    import pandas as pd
+
+    utc = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    midnight = utc == utc.dt.normalize()
+    days = np.where(midnight, utc.dt.normalize(), _local_days(stamps, zone))
+    return pd.Series(days, index=stamps.index).astype("datetime64[us]")
+
+
+def session_day(seconds: int, zone: dt.tzinfo) -> dt.date:
+    """`session_days` of one stamp in epoch seconds (for rejects)."""
+    instant = dt.datetime.fromtimestamp(seconds, dt.timezone.utc)
+    return instant.date() if instant.time() == dt.time() else instant.astimezone(zone).date()
+
+
+def _local_days(stamps: "pd.Series", zone: dt.tzinfo) -> "pd.Series":
+    return stamps.dt.tz_convert(zone).dt.tz_localize(None).dt.normalize().astype("datetime64[us]")
 
 
 def no_actions() -> "pd.DataFrame":
@@ -233,13 +264,15 @@ def no_actions() -> "pd.DataFrame":
 
 
 def candle_daily(got: Any, start: dt.date, end: dt.date, zone: dt.tzinfo) -> Parsed:
-    """(candle frame, rejects) -> daily bars dated start..end in `zone`; a Parsed passes through."""
+    """(candle frame, rejects) -> daily bars of the sessions start..end (`session_days` in the
+    exchange's `zone`) and the answer's newest session (`basis`); a Parsed passes through."""
     if isinstance(got, Parsed):
         return got
-    frame, shown = within(*got, start, end, zone)
+    frame, shown = within(*got, start, end, zone, daily=True)
     bars = frame.rename(columns={"day": "date"}).assign(adj_close=float("nan"))[list(BAR_COLUMNS)]
     outcome = Outcome.OK if len(bars) or shown else Outcome.EMPTY
-    return Parsed(outcome, bars=bars, actions=no_actions(), rejected=shown)
+    newest = session_days(got[0]["ts"], zone).max() if len(got[0]) else None
+    return Parsed(outcome, bars=bars, actions=no_actions(), rejected=shown, basis=newest and newest.date())
 
 
 def candle_intraday(got: Any, start: dt.date | None, end: dt.date | None, zone: dt.tzinfo) -> Parsed:

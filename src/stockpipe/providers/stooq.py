@@ -12,17 +12,25 @@ Decisions:
       run should defer the remaining symbols to the next run (partial), not report a
       configuration error.
     * Rows are sorted by date: Stooq's order is not relied on. Prices are decimal text,
-      which float() reads without noise: no rounding. Stooq sends no adjusted close
-      (NaN) and no corporate actions.
+      which float() reads without noise: no rounding.
+    * The CSV is split- AND dividend-adjusted as of the download day, though its columns
+      say Open..Close (AAPL's close of 2018-01-02 comes as 40.30; it traded at 172.26:
+      172.26 / 4 for the 2020 split is 43.07, the dividends since make the rest), and it
+      reports no actions. `VENDOR.adjusted` is basis.UNREPORTED: the request reaches today
+      and only the answer's newest bar is stored (its close as traded and as adj_close);
+      the older ones are rejected `adjusted_only` (basis.keep_anchor). `parse_daily`
+      returns every bar of the window as sent, and the newest date as `basis`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import replace
 
 from ..calendars import DEFAULT_SUFFIXES
-from .rows import CORE, build, csv_lines, csv_tuples, fail
+from .basis import UNREPORTED
+from .rows import CORE, build, csv_lines, csv_tuples, fail, iso_date
 from .vendor import Vendor
 from .wire import Outcome, Parsed, Request, Response
 
@@ -87,7 +95,10 @@ def parse_daily(response: Response, start: dt.date, end: dt.date) -> Parsed:
     if refusal is not None:
         return refusal
     rows = _csv_rows(text)
-    return rows if isinstance(rows, Parsed) else build(rows, start, end, CORE)
+    if isinstance(rows, Parsed):
+        return rows
+    newest = max(filter(None, (iso_date(row[0]) for row in rows)), default=None)
+    return replace(build(rows, start, end, CORE), basis=newest)
 
 
 def classify(text: str) -> Parsed | None:
@@ -121,4 +132,4 @@ def _csv_rows(text: str) -> list[tuple] | Parsed:
 
 
 VENDOR = Vendor(NAME, BASE_URL, KEY_PARAM, DEFAULT_LIMITS, spell=vendor_symbol, daily=daily_request,
-                parse_daily=parse_daily)
+                parse_daily=parse_daily, adjusted=UNREPORTED)

@@ -8,11 +8,13 @@ a `VendorClient` and asks it only through the methods below.
 
 A vendor whose behaviour differs subclasses `Vendor` in its own module and overrides the
 hook: Alpha Vantage's `daily_request` (the size from today's date), `daily_retry` (compact
-after a premium-only full) and `intraday_requests` (its latest bars); Yahoo's `as_traded`
-(its bars come split-adjusted), `session` (the cookie and crumb), `error` (a refused
-session, not a key) and intraday windows. What is only data stays a declaration (EODHD:
-its reset zone, headers, and a quote request on the symbol as already spelled). The
-defaults are what most vendors do.
+after a premium-only full) and `intraday_requests` (its latest bars); Yahoo's `session`
+(the cookie and crumb), `error` (a refused session, not a key) and intraday windows. What
+is only data stays a declaration (EODHD: its reset zone, headers, and a quote request on
+the symbol as already spelled; Yahoo, Stooq, Finnhub: what their daily prices are
+adjusted for, `adjusted`, which `as_traded` undoes or refuses by basis.py's rules;
+Finnhub: `zoned`, its bars dated in the symbol's exchange zone). The defaults are what
+most vendors do.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from ..errors import StockpipeError
+from . import basis
 from .base import IntradayLimits
 from .wire import Parsed, Request, Response, error_for
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from .http.client import VendorClient
 
 DAY = dt.timedelta(days=1)
@@ -50,6 +51,25 @@ class Intraday:
     parse: Callable[[Response], Parsed]
     limits: IntradayLimits = IntradayLimits(30 * DAY, 30 * DAY)
     zone: dt.tzinfo = dt.timezone.utc
+
+
+def quota_from_headers(response: Response) -> str | None:
+    """The rate-limit headers' word on what is left (X-RateLimit-Remaining / -Limit), if sent."""
+    left, limit = response.header("x-ratelimit-remaining"), response.header("x-ratelimit-limit")
+    if not left:
+        return None
+    return f"{left} of {limit} calls left in the vendor's window" if limit else \
+        f"{left} calls left in the vendor's window"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One cheap call that shows whether a vendor answers and takes the key (`validate
+    --probe`): the request, how to judge its answer, and what it says of the quota left."""
+
+    request: Request
+    parse: Callable[[Response], Parsed]
+    quota: Callable[[Response], str | None] = quota_from_headers
 
 
 class Session(Protocol):
@@ -75,14 +95,22 @@ class Vendor:
                  spell: Callable[[str], str], daily: Callable[[str, dt.date, dt.date], Request],
                  parse_daily: Callable[[Response, dt.date, dt.date], Parsed],
                  headers: Mapping[str, str] | None = None, reset_zone: str = "UTC",
-                 quotes: Quotes | None = None, intraday: Intraday | None = None) -> None:
+                 quotes: Quotes | None = None, intraday: Intraday | None = None, zoned: bool = False,
+                 adjusted: str | None = None, probe: Callable[[str, dt.date], Probe] | None = None) -> None:
         """Args:
             reset_zone: the IANA zone whose midnight starts the vendor's quota day.
+            adjusted: what the vendor's daily prices are adjusted for (basis.SPLITS,
+                basis.UNREPORTED; None: as traded). An adjusting vendor's daily requests
+                reach today, so its answer speaks for every action up to now.
+            probe: (vendor spelling of a symbol, today) -> the vendor's own cheap call
+                (default: a quote, else a week of daily bars).
+            zoned: the vendor's daily and intraday parses take `zone=` (the symbol's exchange
+                zone), because its answers are instants whose session date depends on it.
         """
         self.name, self.base_url, self.key_param, self.limits = name, base_url, key_param, dict(limits)
-        self.headers, self.reset_zone = dict(headers or {}), reset_zone
+        self.headers, self.reset_zone, self.zoned, self.adjusted = dict(headers or {}), reset_zone, zoned, adjusted
         self.quotes, self.intraday = quotes, intraday
-        self._spell, self._daily, self._parse_daily = spell, daily, parse_daily
+        self._spell, self._daily, self._parse_daily, self._probe = spell, daily, parse_daily, probe
         self.kinds = frozenset({"daily", *(["quotes"] if quotes else []), *(["intraday"] if intraday else [])})
 
     # -- daily bars
@@ -92,19 +120,31 @@ class Vendor:
         return self._spell(symbol)
 
     def daily_request(self, spelled: str, start: dt.date, end: dt.date, today: dt.date | None) -> Request:
-        """Daily bars start..end for the vendor's spelling; `today` is the pipeline clock's date."""
-        return self._daily(spelled, start, end)
+        """Daily bars start..end for the vendor's spelling; `today` is the pipeline clock's date.
+        An adjusting vendor is asked up to `today` (parse_daily still keeps start..end)."""
+        return self._daily(spelled, start, max(end, today) if self.adjusted and today else end)
 
     def daily_retry(self, request: Request, error: StockpipeError) -> Request | None:
         """A request to try once more after `error` answered `request`, or None."""
         return None
 
-    def parse_daily(self, response: Response, start: dt.date, end: dt.date) -> Parsed:
-        return self._parse_daily(response, start, end)
+    def parse_daily(self, response: Response, start: dt.date, end: dt.date, zone: dt.tzinfo | None = None) -> Parsed:
+        """Bars of the sessions start..end; `zone` is the symbol's exchange zone (used when `zoned`)."""
+        return self._parse_daily(response, start, end, **self._zone(zone))
 
-    def as_traded(self, bars: "pd.DataFrame", actions: "pd.DataFrame", on: str = "date") -> "pd.DataFrame":
-        """`bars` as traded (the vendor may send them adjusted), given the same answer's actions."""
-        return bars
+    def as_traded(self, parsed: Parsed, on: str = "date") -> Parsed:
+        """An answer's bars as traded (`on`: "date" for daily bars, "session_date" for
+        intraday), by the vendor's `adjusted` rule (basis.py)."""
+        return basis.as_traded(parsed, self.adjusted, on)
+
+    def probe(self, spelled: str, today: dt.date) -> Probe:
+        """The cheap call of `validate --probe` for one symbol (the vendor's spelling)."""
+        if self._probe is not None:
+            return self._probe(spelled, today)
+        if self.quotes is not None:
+            return Probe(self.quotes.request(spelled), self.quotes.parse)
+        start = today - 7 * DAY
+        return Probe(self.daily_request(spelled, start, today, today), lambda r: self.parse_daily(r, start, today))
 
     # -- quotes and intraday bars (asked only when `kinds` holds them)
 
@@ -119,19 +159,23 @@ class Vendor:
         return self._offered(self.intraday, "intraday").limits
 
     def intraday_requests(self, interval: str, start: dt.datetime, end: dt.datetime,
-                          now: dt.datetime) -> list[Callable[[str], Request]]:
+                          now: dt.datetime, zone: dt.tzinfo | None = None) -> list[Callable[[str], Request]]:
         """One request builder (vendor spelling -> Request) per window of [start, end), oldest
-        first: whole exchange days, at most `span` days each."""
+        first: whole days of the symbol's exchange (`zone`, else the vendor's), at most `span`
+        days each."""
         intraday = self._offered(self.intraday, "intraday")
-        first = start.astimezone(intraday.zone).date()
-        last = (end - dt.timedelta(microseconds=1)).astimezone(intraday.zone).date()
+        zone = zone if self.zoned and zone is not None else intraday.zone
+        first = start.astimezone(zone).date()
+        last = (end - dt.timedelta(microseconds=1)).astimezone(zone).date()
         days, step = (last - first).days + 1, max(1, self.intraday_limits(interval).span.days)
         windows = [(first + dt.timedelta(days=i), min(first + dt.timedelta(days=i + step - 1), last))
                    for i in range(0, days, step)]
-        return [lambda s, lo=lo, hi=hi: intraday.request(s, interval, lo, hi) for lo, hi in windows]
+        where = self._zone(zone)
+        return [lambda s, lo=lo, hi=hi: intraday.request(s, interval, lo, hi, **where) for lo, hi in windows]
 
-    def parse_intraday(self, response: Response) -> Parsed:
-        return self._offered(self.intraday, "intraday").parse(response)
+    def parse_intraday(self, response: Response, zone: dt.tzinfo | None = None) -> Parsed:
+        """Intraday bars; session dates in `zone`, the symbol's exchange zone (when `zoned`)."""
+        return self._offered(self.intraday, "intraday").parse(response, **self._zone(zone))
 
     # -- the connection
 
@@ -143,6 +187,9 @@ class Vendor:
         """How this vendor's requests are sent through `client`: as they are, by default."""
         return _DIRECT
 
+    def _zone(self, zone: dt.tzinfo | None) -> dict[str, dt.tzinfo]:
+        return {"zone": zone} if self.zoned and zone is not None else {}
+
     def _offered(self, endpoint: Any, kind: str) -> Any:
         if endpoint is None:
             raise ValueError(f"{self.name} has no {kind} endpoint (ask supports() first)")
@@ -151,21 +198,3 @@ class Vendor:
 
 _DIRECT = _Direct()
 
-
-def unadjust_splits(bars: "pd.DataFrame", actions: "pd.DataFrame", on: str = "date") -> "pd.DataFrame":
-    """Bars as traded from split-adjusted bars: prices of the sessions (column `on`) before
-    a split's date x its ratio, volume / ratio."""
-    import numpy as np
-
-    splits = actions[actions["kind"] == "split"] if len(actions) else actions
-    if bars.empty or splits.empty:
-        return bars
-    dates = bars[on].to_numpy()
-    factor = np.ones(len(bars))
-    for when, ratio in zip(splits["date"].to_numpy(), splits["value"].to_numpy(dtype=float)):
-        factor[dates < when] *= ratio
-    out = bars.copy()
-    for column in ("open", "high", "low", "close"):
-        out[column] = np.round(out[column].to_numpy(dtype=float) * factor, 4)
-    out["volume"] = np.round(out["volume"].to_numpy(dtype=float) / factor)
-    return out

@@ -57,6 +57,7 @@ class Response:
     status: int
     headers: Mapping[str, str]
     body: bytes
+    calls: int = 1  # calls spent on it, retries included (the client counts them)
 
     @property
     def text(self) -> str:
@@ -112,6 +113,7 @@ class Parsed:
     currency: str | None = None
     message: str = ""  # the vendor's own words, short, never a secret
     retry_after: float | None = None  # seconds, when the vendor said
+    basis: dt.date | None = None  # the last day the answer covers (its newest bar): see basis.py
 
 
 def error_for(outcome: Outcome, provider: str, what: str, message: str = "") -> errors.StockpipeError | None:

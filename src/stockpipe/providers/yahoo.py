@@ -10,10 +10,16 @@ Decisions:
     * Prices are float32 widened to doubles (181.7100067138672): rounded to priceHint
       decimals, never fewer than 2 (4 without a hint); adj_close to at least 4 (it is
       computed, not traded); dividends to 6. Currency as sent: "GBp" stays pence.
-    * OHLC and volume are split-adjusted as of the download day (`VENDOR.as_traded`),
-      daily and intraday bars alike: bars before a split are not as traded. Both requests
-      ask for events=div,splits, so both parses return the splits as actions, and the
-      adapter undoes them (vendor.unadjust_splits); parsing keeps the bars as sent.
+    * OHLC, volume and dividends are split-adjusted for every split up to the day of the
+      answer, daily and intraday bars alike (yfinance#2076: "Yahoo auto-apply splits";
+      pandas-datareader#651: AAPL's $3.29 dividend of 2014-05-08 reported as $0.47 after
+      the 7:1 split), but an answer reports only the splits inside its own range. So a daily
+      request reaches today (Vendor.daily_request, `adjusted=basis.SPLITS`), the parse
+      returns every split and dividend the answer reports from `start` on (those after the
+      window included) and the answer's last day as `Parsed.basis`, and basis.as_traded
+      undoes every split after each bar (bars and dividends); parsing keeps them as sent.
+      Intraday: the newest window reaches now when the interval's span allows (5m..60m
+      always; 1m when within 7 days), so its splits adjust the older windows' bars too.
     * Rows: all null -> rejected "all_null", never zeros; a missing, non-numeric or zero
       open/high/low/close/volume -> missing_value:/not_a_number:/zero_price:<column>;
       a missing adj_close leaves NaN.
@@ -45,12 +51,11 @@ from ..errors import AuthFailedError, StockpipeError, UsageError
 from . import yahoo_chart, yahoo_quote
 from .base import IntradayLimits
 from .session import CrumbSession
-from .vendor import Intraday, Quotes, Session, Vendor, unadjust_splits
+from .basis import SPLITS
+from .vendor import Intraday, Quotes, Session, Vendor
 from .wire import Outcome, Parsed, Request, Response
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from .http.client import VendorClient
 
 NAME = "yahoo"
@@ -90,10 +95,11 @@ def vendor_symbol(symbol: str) -> str:
 
 
 def daily_request(symbol: str, start: dt.date, end: dt.date) -> Request:
-    """Daily bars, dividends and splits for the exchange dates start..end.
+    """Daily bars, dividends and splits for the exchange dates start..end (VENDOR asks with
+    `end` at least today: the splits up to now are needed to undo Yahoo's adjustment).
 
     period1/period2 are the UTC midnights a day before `start` and two days after `end`,
-    so every exchange's local dates are inside; parse_daily keeps only start..end.
+    so every exchange's local dates are inside; parse_daily keeps the bars of start..end.
 
     Raises:
         ValueError: end is before start.
@@ -148,7 +154,8 @@ def intraday_windows(interval: str, start: dt.date | dt.datetime, end: dt.date |
 
 
 def parse_daily(response: Response, start: dt.date, end: dt.date) -> Parsed:
-    """Bars (exchange dates start..end), dividends and splits from a chart answer."""
+    """Bars (exchange dates start..end) as sent, the dividends and splits the answer reports
+    from `start` on, and its last day (`basis`) from a chart answer."""
     return yahoo_chart.read(response, lambda *read: yahoo_chart.daily(*read, start, end))
 
 
@@ -235,11 +242,9 @@ def _chart_path(symbol: str) -> str:
 
 
 class _Yahoo(Vendor):
-    """Yahoo's quirks: bars sent split-adjusted, a cookie-and-crumb session, a refused
-    session rather than a key, and intraday windows cut to what each interval allows."""
-
-    def as_traded(self, bars: "pd.DataFrame", actions: "pd.DataFrame", on: str = "date") -> "pd.DataFrame":
-        return unadjust_splits(bars, actions, on=on)
+    """Yahoo's quirks: a cookie-and-crumb session, a refused session rather than a key, and
+    intraday windows cut to what each interval allows (its split-adjusted bars are the
+    `adjusted=SPLITS` declaration's)."""
 
     def session(self, client: "VendorClient", base_url: str) -> Session:
         return CrumbSession(self, client, base_url)
@@ -253,13 +258,18 @@ class _Yahoo(Vendor):
         return IntradayLimits(*_limits(interval))
 
     def intraday_requests(self, interval: str, start: dt.datetime, end: dt.datetime,
-                          now: dt.datetime) -> list[Callable[[str], Request]]:
-        """Instant windows checked against Yahoo's limits (intraday_windows)."""
+                          now: dt.datetime, zone: dt.tzinfo | None = None) -> list[Callable[[str], Request]]:
+        """Instant windows checked against Yahoo's limits (intraday_windows); the newest one
+        reaches `now` when the interval's span allows it, so its answer reports every split
+        since (they adjust the older bars too: basis.py)."""
         try:
             windows = intraday_windows(interval, start, end, now)
         except ValueError as exc:
             raise UsageError(f"{NAME} cannot serve {interval} bars from {start:%Y-%m-%d %H:%M}Z "
                              f"to {end:%Y-%m-%d %H:%M}Z: {exc}") from None
+        lo, hi = windows[-1]
+        if hi < now and now - lo <= (_WINDOW_1M if interval == "1m" else _limits(interval)[0]):
+            windows[-1] = (lo, now)
         return [lambda s, lo=lo, hi=hi: intraday_request(s, interval, lo, hi, now=now) for lo, hi in windows]
 
     # the session's handshake (session.Handshake)
@@ -272,4 +282,4 @@ class _Yahoo(Vendor):
 
 VENDOR = _Yahoo(NAME, BASE_URL, KEY_PARAM, DEFAULT_LIMITS, spell=vendor_symbol, daily=daily_request,
                 parse_daily=parse_daily, headers=DEFAULT_HEADERS, quotes=Quotes(quote_request, yahoo_quote.parse_quote),
-                intraday=Intraday(intraday_request, parse_intraday))
+                intraday=Intraday(intraday_request, parse_intraday), adjusted=SPLITS)

@@ -95,9 +95,11 @@ def _table(result: dict) -> dict[str, list] | None:
 
 def daily(result: dict, meta: dict, table: dict, zone: dt.tzinfo, start: dt.date,
            end: dt.date) -> Parsed:
-    bars, rejected = [], []
+    actions, bad = _actions(result.get("events"), zone, start, dt.date.max)  # later splits undo the bars'
+    bars, rejected, days = [], [], []
     for row in _rows(table):
         day = _local(row["timestamp"], zone)
+        days += [day.date()] if day is not None else []
         if day is not None and not start <= day.date() <= end:
             continue
         reason = "bad_date" if day is None else _reason(row)
@@ -105,15 +107,16 @@ def daily(result: dict, meta: dict, table: dict, zone: dt.tzinfo, start: dt.date
             shown = day.date().isoformat() if day else str(row["timestamp"])
             rejected.append({"date": shown, "reason": reason, "raw": row})
         else:
-            bars.append({"date": day.date(), **_rounded(row, _digits(meta))})
-    actions, bad = _actions(result.get("events"), zone, start, end)
+            bars.append({"date": day.date(), **_rounded(row, _digits(meta), _factor(day.date(), actions))})
+    last = max([*days, *(a["date"] for a in actions)], default=None)  # the day the answer speaks up to
     return Parsed(Outcome.OK if bars or rejected or actions else Outcome.EMPTY,
                   bars=records_frame(bars, BAR_COLUMNS, {"date": "datetime64[us]"}, sort=True),
                   actions=records_frame(actions, ACTION_COLUMNS, {"date": "datetime64[us]", "kind": "str"}, sort=True),
-                  rejected=tuple(rejected + bad), currency=meta.get("currency"))
+                  rejected=tuple(rejected + bad), currency=meta.get("currency"), basis=last)
 
 
 def intraday(result: dict, meta: dict, table: dict, zone: dt.tzinfo) -> Parsed:
+    actions, bad = _actions(result.get("events"), zone, dt.date.min, dt.date.max)
     rows, rejected = [], []
     for row in _rows(table):
         local = _local(row["timestamp"], zone)
@@ -122,11 +125,11 @@ def intraday(result: dict, meta: dict, table: dict, zone: dt.tzinfo) -> Parsed:
             shown = local.astimezone(dt.timezone.utc).isoformat() if local else str(row["timestamp"])
             rejected.append({"date": shown, "reason": reason, "raw": row})
         else:
-            bar = {k: v for k, v in _rounded(row, _digits(meta)).items() if k != "adj_close"}
+            rounded = _rounded(row, _digits(meta), _factor(local.date(), actions))
+            bar = {k: v for k, v in rounded.items() if k != "adj_close"}
             rows.append({"ts": local.astimezone(dt.timezone.utc), **bar, "session_date": local.date()})
     frame = records_frame(rows, ("ts", *_FIELDS, "session_date"),
                           {"ts": "datetime64[us, UTC]", "session_date": "datetime64[us]"}, sort=True)
-    actions, bad = _actions(result.get("events"), zone, dt.date.min, dt.date.max)
     return Parsed(Outcome.OK if rows or rejected else Outcome.EMPTY, intraday=frame,
                   actions=records_frame(actions, ACTION_COLUMNS, {"date": "datetime64[us]", "kind": "str"}, sort=True),
                   rejected=tuple(rejected + bad), currency=meta.get("currency"))
@@ -149,9 +152,12 @@ def _reason(row: dict[str, Any]) -> str | None:
     return None
 
 
-def _rounded(row: dict[str, Any], digits: int) -> dict[str, float]:
+def _rounded(row: dict[str, Any], digits: int, factor: float = 1.0) -> dict[str, float]:
+    """Prices rounded to `digits` as traded: a split-adjusted price (divided by `factor`)
+    is rounded where it traded, x factor, then divided back (a 40:1-adjusted 19.65825 stays
+    that, so as traded it is 786.33, never 786.332 or 786.40)."""
     adj = row["adjclose"]
-    return {**{name: round(float(row[name]), digits) for name in _PRICES},
+    return {**{name: round(round(float(row[name]) * factor, digits) / factor, digits + 8) for name in _PRICES},
             "adj_close": round(float(adj), max(digits, 4)) if adj else math.nan,
             "volume": float(row["volume"])}
 
@@ -202,6 +208,12 @@ def _is_number(value: Any) -> bool:
 def _digits(meta: dict) -> int:
     hint = meta.get("priceHint")
     return min(max(int(hint), 2), 8) if _is_number(hint) else 4
+
+
+def _factor(day: dt.date, actions: list[dict]) -> float:
+    """The product of the ratios of the answer's splits after `day`: what the bar's prices
+    were divided by (1.0 when none)."""
+    return math.prod(a["value"] for a in actions if a["kind"] == "split" and day < a["date"])
 
 
 def _zone(meta: dict) -> dt.tzinfo | None:

@@ -1,49 +1,67 @@
-"""The Parquet lake: one directory per dataset, one file per calendar month.
+"""The lake: one Delta Lake table per dataset (delta-rs), partitioned by month.
 
-Layout: `<data dir>/lake/<dataset>/month=YYYY-MM/data.parquet` (the month of the
-dataset's `partition` column, models.py), each file sorted by the dataset's key, zstd-compressed. Partitioning by time, never by symbol (PERFORMANCE.md §3):
-a daily run rewrites one small month file, and a one-symbol read skips row groups by
-their statistics. Files are replaced atomically (temp file in the same directory, fsync,
-rename), so a crash leaves either the old file or the new one, never half of one.
+Layout: `<data dir>/lake/<dataset>/` holds the table — Parquet files under
+`month=YYYY-MM/` (the month of the dataset's `partition` column, models.py; never by
+symbol, PERFORMANCE.md §3) and the transaction log `_delta_log/`. DuckDB, Polars, Spark and
+pandas (through deltalake) read it as it is.
 
-`merge` is idempotent: rows identical (on the key and value columns) to what a partition
-already holds are not rewritten and keep their original `fetched_at`, so fetching the
-same data twice changes nothing.
+The lake is a log:
+* every write is one atomic commit (a MERGE), carrying the run id and stage in its commit
+  metadata; the table's version counts its changes;
+* the change data feed is on, so `changes(dataset, since)` returns exactly the rows
+  inserted, updated (with old and new values) and deleted after a version;
+* a consumer's watermark — the input versions it has consumed — is written in the same
+  commit as its output, as Delta application transactions (`Commit.watermarks`, read back
+  with `watermark`), so a process killed at any point leaves each table at a committed
+  version that says how far it got.
 
-`replace` is for derived datasets whose rows for a symbol form one whole (adjustment
-spans: a new split changes every earlier span and may remove some): it makes the given
-rows the symbol's only rows, deleting the ones that are gone, with the same idempotence.
+`merge` is idempotent: rows equal to the stored row on the key and value columns are not
+rewritten (the MERGE updates only `IS DISTINCT FROM` rows) and keep their `fetched_at`; a
+merge that changes nothing makes no commit. `replace` makes the given rows a symbol's only
+rows (adjustment spans), deleting the rest in the same commit.
+
+Writers side by side (shards) commit optimistically: a commit that lost a race is retried
+on the new version, so no lock of our own is taken. A lake written by stockpipe 0.1
+(`month=YYYY-MM/data.parquet` files without a log) is converted in place, losslessly, the
+first time a table is opened (`upgrade`).
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
+import random
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Mapping
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
-import pyarrow.parquet as pq
 
 from ..errors import UnavailableError
 from ..models import Dataset, arrow_schema
 
-FILE_NAME = "data.parquet"
-_MONTH_WRITERS = 2  # month partitions merged at once (their Arrow work releases the GIL)
+MONTH = "month"  # the partition column Delta adds to every table
+_CONFIG = {"delta.enableChangeDataFeed": "true"}
+_RETRIES = 12  # commits lost to a concurrent writer before giving up
+
+
+@dataclass(frozen=True)
+class Commit:
+    """What a write records in its commit: who wrote it, and the consumer watermarks
+    (application id -> input version) that hold once it is committed."""
+
+    run_id: str = ""
+    stage: str = ""
+    watermarks: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class MergeResult:
-    """Rows written per symbol (new or changed); symbols absent changed nothing."""
+    """Rows written per symbol (new, changed or deleted); the table's version after."""
 
     changed: dict[str, int]
+    version: int | None = None
 
     @property
     def rows(self) -> int:
@@ -51,270 +69,258 @@ class MergeResult:
 
 
 class Lake:
-    """Read and merge datasets under one lake directory."""
+    """The Delta tables under one lake directory."""
 
     def __init__(self, root: Path):
         self.root = root
 
-    def files(self, dataset: Dataset) -> list[Path]:
-        return sorted((self.root / dataset.name).glob(f"month=*/{FILE_NAME}"))
+    # ------------------------------------------------------------------ reading
 
-    def read(self, dataset: Dataset, symbols: Iterable[str] | None = None) -> pa.Table:
-        """All rows of `dataset`, or only those of `symbols`, sorted by key."""
-        files = self.files(dataset)
+    def path(self, dataset: Dataset) -> Path:
+        return self.root / dataset.name
+
+    def exists(self, dataset: Dataset) -> bool:
+        return (self.path(dataset) / "_delta_log").is_dir() or _old_files(self.path(dataset))
+
+    def files(self, dataset: Dataset) -> list[Path]:
+        """The data files of the table's current version, sorted."""
+        table = self._open(dataset)
+        if table is None:
+            return []
+        return sorted(Path(uri.removeprefix("file://")) for uri in table.file_uris())
+
+    def version(self, dataset: Dataset) -> int | None:
+        """The table's current version; None when it was never written."""
+        table = self._open(dataset)
+        return None if table is None else table.version()
+
+    def identity(self, dataset: Dataset) -> str | None:
+        """The table's id (a new one when the table is deleted and written again)."""
+        table = self._open(dataset)
+        return None if table is None else table.metadata().id
+
+    def watermark(self, dataset: Dataset, app_id: str) -> int | None:
+        """The input version a consumer recorded in its last commit to `dataset`."""
+        table = self._open(dataset)
+        return None if table is None else table.transaction_version(app_id)
+
+    def count(self, dataset: Dataset) -> int:
+        """Rows in the table (from the log's statistics)."""
+        table = self._open(dataset)
+        return 0 if table is None else int(table.count())
+
+    def read(self, dataset: Dataset, symbols: Iterable[str] | None = None, version: int | None = None,
+             columns: list[str] | None = None) -> pa.Table:
+        """All rows of `dataset` (at `version`, default the latest), or only those of
+        `symbols` (pushed down to the files' statistics), sorted by key, with the dataset's
+        own columns (or `columns`) and types."""
         schema = arrow_schema(dataset)
-        if not files:
+        if columns is not None:
+            schema = pa.schema([schema.field(c) for c in columns])
+        table = self._open(dataset, version)
+        if table is None:
             return schema.empty_table()
-        source = pads.dataset([str(f) for f in files], schema=schema, format="parquet")
-        flt = None if symbols is None else pads.field("symbol").isin(sorted(set(symbols)))
         try:
-            table = source.to_table(filter=flt)
+            # Files written by different writers hold `symbol` as string or string_view, which
+            # the statistics pruning cannot compare: the filter runs on the cast column.
+            wanted = None if symbols is None else pc.field("symbol").cast(pa.string()).isin(sorted(set(symbols)))
+            files = table.to_pyarrow_dataset()
+            rows = files.to_table(columns=[c for c in schema.names if c in files.schema.names], filter=wanted)
         except (OSError, pa.ArrowInvalid) as exc:
             raise UnavailableError(f"cannot read the lake's {dataset.name} under {self.root}: {exc}: "
-                                   "restore the file from a backup or delete it and fetch again") from None
-        return table.sort_by([(k, "ascending") for k in dataset.key])
+                                   "run `stockpipe verify`, or delete the table and fetch again") from None
+        keys = [k for k in dataset.key if k in schema.names]
+        return _conform(rows, schema).sort_by([(k, "ascending") for k in keys])
 
     def read_frame(self, dataset: Dataset, symbols: Iterable[str] | None = None) -> pd.DataFrame:
         """`read` as a DataFrame with dates and timestamps as datetime64."""
         return _to_frame(self.read(dataset, symbols))
 
-    def merge(self, dataset: Dataset, rows: pd.DataFrame) -> MergeResult:
-        """Upsert `rows` (columns = the dataset's) into their month partitions."""
-        with _writing(self.root / dataset.name):
-            return self._merge_unlocked(dataset, rows)
+    def changes(self, dataset: Dataset, since: int, until: int | None = None) -> pa.Table:
+        """The change feed after version `since` up to `until` (default the latest): the
+        dataset's columns plus `_change_type` (insert, update_preimage, update_postimage,
+        delete) and `_commit_version`. Empty when nothing changed."""
+        table = self._open(dataset)
+        schema = arrow_schema(dataset)
+        extra = pa.schema([("_change_type", pa.string()), ("_commit_version", pa.int64())])
+        empty = pa.schema(list(schema) + list(extra)).empty_table()
+        if table is None:
+            return empty
+        until = table.version() if until is None else until
+        if until <= since:
+            return empty
+        try:
+            feed = pa.table(table.load_cdf(starting_version=since + 1, ending_version=until))
+        except Exception as exc:  # noqa: BLE001 - delta-rs raises its own types for a vacuumed feed
+            raise ChangesUnavailableError(f"{dataset.name}: changes after version {since}: {exc}") from None
+        return _conform(feed, pa.schema(list(schema) + list(extra)))
 
-    def replace(self, dataset: Dataset, symbols: Iterable[str], rows: pd.DataFrame) -> MergeResult:
-        """Make `rows` all of `dataset`'s rows for `symbols` (see `_replace_unlocked`)."""
-        with _writing(self.root / dataset.name):
-            return self._replace_unlocked(dataset, symbols, rows)
+    # ------------------------------------------------------------------ writing
 
-    def _merge_unlocked(self, dataset: Dataset, rows: pd.DataFrame) -> MergeResult:
-        if rows.empty:
-            return MergeResult({})
-        rows = rows.drop_duplicates(list(dataset.key), keep="last")
-        labels, codes = _month_codes(rows[dataset.partition])
-        table = pa.Table.from_pandas(rows[dataset.column_names], schema=arrow_schema(dataset), preserve_index=False)
-        order = np.argsort(codes, kind="stable")  # rows without a date (-1) come first and are skipped,
-        bounds = np.searchsorted(codes[order], np.arange(len(labels) + 1))  # as strftime's NaN key was
-        parts = [(labels[i], table.take(order[bounds[i]:bounds[i + 1]])) for i in range(len(labels))]
-        changed: dict[str, int] = {}
-        with ThreadPoolExecutor(_MONTH_WRITERS, thread_name_prefix="lake") as pool:
-            for counts in pool.map(lambda part: self._merge_month(dataset, *part), parts):
-                for symbol, count in counts.items():
-                    changed[symbol] = changed.get(symbol, 0) + count
-        return MergeResult(changed)
+    def merge(self, dataset: Dataset, rows: pd.DataFrame | pa.Table, commit: Commit = Commit()) -> MergeResult:
+        """Upsert `rows` (the dataset's columns) in one commit; rows equal to the stored
+        ones on the key and value columns are left as they are."""
+        return self._write(dataset, rows, None, commit)
 
-    def _replace_unlocked(self, dataset: Dataset, symbols: Iterable[str], rows: pd.DataFrame) -> MergeResult:
-        """Make `rows` all of `dataset`'s rows for `symbols`; rows of other symbols stay.
-
-        A symbol's stored rows that `rows` lacks are deleted (a symbol absent from `rows`
-        loses them all); rows identical on the key and value columns keep their stored
-        version (volatile columns included), so replacing with the same rows writes nothing.
-
-        Every partition that holds or will hold one of the symbols is rebuilt in memory,
-        then all are written to temp files, and only then renamed into place one by one:
-        each partition is replaced atomically; a crash between two renames leaves a mix
-        that the caller's next run repairs, as long as the caller records its work as
-        done only after `replace` returns (transform does).
-
-        Returns:
-            Rows added, changed or deleted per symbol; symbols absent changed nothing.
+    def replace(self, dataset: Dataset, symbols: Iterable[str], rows: pd.DataFrame | pa.Table,
+                commit: Commit = Commit()) -> MergeResult:
+        """Make `rows` all of `dataset`'s rows for `symbols`, in one commit: a symbol's
+        stored rows that `rows` lacks are deleted; rows of other symbols stay.
 
         Raises:
             ValueError: `rows` holds a symbol not in `symbols`.
         """
         symbols = sorted(set(symbols))
-        if not symbols:
-            return MergeResult({})
-        stray = set(rows["symbol"]) - set(symbols) if len(rows) else set()
+        table = _source(dataset, rows)
+        stray = set(table["symbol"].to_pylist()) - set(symbols)
         if stray:
             raise ValueError(f"replace got rows of {sorted(stray)[:5]} outside the symbols it replaces")
-        rows = rows.drop_duplicates(list(dataset.key), keep="last")
-        months = pd.to_datetime(rows[dataset.partition]).dt.strftime("%Y-%m").to_numpy()
-        paths = {path.parent.name.removeprefix("month="): path for path in self._files_holding(dataset, symbols)}
-        paths.update({m: self.root / dataset.name / f"month={m}" / FILE_NAME for m in set(months)})
-        changed: dict[str, int] = {}
-        writes: list[tuple[Path, pa.Table | None]] = []
-        for month in sorted(paths):
-            path = paths[month]
-            existing = _to_frame(pq.read_table(path, schema=arrow_schema(dataset))) if path.exists() else None
-            rebuilt = _replaced_month(dataset, symbols, rows[months == month], existing)
-            if rebuilt is not None:
-                writes.append((path, rebuilt[0]))
-                for symbol, count in rebuilt[1].items():
-                    changed[symbol] = changed.get(symbol, 0) + count
-        _write_all_atomic(writes)
-        return MergeResult(changed)
+        if not symbols:
+            return MergeResult({}, self.version(dataset))
+        return self._write(dataset, table, symbols, commit)
 
-    def _files_holding(self, dataset: Dataset, symbols: Sequence[str]) -> list[Path]:
-        """The partition files that hold a row of one of `symbols`."""
-        files = self.files(dataset)
-        if not files:
-            return []
-        source = pads.dataset([str(f) for f in files], schema=arrow_schema(dataset), format="parquet")
-        try:
-            names = source.to_table(columns=["__filename"], filter=pads.field("symbol").isin(list(symbols)))
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise UnavailableError(f"cannot read the lake's {dataset.name} under {self.root}: {exc}: "
-                                   "restore the file from a backup or delete it and recompute") from None
-        return sorted({Path(name) for name in names.column("__filename").to_pylist()})
+    def _write(self, dataset: Dataset, rows, replacing: list[str] | None, commit: Commit) -> MergeResult:
+        from deltalake import CommitProperties, Transaction
+        from deltalake.exceptions import CommitFailedError
 
-    def _merge_month(self, dataset: Dataset, month: str, fresh: pa.Table) -> dict[str, int]:
-        """Upsert `fresh` (the dataset's schema) into one partition, in Arrow: read, join,
-        sort, encode and write run without the GIL, so `_merge_unlocked` does two at once."""
-        path = self.root / dataset.name / f"month={month}" / FILE_NAME
-        schema = arrow_schema(dataset)
-        key = list(dataset.key)
-        merged = fresh
-        if path.exists():
-            existing = pq.read_table(path, schema=schema)
-            fresh = _fresh_rows(dataset, fresh, existing)
-            if fresh.num_rows == 0:
-                return {}
-            kept = existing.join(fresh.select(key), keys=key, join_type="left anti")
-            merged = pa.concat_tables([kept.select(schema.names).cast(fresh.schema), fresh])
-        _write_atomic(path, merged.sort_by([(k, "ascending") for k in key]))
-        counts = fresh.column("symbol").value_counts()
+        source = _source(dataset, rows)
+        if source.num_rows == 0 and not replacing:
+            return MergeResult({}, self.version(dataset))
+        properties = CommitProperties(
+            custom_metadata={"stockpipe.run_id": commit.run_id, "stockpipe.stage": commit.stage},
+            app_transactions=[Transaction(app, int(version)) for app, version in commit.watermarks.items()])
+        for attempt in range(_RETRIES):
+            table = self._open(dataset) or self._create(dataset)
+            before = table.version()
+            try:
+                self._merge(dataset, table, source, replacing, properties)
+            except CommitFailedError:
+                time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))  # another writer won: retry on its version
+                continue
+            except OSError as exc:
+                raise UnavailableError(f"cannot write the lake's {dataset.name} under {self.root}: {exc}: "
+                                       "free disk space or fix permissions") from None
+            table = self._open(dataset)
+            after = table.version()
+            if after == before and commit.watermarks:  # nothing to write, but the consumer got this far
+                self.mark(dataset, commit)
+            return MergeResult(self._changed(dataset, table, before, after), after)
+        raise UnavailableError(f"the lake's {dataset.name} kept changing under this write ({_RETRIES} tries): "
+                               "too many writers at once; run again")
+
+    def mark(self, dataset: Dataset, commit: Commit) -> int:
+        """Commit nothing but `commit`'s watermarks (a consumer that consumed changes and had
+        nothing to write); returns the new version."""
+        from deltalake import CommitProperties, Transaction
+
+        table = self._open(dataset) or self._create(dataset)
+        table.create_write_transaction(
+            [], mode="append", schema=table.schema(), partition_by=[MONTH],
+            commit_properties=CommitProperties(
+                custom_metadata={"stockpipe.run_id": commit.run_id, "stockpipe.stage": commit.stage},
+                app_transactions=[Transaction(app, int(version)) for app, version in commit.watermarks.items()]))
+        return self._open(dataset).version()
+
+    def _merge(self, dataset: Dataset, table, source: pa.Table, replacing: list[str] | None, properties) -> None:
+        key = [MONTH, *dataset.key]
+        merger = table.merge(source, predicate=" AND ".join(f"t.{c} = s.{c}" for c in key), source_alias="s",
+                             target_alias="t", merge_schema=True, commit_properties=properties)  # new columns join
+        differs = " OR ".join(f"(t.{c} IS DISTINCT FROM s.{c})" for c in dataset.value_columns)
+        merger = merger.when_matched_update_all(predicate=differs or None).when_not_matched_insert_all()
+        if replacing is not None:
+            merger = merger.when_not_matched_by_source_delete(predicate=f"t.symbol IN ({_sql_list(replacing)})")
+        merger.execute()
+
+    def _changed(self, dataset: Dataset, table, before: int, after: int) -> dict[str, int]:
+        """Rows written per symbol by the commits after `before` (one, unless retried)."""
+        if after <= before:
+            return {}
+        feed = pa.table(table.load_cdf(starting_version=before + 1, ending_version=after, columns=["symbol", "_change_type"]))
+        kinds, symbols = feed["_change_type"].cast(pa.string()), feed["symbol"].cast(pa.string())
+        counts = pc.value_counts(symbols.filter(pc.not_equal(kinds, "update_preimage")))
         return dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist()))
 
+    # ------------------------------------------------------------------ tables
 
-def _fresh_rows(dataset: Dataset, incoming: pa.Table, existing: pa.Table) -> pa.Table:
-    """The rows of `incoming` that are new or differ (on a value column) from the stored row
-    with the same key, in their order: `_changed_rows` done by Arrow's hash join."""
-    key, values = list(dataset.key), dataset.value_columns
-    stored = existing.select(key + values).rename_columns(key + [f"{c}__old" for c in values])
-    stored = stored.append_column("__stored", pa.array(np.ones(stored.num_rows, dtype=bool)))
-    numbered = incoming.select(key + values).append_column("__row", pa.array(np.arange(incoming.num_rows)))
-    joined = numbered.join(stored, keys=key, join_type="left outer")
-    differs = pc.is_null(joined["__stored"])
-    for column in values:
-        new, old = joined[column], joined[f"{column}__old"]
-        same = pc.or_(pc.fill_null(pc.equal(new, old), False),
-                      pc.and_(pc.is_null(new, nan_is_null=True), pc.is_null(old, nan_is_null=True)))
-        differs = pc.or_(differs, pc.invert(same))
-    rows = np.sort(joined["__row"].filter(differs).to_numpy())
-    return incoming.take(pa.array(rows, type=pa.int64()))
+    def _open(self, dataset: Dataset, version: int | None = None):
+        """The dataset's DeltaTable, converting a 0.1 lake first; None when there is none."""
+        from deltalake import DeltaTable
 
+        path = self.path(dataset)
+        if not (path / "_delta_log").is_dir():
+            _drop_leftovers(path)
+            if not _old_files(path):
+                return None
+            upgrade(path, dataset)
+        return DeltaTable(str(path), version=version)
 
-@contextmanager
-def _writing(directory: Path) -> Iterator[None]:
-    """Hold the dataset's write lock (flock on `<dataset>/.write.lock`) while a merge or
-    replace reads, rebuilds and renames its month files.
+    def _create(self, dataset: Dataset):
+        from deltalake import DeltaTable
 
-    A month file holds every symbol, so shards running side by side (`--shard i/n`, one
-    data directory) write the same files; each write is a read-modify-rename that must
-    not interleave with another's or one shard's rows would vanish. The lock is held only
-    for the write itself (not while fetching), released by the kernel if the holder dies,
-    and blocks rather than fails: the other shard's write takes a fraction of a second.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / ".write.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+        schema = pa.schema([*arrow_schema(dataset), pa.field(MONTH, pa.string())])
+        try:
+            return DeltaTable.create(str(self.path(dataset)), schema, partition_by=[MONTH], configuration=_CONFIG,
+                                     mode="ignore")
+        except OSError as exc:
+            raise UnavailableError(f"cannot create the lake's {dataset.name} under {self.root}: {exc}: "
+                                   "fix the data directory's permissions") from None
 
 
-def _month_codes(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(labels, codes): the distinct "YYYY-MM" months of `column`, sorted, and each row's
-    index into them (-1 for no date). Months of a zoned column are its own zone's, as
-    strftime gave; computed on datetime64[M], not by formatting every row."""
-    stamps = pd.to_datetime(column)
-    if stamps.dt.tz is not None:
-        stamps = stamps.dt.tz_localize(None)  # the wall time in its zone
-    months = stamps.to_numpy().astype("datetime64[M]")
-    missing = np.isnat(months)
-    distinct, codes = np.unique(months[~missing], return_inverse=True)
-    out = np.full(len(months), -1, dtype=np.int64)
-    out[~missing] = codes
-    return np.datetime_as_string(distinct, unit="M"), out
+class ChangesUnavailableError(UnavailableError):
+    """The change feed between two versions is gone (vacuumed) or unreadable; the consumer
+    falls back to the table's snapshot."""
+
+
+def upgrade(path: Path, dataset: Dataset) -> None:
+    """Convert a stockpipe 0.1 table (`month=YYYY-MM/data.parquet`, no log) into a Delta
+    table in place: the files stay, a log is written over them, nothing is rewritten."""
+    from deltalake import Field, Schema, convert_to_deltalake
+
+    _drop_leftovers(path)
+    convert_to_deltalake(str(path), partition_by=Schema([Field(MONTH, "string")]),
+                         partition_strategy="hive", configuration=_CONFIG, mode="ignore")
+
+
+def _drop_leftovers(path: Path) -> None:
+    """0.1's own lock file and the temp files a kill left behind (`.data.parquet.<pid>.tmp`)."""
+    for leftover in [*path.glob(".write.lock"), *path.glob("month=*/.*.tmp")]:
+        leftover.unlink(missing_ok=True)
+
+
+def _old_files(path: Path) -> bool:
+    return not (path / "_delta_log").is_dir() and any(path.glob("month=*/*.parquet"))
+
+
+def _source(dataset: Dataset, rows: pd.DataFrame | pa.Table) -> pa.Table:
+    """`rows` as the table's schema: deduplicated on the key (the last wins), sorted by it (so
+    each file a merge writes is, for one-symbol reads by row-group statistics), with the
+    month partition, and without rows whose partition column is empty (they have no month)."""
+    schema = arrow_schema(dataset)
+    if isinstance(rows, pd.DataFrame):
+        rows = pa.Table.from_pandas(rows.reindex(columns=dataset.column_names), schema=schema, preserve_index=False)
+    else:
+        rows = _conform(rows, schema)
+    rows = rows.filter(pc.is_valid(rows[dataset.partition]))
+    if rows.num_rows:
+        numbered = rows.append_column("__row", pa.array(range(rows.num_rows), pa.int64()))
+        last = numbered.group_by(list(dataset.key), use_threads=False).aggregate([("__row", "max")])["__row_max"]
+        rows = rows.take(pc.take(last, pc.sort_indices(last))).sort_by([(k, "ascending") for k in dataset.key])
+    return rows.append_column(MONTH, pc.strftime(rows[dataset.partition], format="%Y-%m"))
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Cast what delta-rs hands back (string_view, large_string, other timestamp units) to
+    the dataset's own types; a column the table predates (added by a later release, e.g.
+    prices_daily.split_basis) reads as nulls until a write adds it (`merge_schema`)."""
+    return pa.Table.from_arrays([table[name].cast(field.type) if name in table.column_names
+                                 else pa.nulls(table.num_rows, field.type) for name, field in zip(schema.names, schema)],
+                                schema=schema)
+
+
+def _sql_list(values: Iterable[str]) -> str:
+    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
 
 
 def _to_frame(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(timestamp_as_object=False, date_as_object=False)
 
-
-def _changed_rows(dataset: Dataset, incoming: pd.DataFrame, existing: pd.DataFrame | None) -> pd.DataFrame:
-    """The incoming rows that are new or differ from the stored row with the same key."""
-    incoming = _to_frame(pa.Table.from_pandas(incoming[dataset.column_names], schema=arrow_schema(dataset), preserve_index=False))
-    if existing is None or existing.empty:
-        return incoming
-    key = list(dataset.key)
-    joined = incoming.merge(existing, on=key, how="left", suffixes=("", "__old"), indicator=True)
-    differs = joined["_merge"].eq("left_only").to_numpy()
-    for column in dataset.value_columns:
-        new, old = joined[column], joined[f"{column}__old"]
-        differs = differs | ~((new == old) | (new.isna() & old.isna())).to_numpy()
-    return incoming[differs].reset_index(drop=True)
-
-
-def _replaced_month(dataset: Dataset, symbols: Sequence[str], incoming: pd.DataFrame,
-                    existing: pd.DataFrame | None) -> tuple[pa.Table | None, dict[str, int]] | None:
-    """One partition with `symbols`' rows replaced by `incoming`: (table, rows changed per
-    symbol), the table None when the partition ends up empty; None when nothing changes."""
-    key = list(dataset.key)
-    schema = arrow_schema(dataset)
-    incoming = _to_frame(pa.Table.from_pandas(incoming[dataset.column_names], schema=schema, preserve_index=False))
-    if existing is None:
-        existing = _to_frame(schema.empty_table())
-    mine = existing["symbol"].isin(symbols).to_numpy()
-    old, others = existing[mine], existing[~mine]
-    fresh = _changed_rows(dataset, incoming, old)  # new rows, and new versions of changed ones
-
-    def among(rows: pd.DataFrame) -> np.ndarray:  # which rows of `old` have a key in `rows`
-        marks = rows[key].assign(_hit=True)
-        return old[key].merge(marks, on=key, how="left")["_hit"].eq(True).to_numpy()
-
-    removed = old[~among(incoming)]
-    if fresh.empty and removed.empty:
-        return None
-    merged = pd.concat([others, old[among(incoming) & ~among(fresh)], fresh], ignore_index=True)
-    merged = merged.sort_values(key, kind="stable")
-    counts = pd.concat([fresh["symbol"], removed["symbol"]]).value_counts()
-    table = pa.Table.from_pandas(merged, schema=schema, preserve_index=False) if len(merged) else None
-    return table, {str(symbol): int(count) for symbol, count in counts.items()}
-
-
-def _write_all_atomic(writes: list[tuple[Path, pa.Table | None]]) -> None:
-    """Write every table to a temp file, then rename each into place (None: remove the file)."""
-    staged: list[tuple[Path, Path | None]] = []
-    try:
-        for path, table in writes:
-            staged.append((path, None if table is None else _write_temp(path, table)))
-    except BaseException:
-        for _, tmp in staged:
-            if tmp is not None:
-                tmp.unlink(missing_ok=True)
-        raise
-    for path, tmp in staged:
-        try:
-            if tmp is None:
-                path.unlink(missing_ok=True)
-            else:
-                os.replace(tmp, path)
-        except OSError as exc:
-            raise UnavailableError(f"cannot replace {path}: {exc.strerror}: "
-                                   "free disk space or fix permissions") from None
-
-
-def _write_temp(path: Path, table: pa.Table) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=128 * 1024)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UnavailableError(f"cannot write {path}: {exc.strerror}: free disk space or fix permissions") from None
-    return tmp
-
-
-def _write_atomic(path: Path, table: pa.Table) -> None:
-    tmp = _write_temp(path, table)
-    try:
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UnavailableError(f"cannot write {path}: {exc.strerror}: free disk space or fix permissions") from None

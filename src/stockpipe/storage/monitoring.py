@@ -1,8 +1,9 @@
 """Read-only questions `health-check` and the metrics file ask of the run metadata.
 
 Every query is an aggregate or keyed lookup over pipeline_runs, symbol_state, run_events
-and quota_ledger (no price table), so health-check stays fast on a 20,000-symbol
-warehouse. Every function takes an open connection; none writes.
+and quota_ledger, so health-check stays fast on a 20,000-symbol warehouse; the one look at
+a price table (`prices_held`) is an EXISTS, a single probe of its primary key. Every
+function takes an open connection; none writes.
 """
 
 from __future__ import annotations
@@ -118,3 +119,34 @@ def run_counts(conn: Connection, command: str, shard: str | None) -> dict[str, i
     rows = conn.execute(sa.select(runs.c.status, sa.func.count())
                         .where(runs.c.command == command, where).group_by(runs.c.status))
     return {status: int(n) for status, n in rows}
+
+
+def row_counts(conn: Connection, names: Sequence[str]) -> dict[str, int]:
+    """Rows per data table (one COUNT each)."""
+    return {name: int(conn.execute(sa.select(sa.func.count()).select_from(schema.DATA_TABLES[name])).scalar())
+            for name in names}
+
+
+@dataclass(frozen=True)
+class Held:
+    """A symbol's daily bars as symbol_state knows them: the newest date the lake holds
+    (whether the warehouse holds it too is health's "lake loaded" check)."""
+
+    symbol: str
+    last_date: dt.date | None
+
+
+def held_symbols(conn: Connection, since: dt.datetime) -> list[Held]:
+    """prices_daily's symbols attempted at or after `since` (as failing_symbols counts them)."""
+    state = schema.symbol_state
+    rows = conn.execute(sa.select(state.c.symbol, state.c.last_date)
+                        .where(state.c.dataset == "prices_daily",
+                               state.c.last_attempt_at >= since.astimezone(dt.timezone.utc))
+                        .order_by(state.c.symbol)).all()
+    return [Held(r.symbol, r.last_date) for r in rows]
+
+
+def prices_held(conn: Connection) -> bool:
+    """Whether the warehouse's prices_daily holds any row."""
+    p = schema.prices_daily
+    return bool(conn.execute(sa.select(sa.exists().where(p.c.symbol.is_not(None)))).scalar())

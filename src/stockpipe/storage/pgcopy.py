@@ -76,7 +76,8 @@ def encode_batch(batch: "pa.RecordBatch", wire: Sequence[tuple[str, str]]) -> It
     n = batch.num_rows
     fields: list[tuple[str, str]] = [("n", ">i2")]
     values: dict[str, object] = {"n": len(wire)}
-    ragged: dict[str, tuple[np.ndarray, int]] = {}  # value field -> (bytes kept per row, width)
+    # value field -> (bytes kept per row, width, whether a row keeps all `width` bytes or none)
+    ragged: dict[str, tuple[np.ndarray, int, bool]] = {}
     for j, (name, kind) in enumerate(wire):
         data, lengths, width, valid = _column(batch.column(j), kind)
         fields.append((f"l{j}", ">i4"))
@@ -86,7 +87,7 @@ def encode_batch(batch: "pa.RecordBatch", wire: Sequence[tuple[str, str]]) -> It
             kept = np.full(n, width, np.int32) if lengths is None else lengths
             values[f"l{j}"] = kept if valid is None else np.where(valid, kept, -1)
             if width:
-                ragged[f"v{j}"] = (kept if valid is None else np.where(valid, kept, 0), width)
+                ragged[f"v{j}"] = (kept if valid is None else np.where(valid, kept, 0), width, kind != "text")
         if width:
             fields.append((f"v{j}", kind if kind != "text" else f"S{width}"))
             values[f"v{j}"] = data
@@ -100,23 +101,30 @@ def encode_batch(batch: "pa.RecordBatch", wire: Sequence[tuple[str, str]]) -> It
 
 
 _BLOCK = 4_096
-_ONES = np.uint64(0x0101010101010101)  # an 8-byte field kept: eight True bytes at once
+_ONES = np.uint64(0x0101010101010101)  # an 8-byte field kept whole: eight True bytes at once
 
 
-def _mask_layout(layout: np.dtype, ragged: dict[str, tuple[np.ndarray, int]]) -> np.dtype:
-    """The rows' layout with each ragged field as one mask byte per value byte (a u8 for 8 bytes)."""
+def _mask_layout(layout: np.dtype, ragged: dict[str, tuple[np.ndarray, int, bool]]) -> np.dtype:
+    """The rows' layout with each ragged field as one mask byte per value byte (one u8 for
+    an 8-byte field kept whole or not at all: a float, an int8, a timestamp, never text,
+    whose values may keep any number of bytes up to the widest)."""
     return np.dtype({"names": list(ragged), "itemsize": layout.itemsize,
-                     "formats": ["<u8" if w == 8 else ("u1", (w,)) for _, w in ragged.values()],
+                     "formats": ["<u8" if _whole8(w, whole) else ("u1", (w,)) for _, w, whole in ragged.values()],
                      "offsets": [layout.fields[f][1] for f in ragged]})
 
 
-def _compact(rows: np.ndarray, mask: np.dtype, ragged: dict[str, tuple[np.ndarray, int]], start: int) -> bytes:
+def _whole8(width: int, whole: bool) -> bool:
+    return width == 8 and whole
+
+
+def _compact(rows: np.ndarray, mask: np.dtype, ragged: dict[str, tuple[np.ndarray, int, bool]],
+             start: int) -> bytes:
     """The rows' bytes without the unused bytes of NULLs and of strings shorter than the widest."""
     keep = np.ones(len(rows) * mask.itemsize, np.uint8)
     fields = keep.view(mask)
-    for field, (kept, width) in ragged.items():
+    for field, (kept, width, whole) in ragged.items():
         kept = kept[start:start + len(rows)]
-        fields[field] = (kept != 0) * _ONES if width == 8 else np.arange(width) < kept[:, None]
+        fields[field] = (kept != 0) * _ONES if _whole8(width, whole) else np.arange(width) < kept[:, None]
     return rows.view(np.uint8)[keep.view(bool)].tobytes()
 
 

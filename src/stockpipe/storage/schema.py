@@ -137,6 +137,19 @@ quota_ledger = sa.Table(
     _ts("updated_at", nullable=False),
 )
 
+# What of each lake table a consumer has applied (storage/applied.py): the warehouse load
+# ("load", or "load:<i>/<n>" per shard) and the planner's symbol_state ("plan..."). Written in
+# the same transaction as the rows or state it describes; table_id tells a recreated lake
+# table (a new Delta table id) from the one the version counts in.
+lake_applied = sa.Table(
+    "lake_applied", metadata,
+    sa.Column("consumer", sa.String(32), primary_key=True),
+    sa.Column("dataset", sa.String(32), primary_key=True),
+    sa.Column("table_id", sa.String(64), nullable=False),
+    sa.Column("version", sa.BigInteger, nullable=False),
+    _ts("applied_at", nullable=False),
+)
+
 
 def read_utc(value: dt.datetime | str | None) -> dt.datetime | None:
     """A timestamp as read back, made aware UTC: SQLite returns naive UTC, and text from an aggregate."""

@@ -45,12 +45,32 @@ def start_run(conn: Connection, run_id: str, command: str, arguments: Mapping[st
     return int(result.inserted_primary_key[0])
 
 
+def abandon_running(conn: Connection, shard: str | None, now: dt.datetime) -> int:
+    """Mark `abandoned` the runs still `running` that the caller's lock proves dead: every
+    one under a whole-universe lock (shard None); under a shard's lock those of that shard and
+    the unsharded ones (they hold the universe lock exclusively, which the shard now shares).
+    Returns how many."""
+    runs = schema.pipeline_runs
+    where = runs.c.status == "running"
+    if shard is not None:
+        where &= (runs.c.shard == shard) | runs.c.shard.is_(None)
+    return conn.execute(runs.update().where(where).values(
+        status="abandoned", finished_at=now,
+        error="the process ended without recording an end (killed, or out of memory)")).rowcount
+
+
 def finish_run(conn: Connection, invocation: int, status: str, exit_code: int, counts: Mapping[str, int],
                error: str | None, now: dt.datetime) -> None:
     values = {k: int(v) for k, v in counts.items() if k in schema.RUN_COUNTS}
     conn.execute(schema.pipeline_runs.update().where(schema.pipeline_runs.c.id == invocation).values(
         status=status, exit_code=exit_code, finished_at=now, error=error, **values,
     ))
+
+
+def set_run_provider(conn: Connection, invocation: int, provider: str) -> None:
+    """Name the provider(s) that served an invocation (a failover chain's second may serve all)."""
+    conn.execute(schema.pipeline_runs.update().where(schema.pipeline_runs.c.id == invocation).values(
+        provider=provider[:32]))
 
 
 def last_successful_run(conn: Connection) -> dt.datetime | None:
@@ -84,22 +104,11 @@ def save_states(conn: Connection, rows: Iterable[Mapping[str, Any]]) -> None:
         conn.execute(stmt.on_conflict_do_update(index_elements=["symbol", "dataset"], set_=updates), group)
 
 
-def bump_versions(conn: Connection, dataset: str, symbols: Iterable[str]) -> None:
-    """Record that the lake's rows of `dataset` changed for `symbols`."""
-    symbols = sorted(set(symbols))
-    existing = read_states(conn, dataset, symbols)
-    rows = [{"symbol": s, "dataset": dataset, "lake_version": existing.get(s, {}).get("lake_version", 0) + 1}
-            for s in symbols]
-    save_states(conn, rows)
-
-
-def symbols_where(conn: Connection, dataset: str, condition: str) -> list[str]:
-    """Symbols of `dataset` that need work: condition is "unloaded" or "reprocess"."""
+def held_symbols(conn: Connection, dataset: str) -> list[str]:
+    """Symbols whose symbol_state says the lake holds some of `dataset`."""
     state = schema.symbol_state
-    where = (state.c.lake_version != state.c.loaded_version if condition == "unloaded"
-             else state.c.needs_reprocess.is_(True))
-    query = sa.select(state.c.symbol).where(state.c.dataset == dataset, where).order_by(state.c.symbol)
-    return list(conn.execute(query).scalars())
+    query = sa.select(state.c.symbol).where(state.c.dataset == dataset, state.c.last_date.is_not(None))
+    return list(conn.execute(query.order_by(state.c.symbol)).scalars())
 
 
 # ------------------------------------------------------------ events and quality

@@ -231,6 +231,26 @@ def replace(conn: Connection, dataset: Dataset, symbols: Iterable[str], table: "
     return deleted, upsert(conn, dataset, table)
 
 
+def distinct_symbols(dataset: Dataset) -> sa.Select:
+    """The query for the symbols `dataset`'s table holds."""
+    return sa.select(schema.DATA_TABLES[dataset.name].c.symbol).distinct()
+
+
+def delete_rows(conn: Connection, dataset: Dataset, keys: "pa.Table | None" = None,
+                symbols: Iterable[str] | None = None) -> int:
+    """Delete rows of `dataset` in the caller's transaction: those whose key is in `keys`
+    (a table of the key columns: a change feed's deleted rows; keys the table does not hold
+    count nothing), or all of `symbols`' rows, or — given neither — every row. Returns the
+    rows deleted."""
+    target = schema.DATA_TABLES[dataset.name]
+    if keys is not None:
+        return _delete_keys(conn, dataset, keys)
+    if symbols is None:
+        return max(conn.execute(target.delete()).rowcount, 0)
+    return sum(max(conn.execute(target.delete().where(target.c.symbol.in_(part))).rowcount, 0)
+               for part in chunks(sorted(set(symbols))))
+
+
 def upsert(conn: Connection, dataset: Dataset, table: "pa.Table") -> int:
     """Insert new rows and update changed ones, in the caller's transaction; returns the
     number of rows written (rows equal but for the volatile columns are not written)."""
@@ -242,7 +262,8 @@ def upsert_batches(conn: Connection, dataset: Dataset, batches: Iterable["pa.Tab
     snapshot calls, in one transaction with its watermark. On PostgreSQL, the months a
     backfill brings that have no partition yet are filled from every batch and keyed once at
     the end (pgload.upsert_batches); keys must be unique across the batches. Returns the rows
-    written."""
+    written. Both dialects take Arrow text as string, large_string, string_view or
+    dictionary, and any int, float, date or timestamp width (test_pgcopy.py)."""
     if conn.dialect.name == "postgresql":
         from . import pgload  # numpy, only once there are rows to write
 
@@ -250,10 +271,8 @@ def upsert_batches(conn: Connection, dataset: Dataset, batches: Iterable["pa.Tab
     return sum(_upsert_sqlite(conn, dataset, b.select(dataset.column_names)) for b in batches if b.num_rows)
 
 
-def delete_keys(conn: Connection, dataset: Dataset, keys: "pa.Table") -> int:
-    """Delete the rows whose keys are `keys`' rows (its key columns: the lake's deleted rows
-    of a change feed), in the caller's transaction; returns the rows deleted, keys the table
-    does not hold counting nothing."""
+def _delete_keys(conn: Connection, dataset: Dataset, keys: "pa.Table") -> int:
+    """PostgreSQL: one DELETE .. USING a TEMP table COPY filled (pgload); SQLite: executemany."""
     if keys.num_rows == 0:
         return 0
     if conn.dialect.name == "postgresql":

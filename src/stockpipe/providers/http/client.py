@@ -30,13 +30,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, Mapping
 
 import httpx
 
-from ...errors import AuthFailedError, ConfigError, ProtocolError, QuotaExhaustedError, TransportError
+from ...errors import AuthFailedError, ConfigError, ProtocolError, QuotaExhaustedError, StockpipeError, TransportError
 from ...redaction import filter_loggers, redact, register_secret, secret_forms
 from ..wire import Outcome, Parsed, Request, Response
+from .breaker import Breaker
 from .limiter import RateLimiter, Slot, concurrency_for
 from .retry import Retryable, RetryPolicy
 from .watchdog import Watchdog
@@ -59,6 +61,15 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def _host(base_url: str) -> str:
+    """host[:port] of a base URL, for messages (never a path or a query)."""
+    try:
+        url = httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError):
+        return "?"
+    return f"{url.host}:{url.port}" if url.port else url.host or "?"
+
+
 class VendorClient:
     """One per provider: a keep-alive httpx.Client, its rate limiter, ledger and retry policy."""
 
@@ -68,8 +79,13 @@ class VendorClient:
                  timeout_connect: float = 10.0, timeout_read: float = 30.0, timeout_total: float = 60.0,
                  max_attempts: int = 5, max_wait: float = 120.0, max_block: float = 300.0, margin: float = 0.0,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 now: Callable[[], dt.datetime] = _utcnow, transport: httpx.BaseTransport | None = None) -> None:
-        self.name = name
+                 now: Callable[[], dt.datetime] = _utcnow, transport: httpx.BaseTransport | None = None,
+                 unreachable_after: int = 3) -> None:
+        """Args:
+            unreachable_after: attempts in a row without an answer (across symbols) after
+                which the vendor counts as down for the run (breaker.py).
+        """
+        self.name, self.base_url = name, base_url
         self._key = str(key) if key else None  # a config.Secret's plain text, or a str
         register_secret(self._key or "")
         self._key_param, self._key_header = key_param, key_header
@@ -79,6 +95,7 @@ class VendorClient:
         self.concurrency = concurrency_for(self.limits)
         self.limiter = RateLimiter(self.limits, name, max_block=max_block, margin=margin, clock=clock, sleep=sleep)
         self._watchdog = Watchdog(f"deadline-{name}")
+        self.breaker = Breaker(name, _host(base_url), unreachable_after)
         self._http = httpx.Client(
             base_url=base_url, headers=dict(default_headers or {}), follow_redirects=True, transport=transport,
             timeout=httpx.Timeout(connect=timeout_connect, read=min(timeout_read, timeout_total),
@@ -88,10 +105,12 @@ class VendorClient:
 
     # -- public
 
-    def call(self, request: Request, classify: Callable[[Response], Outcome | Parsed] | None = None) -> Response:
+    def call(self, request: Request, classify: Callable[[Response], Outcome | Parsed] | None = None,
+             attempts: int | None = None) -> Response:
         """Send `request` under the limits and retry policy; return the final response.
 
-        `classify` (the vendor's parse, or a cheap check) lets a 200 that means "slow down"
+        `attempts` overrides the policy's (a probe tries once). `classify` (the vendor's
+        parse, or a cheap check) lets a 200 that means "slow down"
         be retried (RATE_LIMITED) and a "quota spent" answer mark the ledger. Other 4xx
         answers come back as they are, for the vendor module to turn into an outcome.
 
@@ -102,10 +121,26 @@ class VendorClient:
             TransportError: timeouts, connection errors or 5xx after the retries; an endless body.
             ProtocolError: a body that cannot be read (too large, bad encoding).
             ConfigError: the base URL is not usable.
+            ProviderUnreachableError: attempts in a row without an answer reached the limit
+                (breaker.py); its NotAsked form when the breaker was already open.
+
+        The response's `calls`, and an error's `api_calls`, count the attempts sent (x the
+        request's cost), as the quota ledger does: a failed call is a call too.
         """
         what = f"{self.name} {request.endpoint} {request.path}"
         params, headers = self._with_key(request, what)
-        return self.policy.run(lambda: self._attempt(request, params, headers, classify, what))
+        sent = [0]
+        try:
+            response = self.policy.run(lambda: self._attempt(request, params, headers, classify, what, sent), attempts)
+        except StockpipeError as exc:
+            exc.api_calls = sent[0] * request.cost
+            raise
+        return replace(response, calls=sent[0] * request.cost)
+
+    @property
+    def ledger(self) -> "QuotaLedger | None":
+        """The warehouse quota ledger this client spends from (None: the in-memory day)."""
+        return self._ledger
 
     def close(self) -> None:
         self._http.close()
@@ -133,11 +168,13 @@ class VendorClient:
         return params, headers
 
     def _attempt(self, request: Request, params: dict[str, str], headers: dict[str, str],
-                 classify: Callable[[Response], Outcome | Parsed] | None, what: str) -> Response:
+                 classify: Callable[[Response], Outcome | Parsed] | None, what: str, sent: list[int]) -> Response:
+        self.breaker.check()
         slot = self.limiter.begin()
         try:
             if self._ledger is not None and not self._ledger.try_spend(request.cost):
                 raise QuotaExhaustedError(f"{what}: {self._ledger.describe()}", resets_at=self._ledger.resets_at())
+            sent[0] += 1
             response = self._send(request, params, headers, what, slot)
         finally:
             slot.settle()  # at the latest: a failed attempt may still have reached the vendor
@@ -186,20 +223,27 @@ class VendorClient:
             failure = ConfigError(f"{what}: the base URL is not usable ({exc}): check "
                                   f"STOCKPIPE_{self.name.upper()}_BASE_URL")
         except _Deadline:
-            failure = TransportError(f"{what}: the response did not finish within {self._timeout_total:g} s "
-                                     "(a body that never ends): not retried; try again later")
+            failure = self.breaker.failed("a body that never ends") or TransportError(
+                f"{what}: the response did not finish within {self._timeout_total:g} s "
+                "(a body that never ends): not retried; try again later")
         except httpx.TimeoutException as exc:
-            failure = Retryable("timeout", f"{what}: {type(exc).__name__} ({redact(str(exc)) or 'no detail'})")
+            failure = self._no_answer("timeout", what, exc)
         except httpx.TransportError as exc:
-            failure = Retryable("transport", f"{what}: {type(exc).__name__} ({redact(str(exc)) or 'no detail'})")
+            failure = self._no_answer("transport", what, exc)
         except httpx.DecodingError as exc:
             failure = ProtocolError(f"{what}: the body could not be decoded ({type(exc).__name__}): not retried")
         if failure is not None:
             raise failure
+        self.breaker.answered()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s -> %d (%d bytes) in %.2f s", redact(what), response.status, len(response.body),
                       time.monotonic() - started)
         return response
+
+    def _no_answer(self, kind: str, what: str, exc: Exception) -> Exception:
+        """A connection failure or timeout: retried, unless it opens the breaker."""
+        detail = f"{type(exc).__name__} ({redact(str(exc)) or 'no detail'})"
+        return self.breaker.failed(detail) or Retryable(kind, f"{what}: {detail}")
 
     def _receive(self, request: Request, params: dict[str, str], headers: dict[str, str], deadline: float,
                  slot: Slot) -> Response:

@@ -41,15 +41,16 @@ class RetryPolicy:
         self.name, self.max_attempts, self.max_wait, self._sleep = name, max_attempts, max_wait, sleep
         self._backoff = tenacity.wait_exponential_jitter(multiplier=1, max=max_wait, jitter=1)
 
-    def run(self, attempt: Callable[[], T]) -> T:
-        """`attempt()` until it returns, raises something not Retryable, or the policy gives up.
+    def run(self, attempt: Callable[[], T], attempts: int | None = None) -> T:
+        """`attempt()` until it returns, raises something not Retryable, or the policy gives up
+        (after `attempts`, default `max_attempts`).
 
         Raises:
             RateLimitedError: still throttled after the retries, or told to wait over the cap.
             TransportError: timeouts, connection errors or 5xx after the retries.
         """
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts), wait=self._wait,
+            stop=tenacity.stop_after_attempt(attempts or self.max_attempts), wait=self._wait,
             retry=tenacity.retry_if_exception(self._should_retry), sleep=self._sleep,
             before_sleep=self._log_retry, reraise=True,
         )
@@ -58,7 +59,8 @@ class RetryPolicy:
             return retrying(attempt)
         except Retryable as exc:
             failure = exc
-        raise self._final_error(failure)  # outside the except: no httpx error is chained to it
+        # outside the except: no httpx error is chained to it
+        raise self._final_error(failure, attempts or self.max_attempts)
 
     def _should_retry(self, exc: BaseException) -> bool:
         if not isinstance(exc, Retryable):
@@ -77,8 +79,8 @@ class RetryPolicy:
         log.warning("%s; attempt %d of %d in %.1f s", redact(str(exc)), state.attempt_number + 1,
                     self.max_attempts, wait)
 
-    def _final_error(self, failure: Retryable) -> StockpipeError:
-        attempts = f"after {self.max_attempts} attempts"
+    def _final_error(self, failure: Retryable, tried: int) -> StockpipeError:
+        attempts = f"after {tried} attempt{'s' if tried > 1 else ''}"
         if failure.retry_after is not None and failure.retry_after > self.max_wait:
             return RateLimitedError(f"{failure.detail}: asked to wait {failure.retry_after:.0f} s, over the "
                                     f"{self.max_wait:.0f} s cap: deferring the rest to the next run",

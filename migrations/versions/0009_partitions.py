@@ -10,8 +10,8 @@ or through another view, recreated from `pg_get_viewdef` with its options, comme
 grants, so views added by any migration survive. Downgrade rebuilds the plain tables the
 same way.
 
-Revision ID: 0008
-Revises: 0005
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-05
 """
 
@@ -21,8 +21,8 @@ from alembic import op
 
 from stockpipe.storage import partitions
 
-revision = "0008"
-down_revision = "0005"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
