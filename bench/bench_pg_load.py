@@ -76,7 +76,8 @@ def prices(start: int, count: int, bars: int) -> pa.Table:
         "date": np.tile(pd.bdate_range(FIRST_DAY, periods=bars).to_numpy(), count),
         "open": close * 0.999, "high": close * 1.01, "low": close * 0.99, "close": close,
         "adj_close": np.where(rng.random(count * bars) < 0.5, np.nan, close),
-        "volume": rng.integers(100_000, 10_000_000, count * bars), "provider": "bench", "fetched_at": T0})
+        "volume": rng.integers(100_000, 10_000_000, count * bars), "provider": "bench", "fetched_at": T0,
+        "split_basis": None})  # the vendor sent the bars as traded (most do)
     return pa.Table.from_pandas(frame, schema=arrow_schema(PRICES), preserve_index=False)
 
 
@@ -328,7 +329,7 @@ def _newest(url: str) -> pd.Timestamp:
 def _session(symbols: int, day: pd.Timestamp, close: float) -> pa.Table:
     frame = pd.DataFrame({"symbol": [f"S{i:05d}" for i in range(symbols)], "date": day.date(), "open": close,
                           "high": close + 1, "low": close - 1, "close": close, "adj_close": np.nan,
-                          "volume": 1_000, "provider": "bench", "fetched_at": T0})
+                          "volume": 1_000, "provider": "bench", "fetched_at": T0, "split_basis": None})
     return pa.Table.from_pandas(frame, schema=arrow_schema(PRICES), preserve_index=False)
 
 
