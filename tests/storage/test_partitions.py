@@ -34,7 +34,8 @@ def fill_0008(eng) -> None:
     """Rows, views, an index, a grant and comments on a database at 0008 (plain tables)."""
     warehouse.upgrade(eng, "0008")
     prices = [{"symbol": s, "date": d, "open": 1.0 + i, "high": 2.0, "low": 0.5, "close": 1.5 * (i + 1),
-               "adj_close": None if i % 2 else 1.25, "volume": 10 * i, "provider": "demo", "fetched_at": T0}
+               "adj_close": None if i % 2 else 1.25, "volume": 10 * i, "provider": "demo", "fetched_at": T0,
+               "split_basis": DAYS[-1] if i == 0 else None}
               for s in ("AAA", "ABB", "BBB") for i, d in enumerate(DAYS)]
     indicators = [{"symbol": r["symbol"], "date": r["date"], "computed_at": T0,
                    **{c: (None if k % 3 == 0 else k * r["close"]) for k, c in enumerate(INDICATOR_COLUMNS)}}
@@ -59,7 +60,8 @@ def snapshot(eng) -> dict:
             "prices": read("SELECT * FROM prices_daily ORDER BY symbol, date"),
             "indicators": read(f"SELECT symbol, date, {', '.join(INDICATOR_COLUMNS)}, computed_at "
                                "FROM indicators_daily ORDER BY symbol, date"),
-            **{name: read(f"SELECT * FROM {name} ORDER BY 1, 2") for name in (*VIEWS, "prices_daily_adjusted")},
+            **{name: read(f"SELECT * FROM {name} ORDER BY 1, 2")
+               for name in (*VIEWS, "prices_daily_adjusted", "daily_analytics")},  # 0002's, 0006's
             "indexes": read("SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid IN "
                             "('prices_daily'::regclass, 'indicators_daily'::regclass, 'mv_counts'::regclass) ORDER BY 1"),
             "grants": read("SELECT has_table_privilege('public', 'prices_daily', 'SELECT'), "
@@ -78,6 +80,7 @@ def test_0009_partitions_by_month_keeping_every_row_view_index_grant_and_comment
     fill_0008(pg)
     before = snapshot(pg)
     assert len(before["prices"]) == 12 and len(before["v_latest"]) == 2 and before["grants"] == [(True, True)]
+    assert len(before["daily_analytics"]) == 12
 
     warehouse.upgrade(pg)
     assert kinds(pg) == {"prices_daily": "p", "indicators_daily": "p"}
