@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 
-from . import interrupt, render
+from . import cli_verify, interrupt, render
 from .errors import ExitCode, HealthCode, StockpipeError, UsageError
 from .options import (All, Adjusted, Config, CsvPath, DatabaseUrl, DataDir, Debug, End, From, Full, Interval,
                       IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Probe, Provider, Quotes, ReportFile, RunId,
@@ -203,6 +203,9 @@ def health_check(config: Config = None, data_dir: DataDir = None, database_url: 
     opts = Options("health-check", as_json, debug, metrics_file, config=config, data_dir=data_dir,
                    database_url=database_url, log_format=log_format)
     _call(opts, lambda: _pipeline(opts, lambda settings, _: pipeline.health_check(settings)))
+
+
+cli_verify.register(app, _call, _pipeline)  # `verify`, here in the command list (cli.py is at its size limit)
 
 
 @app.command()

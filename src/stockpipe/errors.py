@@ -28,6 +28,7 @@ class ExitCode(IntEnum):
     CONFIG = 4
     UNAVAILABLE = 5
     QUALITY = 6
+    INCONSISTENT = 7
     BAD_INPUT = 65
     LOCKED = 75
     NOTHING_TO_DO = 99
@@ -111,6 +112,12 @@ class UnavailableError(TransientError, exit_code=ExitCode.UNAVAILABLE):
 
 class DatabaseUnavailableError(UnavailableError):
     """The warehouse cannot be reached or is not migrated."""
+
+
+class LakeDamagedError(UnavailableError):
+    """A lake file the Delta log references is gone, cut short, not Parquet or modified
+    after its commit: nothing reads the table until `stockpipe verify --repair` moves the
+    file aside (exit 5, like any storage that cannot be read)."""
 
 
 class LockedError(TransientError, exit_code=ExitCode.LOCKED):

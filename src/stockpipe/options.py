@@ -40,6 +40,8 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on s
 Debug = Annotated[bool, typer.Option("--debug", help="Show tracebacks of unexpected errors.")]
 Probe = Annotated[bool, typer.Option("--probe", help="Also make one cheap call per configured provider: latency, "
                                      "key accepted, quota left (exit 5 when one is down, 4 when it refuses the key).")]
+Repair = Annotated[bool, typer.Option("--repair", help="verify: move damaged lake files to <data dir>/quarantine and "
+                   "have their rows fetched again; reset what disagrees; delete temp files (README: Reliability).")]
 Full = Annotated[bool, typer.Option("--full", help="Ignore the watermark: redo it from the lake's whole current "
                                     "version (transform: recompute every symbol; load: replace the warehouse's rows).")]
 ShardOption = Annotated[Optional[str], typer.Option("--shard", metavar="I/N", help="Work on shard I of N: a stable hash slice "

@@ -9,8 +9,10 @@ JSON shape (`"schema": "stockpipe.result/1"`; fields are only ever added):
     stages   [{stage, exit_code, counts, message}],
     symbols  [{symbol, stage, status, rows, api_calls, provider, message}],
     checks   [{stage, name, ok, severity, symbol, detail, observed, threshold}]
-             (every check of validate/health-check; only the failures of quality-check),
+             (every check of validate/health-check/verify, one per problem found; only the
+             failures of quality-check),
     plus command-specific fields (db upgrade: before/after; db current: current/head;
+    verify: repaired [what --repair did];
     health-check: observed {last_success, missed_sessions, prices_held, stale_symbols,
     most_sessions_behind, failing_symbols, tracked_symbols, last_run,
     quota [{provider, calls, limit, remaining, resets_at}], disk_free_bytes,
@@ -239,8 +241,8 @@ def _shown_checks(stage) -> list:
 
 
 def _terminal_checks(result: CommandResult) -> list:
-    """On a terminal: every check of the command validate or health-check, else the failed ones."""
-    every = result.command in ("validate", "health-check")
+    """On a terminal: every check of the command validate, health-check or verify, else the failed ones."""
+    every = result.command in ("validate", "health-check", "verify")
     return [(s.stage, c) for s in result.stages for c in s.checks if every or not c.ok]
 
 

@@ -51,6 +51,7 @@ def fetch(settings: Settings, start: dt.date | None = None, end: dt.date | None 
 
     args = {"start": start, "end": end, "symbols": len(settings.symbols)}
     with recorded(settings, "fetch", args, progress, clock) as ctx:
+        _lake_whole(settings)
         stage = fetch_stage(ctx, start, end)
         return finish(ctx, "fetch", (stage,), stage.exit_code)
 
@@ -88,6 +89,7 @@ def transform(settings: Settings, progress: Progress = no_progress, clock: Clock
     from .transforming import quotes_daily_stage, transform_stage
 
     with recorded(settings, "transform", {"full": full}, progress, clock) as ctx:
+        _lake_whole(settings)
         stages = (transform_stage(ctx, full), quotes_daily_stage(ctx, full))
         return finish(ctx, "transform", stages, ExitCode.OK)
 
@@ -98,6 +100,7 @@ def load(settings: Settings, progress: Progress = no_progress, clock: Clock = ca
     from .loading import load_stage
 
     with recorded(settings, "load", {"full": full}, progress, clock) as ctx:
+        _lake_whole(settings)
         stage = load_stage(ctx, full)
         return finish(ctx, "load", (stage,), stage.exit_code)
 
@@ -107,6 +110,7 @@ def quality_check(settings: Settings, clock: Clock = calendars.utcnow) -> Comman
     from .quality import quality_stage
 
     with recorded(settings, "quality-check", {"symbols": len(settings.symbols)}, no_progress, clock) as ctx:
+        _lake_whole(settings)
         stage = quality_stage(ctx)
         return finish(ctx, "quality-check", (stage,), stage.exit_code)
 
@@ -156,6 +160,7 @@ def _run(settings: Settings, start: dt.date | None, end: dt.date | None, progres
                              message=checked.message)
     args = {"start": start, "end": end, "symbols": len(settings.symbols)}
     with recorded(settings, "run", args, progress, clock) as ctx:
+        _lake_whole(settings)
         fetched = fetch_stage(ctx, start, end)
         middle = (transform_stage(ctx), quotes_daily_stage(ctx), load_stage(ctx))
         quality = quality_stage(ctx)
@@ -170,6 +175,19 @@ def _run_exit_code(fetched: StageResult, middle: tuple[StageResult, ...], qualit
         return fetched.exit_code
     wrote = any(s.counts.get("rows_written", 0) for s in middle)
     return ExitCode.NOTHING_TO_DO if fetched.exit_code == ExitCode.NOTHING_TO_DO and not wrote else ExitCode.OK
+
+
+def _lake_whole(settings: Settings) -> None:
+    """Stop before reading a damaged lake (storage/lake_stats.py: every file the logs name is
+    there, whole and unchanged); `stockpipe verify --repair` moves damaged files aside.
+
+    Raises:
+        LakeDamagedError: names the damaged files (exit 5).
+    """
+    from ..models import DATASETS
+    from ..storage import lake_stats
+
+    lake_stats.ensure_whole(settings.lake_dir, DATASETS)
 
 
 def health_check(settings: Settings, clock: Clock = calendars.utcnow) -> CommandResult:

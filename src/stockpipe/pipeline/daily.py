@@ -68,6 +68,10 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
             with ctx.engine.connect() as conn:
                 known = state.read_states(conn, PRICES.name, symbols)
             plan = plan_fetch(symbols, known, ctx.now, settings.history_days, exchange_of, start, end)
+            for symbol, last, latest in plan.ahead:
+                log.warning("%s: symbol_state says its bars run to %s, after the latest closed session %s (the clock "
+                            "went back?): nothing fetched; `stockpipe fetch --symbol %s --start DATE` resets it",
+                            symbol, last, latest, symbol)
         else:  # a file source: import all it holds; the lake's merge skips what is there
             listed = [normalize_symbol(s, f"the symbols {provider.name} listed") for s in listed]  # every source
             symbols = ctx.mine(settings.symbols if settings.universe_source == "command line" else listed)
@@ -305,7 +309,8 @@ def _restated(symbol: str, provider: str, restated: pd.DataFrame, actions: pd.Da
 
 def _held(task: FetchTask, known: Mapping[str, Any], read: Read) -> dict[str, Any]:
     """A success's symbol_state: the span held, the currency, and a refetched gap cleared."""
-    seen = [d for d in (known.get("first_date"), known.get("last_date"), *read.state.get("span", ())) if d]
+    kept = () if task.reset else (known.get("first_date"), known.get("last_date"))  # a future last_date is wrong
+    seen = [d for d in (*kept, *read.state.get("span", ())) if d]
     row = {"first_date": min(seen, default=None), "last_date": max(seen, default=None)}
     if "currency" in read.state:  # as the vendor states it (GBp = pence)
         row["currency"] = read.state["currency"]

@@ -1,14 +1,15 @@
 """`health-check`: database, migrations, runs on time, failing symbols, the last run, quota,
 disk and lake, graded by the [health] thresholds.
 
-Imports neither pandas nor pyarrow (health-check must stay fast): the lake is checked by
-its Parquet magic bytes, not by reading it, and the calendar comes from closes.py.
+Imports neither pandas nor pyarrow (health-check must stay fast): the lake is checked
+against its Delta logs (every file there, its size, magic bytes and time as committed:
+storage/lake_stats.py), not by reading pages (`stockpipe verify` does), and the calendar
+comes from closes.py.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,6 @@ from ..config import Settings
 from ..errors import ConfigError, StockpipeError
 from ..models import Check
 from ..storage import warehouse
-
-PARQUET_MAGIC = b"PAR1"
 
 # [health] / STOCKPIPE_HEALTH_<KEY>: the thresholds of health-check.
 HEALTH_DEFAULTS: dict[str, float] = {
@@ -282,15 +281,19 @@ def _check_disk(data_dir: Path, limits: Mapping[str, float], observed: dict[str,
 
 
 def _check_lake(lake_dir: Path) -> Check:
-    files = sorted(lake_dir.glob("*/month=*/*.parquet")) if lake_dir.is_dir() else []  # Delta's data files
-    for path in files:
-        try:
-            with path.open("rb") as handle:
-                head = handle.read(4)
-                handle.seek(-4, os.SEEK_END)
-                tail = handle.read(4)
-        except OSError as exc:
-            return Check("lake", False, f"cannot read {path}: {exc.strerror}")
-        if head != PARQUET_MAGIC or tail != PARQUET_MAGIC:
-            return Check("lake", False, f"{path} is not a complete Parquet file: delete it and fetch again")
-    return Check("lake", True, f"{len(files)} Parquet file(s) readable under {lake_dir}")
+    """Every data file the Delta logs reference is there, whole and unchanged since its
+    commit (storage/lake_stats.py, without reading pages); each damaged one is named."""
+    from ..models import DATASETS
+    from ..storage import lake_stats
+
+    names = lake_stats.tables(lake_dir, DATASETS) if lake_dir.is_dir() else []
+    try:
+        problems = lake_stats.file_problems(lake_dir, names)
+        total = sum(len(lake_stats.files(lake_dir, name)) for name in names)
+    except Exception as exc:  # noqa: BLE001 - delta-rs raises its own types for an unreadable log
+        return Check("lake", False, f"cannot read the Delta log under {lake_dir}: {exc}: run `stockpipe verify`")
+    if problems:
+        return Check("lake", False, f"{len(problems)} of {total} lake file(s) damaged: "
+                     f"{lake_stats.describe(problems, lake_dir)}: run `stockpipe verify --repair`",
+                     observed=len(problems), threshold=0)
+    return Check("lake", True, f"{total} file(s) in {len(names)} Delta table(s) whole under {lake_dir}")

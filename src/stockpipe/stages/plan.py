@@ -39,12 +39,14 @@ class FetchTask:
     end: dt.date  # a session of `exchange`, at or before its latest closed session
     backfill: bool
     exchange: str = calendars.DEFAULT_EXCHANGE
+    reset: bool = False  # the stored last_date is in the future: rebuild the state from this fetch
 
 
 @dataclass(frozen=True)
 class FetchPlan:
     tasks: tuple[FetchTask, ...]
     current: tuple[str, ...]  # already hold everything up to their `end`: nothing to ask for
+    ahead: tuple[tuple[str, dt.date, dt.date], ...] = ()  # (symbol, its last_date, the latest closed session)
 
 
 def plan_fetch(
@@ -78,6 +80,8 @@ def plan_fetch(
     ends: dict[str, dt.date | None] = {}  # exchange -> its end (None: no session up to `end`)
     tasks: list[tuple[tuple[bool, dt.date], FetchTask]] = []
     current: list[str] = []
+    ahead: list[tuple[str, dt.date, dt.date]] = []
+    latest: dict[str, dt.date] = {}
     for symbol in symbols:
         exchange = exchange_of(symbol)
         if exchange not in ends:
@@ -85,6 +89,11 @@ def plan_fetch(
         task_end = ends[exchange]
         row = states.get(symbol) or {}
         last, refetch = row.get("last_date"), row.get("refetch_from")
+        if last is not None and last > latest.setdefault(exchange, calendars.latest_closed_session(now, exchange)):
+            if start is None:
+                ahead.append((symbol, last, latest[exchange]))
+                current.append(symbol)
+                continue
         if task_end is None:
             current.append(symbol)
             continue
@@ -101,9 +110,11 @@ def plan_fetch(
             current.append(symbol)
             continue
         stalest = last + _DAY if last is not None else task_start
-        tasks.append(((last is None, stalest), FetchTask(symbol, task_start, task_end, last is None, exchange)))
+        reset = last is not None and last > latest[exchange]
+        stalest = task_start if reset else stalest
+        tasks.append(((last is None, stalest), FetchTask(symbol, task_start, task_end, last is None, exchange, reset)))
     tasks.sort(key=lambda item: item[0])  # stable: ties keep the user's order
-    return FetchPlan(tuple(t for _, t in tasks), tuple(current))
+    return FetchPlan(tuple(t for _, t in tasks), tuple(current), tuple(ahead))
 
 
 def _end(exchange: str, now: dt.datetime, end: dt.date | None) -> dt.date | None:

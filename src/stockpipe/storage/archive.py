@@ -50,11 +50,17 @@ def archive_path(raw_dir: Path, provider: str, day: dt.date, symbol: str, run_id
 
 
 def write(path: Path, content: bytes) -> None:
-    """Gzip `content` to `path` atomically (temp file in the same folder, then rename)."""
+    """Gzip `content` to `path` atomically (temp file in the same folder, then rename); a
+    write that fails (a full disk) removes its temp file before the error goes on, so only a
+    kill can leave one (`stockpipe verify --repair` deletes those)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_bytes(gzip.compress(content, compresslevel=LEVEL))
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(gzip.compress(content, compresslevel=LEVEL))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _piece(text: str, what: str) -> str:
