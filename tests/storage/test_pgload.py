@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pyarrow as pa
 import pytest
@@ -244,3 +245,33 @@ def test_shards_loading_the_same_new_month_at_once(pg):
     assert errors == [] and written == [90, 90]
     placed = where_rows_are(pg)
     assert sum(placed.values()) == 180 and not any(name.endswith("_default") for name in placed)
+
+
+def test_a_shard_that_read_the_table_before_another_fills_new_months_does_not_deadlock(pg):
+    """What two shards' loads do (pipeline/loading.py): begin_load, read the table (the
+    shard's symbols), then upsert. Without begin_load first, the second shard holds its read
+    of the DEFAULT partition while waiting for the partition lock, and the first shard's
+    ATTACH waits for that read: PostgreSQL's "deadlock detected"."""
+    days = [dt.date(2030, 1, 1) + dt.timedelta(days=i) for i in range(60)]
+    first_reading, errors = threading.Event(), []
+
+    def shard(symbol: str, reader: bool) -> None:
+        try:
+            with pg.begin() as conn:
+                warehouse.begin_load(conn, PRICES)
+                conn.execute(warehouse.distinct_symbols(PRICES)).all()
+                if reader:
+                    first_reading.set()
+                    time.sleep(1.0)  # the other load has reached its lock (or, without one, its ATTACH)
+                assert warehouse.upsert(conn, PRICES, bars(symbols=(symbol,), days=days)) == 60
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    reader = threading.Thread(target=shard, args=("AAA", True))
+    reader.start()
+    first_reading.wait(10)
+    filler = threading.Thread(target=shard, args=("BBB", False))
+    filler.start()
+    reader.join(60)
+    filler.join(60)
+    assert errors == [] and count(pg) == 120

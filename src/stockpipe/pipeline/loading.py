@@ -64,6 +64,7 @@ def _apply(ctx: Context, lake: Lake, dataset: Dataset, full: bool) -> tuple[int,
                 feed = lake.changes(dataset, done.version, version)
             except ChangesUnavailableError:
                 feed = None
+        warehouse.begin_load(conn, dataset)  # before the table is read: shards' loads never deadlock
         if feed is None:
             written, deleted = _snapshot(ctx, conn, lake, dataset, version)
         else:

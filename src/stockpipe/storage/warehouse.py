@@ -251,6 +251,20 @@ def delete_rows(conn: Connection, dataset: Dataset, keys: "pa.Table | None" = No
                for part in chunks(sorted(set(symbols))))
 
 
+def begin_load(conn: Connection, dataset: Dataset) -> None:
+    """Call first in a load's transaction, before it reads or deletes `dataset`'s rows. On
+    PostgreSQL, for a month-partitioned table, it takes the transaction's lock on creating
+    its partitions (partitions.lock): attaching a month locks the DEFAULT partition
+    exclusively, so a second load (another shard) that had read the table and then waited
+    for that lock would deadlock with the first. Taken first, the second load waits holding
+    nothing of the table: loads of one partitioned table run one after another."""
+    if conn.dialect.name == "postgresql":
+        from . import partitions
+
+        if dataset.name in partitions.PARTITIONED:
+            partitions.lock(conn, dataset.name)
+
+
 def upsert(conn: Connection, dataset: Dataset, table: "pa.Table") -> int:
     """Insert new rows and update changed ones, in the caller's transaction; returns the
     number of rows written (rows equal but for the volatile columns are not written)."""
