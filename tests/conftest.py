@@ -128,3 +128,31 @@ def make_cli(capsys, monkeypatch, tmp_path):
 def cli(make_cli):
     """`stockpipe ARGS` offline (demo provider, 60 days of history) in an empty directory."""
     return make_cli(STOCKPIPE_PROVIDER="demo", STOCKPIPE_HISTORY_DAYS="60")
+
+
+# ------------------------------------------------------------------ the fault suite's figures
+
+
+@pytest.fixture(scope="session", autouse=True)
+def fault_figures(tmp_path_factory) -> Path:
+    """faults-figures.json under pytest's base temporary directory: tests/faults/ add the
+    figures the README's "Reliability" table quotes (faultharness.record)."""
+    path = tmp_path_factory.getbasetemp() / "faults-figures.json"
+    os.environ["PYTEST_FAULT_FIGURES"] = str(path)  # not STOCKPIPE_*: no setting
+    return path
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Print the fault figures, when a fault test wrote some."""
+    import json
+
+    path = os.environ.get("PYTEST_FAULT_FIGURES")
+    if not path or not os.path.exists(path):
+        return
+    terminalreporter.section("fault figures (issue 11)")
+    with open(path) as handle:
+        figures = json.load(handle)
+    for name, values in sorted(figures.items()):
+        terminalreporter.write_line(f"{name}: " + ", ".join(f"{k}={v}" for k, v in sorted(values.items())
+                                                            if k != "recorded_at"))
+    terminalreporter.write_line(f"written to {path}")

@@ -6,7 +6,10 @@ tests/fixtures/providers/<vendor>/ (tests/fixtures/PROVIDERS.md), plus the failu
 fixture file can hold: latency, Retry-After, a sequence of answers per path (429, 429,
 200), a daily quota (402 after N calls), a connection reset mid-response, a truncated
 body, a body that never ends, a required key, and Yahoo's cookie + crumb session
-(`yahoo_session`). The request log says what the client sent.
+(`yahoo_session`); a published rate limit it enforces (`rate_limit`: 429 past it, counted
+in `throttled`), gzip bodies (`gzipped`, `gzip_bomb`), a redirect (`redirect`), and TLS
+with a self-signed certificate (`FakeVendor(tls=self_signed(folder))`). The request log
+says what the client sent.
 
     from fakevendor import FakeVendor, Reply, fixture
 
@@ -22,7 +25,13 @@ body, a body that never ends, a required key, and Yahoo's cookie + crumb session
 from __future__ import annotations
 
 import fnmatch
+import gzip
 import socket
+import ssl
+import subprocess
+import zlib
+from collections import deque
+from pathlib import Path
 import struct
 import threading
 import time
@@ -79,6 +88,35 @@ def endless(interval: float = 0.05, body: Union[bytes, str] = b'{"data": [', **k
     return Reply(body=body, mode="endless", interval=interval, **knobs)
 
 
+def gzipped(body: Union[bytes, str], **knobs) -> Reply:
+    """`body` sent with Content-Encoding: gzip."""
+    data = body.encode() if isinstance(body, str) else body
+    return Reply(body=gzip.compress(data, 1), headers={"Content-Encoding": "gzip", **knobs.pop("headers", {})},
+                 **knobs)
+
+
+def gzip_bomb(expanded: int = 1 << 30) -> Reply:
+    """A small gzip body (~1 KB per MB) that expands to `expanded` zero bytes: gzip members of
+    64 MiB each, concatenated (RFC 1952 allows several), so building it costs one compression."""
+    member_size = 64 << 20
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    member = packer.compress(bytes(member_size)) + packer.flush()
+    return Reply(body=member * max(1, expanded // member_size), headers={"Content-Encoding": "gzip"})
+
+
+def redirect(location: str, status: int = 302) -> Reply:
+    return Reply(status, b"", headers={"Location": location}, content_type=None)
+
+
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by nobody (openssl), and its key, in `folder`."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert, key
+
+
 YAHOO_COOKIE = "A3=d=AQABBFAKEv3&S=AQAAAFAKEsig"
 YAHOO_CRUMB = "Fq1mQ2x3yZ0"
 
@@ -126,8 +164,12 @@ Handler = Union[Reply, Callable[[Call], Reply]]
 class FakeVendor:
     """The server. Use as a context manager (or the `fake_vendor` fixture)."""
 
-    def __init__(self, default: Reply = Reply(404, "no route", content_type="text/plain")) -> None:
+    def __init__(self, default: Reply = Reply(404, "no route", content_type="text/plain"),
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.default = default
+        self.tls = tls
+        self._window: tuple[int, float, deque] | None = None
+        self.throttled = 0  # answers of 429 that `rate_limit` gave
         self._routes: list[tuple[str, list[Handler]]] = []
         self._calls: list[Call] = []
         self._lock = threading.Lock()
@@ -154,6 +196,14 @@ class FakeVendor:
                                              content_type="text/plain"))
         return self
 
+    def rate_limit(self, limit: int, seconds: float, reply: Reply | None = None) -> "FakeVendor":
+        """Answer `reply` (default 429 with Retry-After) to a request arriving when `limit`
+        requests already arrived in the last `seconds` (a sliding window, as vendors count);
+        a throttled request does not count."""
+        self._window = (limit, seconds, deque())
+        self._window_reply = reply or Reply(429, '{"error": "Too Many Requests"}', headers={"Retry-After": "1"})
+        return self
+
     def yahoo_session(self, crumb: Reply | None = None) -> "FakeVendor":
         """Yahoo's handshake (PROVIDERS.md unauthorized_crumb.json): "/" stands in for
         fc.yahoo.com (404 with the A3 cookie), /v1/test/getcrumb hands out YAHOO_CRUMB
@@ -177,7 +227,7 @@ class FakeVendor:
     @property
     def url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
 
     @property
     def requests(self) -> list[Call]:
@@ -199,6 +249,11 @@ class FakeVendor:
         self._server.daemon_threads = True
         self._server.vendor = self  # type: ignore[attr-defined] - the handler finds its vendor here
         self._server.handle_error = lambda request, address: None  # clients hang up on purpose
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*map(str, self.tls))
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True,
+                                                      do_handshake_on_connect=False)
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                          name="fakevendor", daemon=True).start()
         return self
@@ -222,6 +277,15 @@ class FakeVendor:
             self._calls.append(call)
             if self._key is not None and not self._has_key(call):
                 return self._key[3]
+            if self._window is not None:
+                limit, seconds, seen = self._window
+                now = time.monotonic()  # under the lock: arrivals in the order they are counted
+                while seen and seen[0] <= now - seconds:
+                    seen.popleft()
+                if len(seen) >= limit:
+                    self.throttled += 1
+                    return self._window_reply
+                seen.append(now)
             if self._quota is not None:
                 self._served += 1
                 if self._served > self._quota[0]:
@@ -324,3 +388,82 @@ def fake_vendor():
     """A started FakeVendor, stopped after the test."""
     with FakeVendor() as server:
         yield server
+
+
+# ------------------------------------------------------------- a synthetic EODHD exchange
+
+
+def eodhd_bar(code: str, day) -> dict:
+    """A deterministic EODHD bar of ticker `code` on `day` (a datetime.date): prices from the
+    code and the day, never zero, high >= open/close >= low."""
+    import zlib
+
+    seed = zlib.crc32(code.encode()) % 9000 + 100
+    base = seed / 10 + (day.toordinal() % 37) / 10
+    return {"date": day.isoformat(), "open": round(base, 2), "high": round(base * 1.02, 2),
+            "low": round(base * 0.98, 2), "close": round(base * 1.01, 2), "adjusted_close": round(base * 1.01, 2),
+            "volume": 1000 + seed}
+
+
+class EodhdExchange:
+    """EODHD for whole exchanges, synthetic and deterministic (PROVIDERS.md's EODHD shapes):
+    every ticker has a bar (`eodhd_bar`) on every session (`sessions(lo, hi)`, default:
+    weekdays). `/api/eod/{TICKER}.{EX}` answers `from`..`to`; `/api/eod-bulk-last-day/{EX}`
+    answers the `date=` day for every listed ticker of EX (`code` without suffix and
+    `exchange_short_name`), except the `missing` codes, with the `stale` codes' bar of the
+    session before (a carried-forward bar), and `type=splits`/`type=dividends` from
+    `splits` (code -> "new/old") and `dividends` (code -> cash) on that day.
+
+        EodhdExchange(fake_vendor, {"US": ["AAPL", "BRK-B"]}, missing={"BRK-B"}).install()
+    """
+
+    def __init__(self, vendor: FakeVendor, tickers: Mapping[str, list[str]], missing=(), stale=(),
+                 splits: Mapping[str, str] | None = None, dividends: Mapping[str, float] | None = None,
+                 sessions: Callable | None = None) -> None:
+        self.vendor, self.tickers = vendor, {ex: list(codes) for ex, codes in tickers.items()}
+        self.missing, self.stale = set(missing), set(stale)
+        self.splits, self.dividends = dict(splits or {}), dict(dividends or {})
+        self.sessions = sessions or self._weekdays
+
+    @staticmethod
+    def _weekdays(lo, hi) -> list:
+        import datetime as dt
+
+        days = [lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1)]
+        return [d for d in days if d.weekday() < 5]
+
+    def install(self) -> "EodhdExchange":
+        self.vendor.route("/api/eod/*", self._eod)
+        self.vendor.route("/api/eod-bulk-last-day/*", self._bulk)
+        return self
+
+    def _eod(self, call: Call) -> Reply:
+        import datetime as dt
+        import json
+
+        code, _, exchange = call.path.rsplit("/", 1)[1].rpartition(".")
+        if code not in self.tickers.get(exchange, ()):
+            return Reply(404, "Ticker Not Found.", content_type="text/plain")
+        lo, hi = (dt.date.fromisoformat(call.param(k)) for k in ("from", "to"))
+        return Reply(body=json.dumps([eodhd_bar(code, d) for d in self.sessions(lo, hi)]))
+
+    def _bulk(self, call: Call) -> Reply:
+        import datetime as dt
+        import json
+
+        exchange = call.path.rsplit("/", 1)[1]
+        day = dt.date.fromisoformat(call.param("date")) if call.param("date") else None
+        if day is None or exchange not in self.tickers:
+            return Reply(404, "no such exchange or no date", content_type="text/plain")
+        kind, codes = call.param("type"), self.tickers[exchange]
+        if kind == "splits":
+            rows = [{"code": c, "exchange": exchange, "date": day.isoformat(), "split": r}
+                    for c, r in self.splits.items() if c in codes]
+        elif kind == "dividends":
+            rows = [{"code": c, "exchange": exchange, "date": day.isoformat(), "dividend": str(v),
+                     "unadjustedValue": str(v), "currency": "USD"} for c, v in self.dividends.items() if c in codes]
+        else:
+            before = self.sessions(day - dt.timedelta(days=7), day - dt.timedelta(days=1))[-1]
+            rows = [{"code": c, "exchange_short_name": exchange, **eodhd_bar(c, before if c in self.stale else day)}
+                    for c in codes if c not in self.missing]
+        return Reply(body=json.dumps(rows))

@@ -177,6 +177,49 @@ def table_counts(url: str) -> dict[str, int]:
         engine.dispose()
 
 
+# The lake datasets a run writes whose rows must end the same whatever happened on the way.
+COMPARED = ("prices_daily", "corporate_actions", "adjustments", "indicators_daily")
+
+
+def warehouse_rows(url: str, name: str):
+    """A warehouse table's rows without its volatile columns, sorted by key, in the lake's dtypes."""
+    import pandas as pd
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            frame = pd.read_sql_table(name, conn)
+    finally:
+        engine.dispose()
+    return comparable(frame, name)
+
+
+def lake_rows(data_dir: Path, name: str):
+    """A lake dataset's rows under `data_dir`, as `warehouse_rows` gives a table's."""
+    from stockpipe.models import DATASETS
+    from stockpipe.storage.lake import Lake
+
+    return comparable(Lake(data_dir / "lake").read_frame(DATASETS[name]), name)
+
+
+def comparable(frame, name: str):
+    """`frame` without dataset `name`'s volatile columns (run times), dates as text, sorted by key."""
+    import pandas as pd
+
+    from stockpipe.models import DATASETS
+
+    dataset = DATASETS[name]
+    columns = [c for c in dataset.column_names if c not in dataset.volatile]
+    frame = frame[columns].copy()
+    for column, type_ in dataset.columns:
+        if column in frame and type_.kind == "date":
+            frame[column] = pd.to_datetime(frame[column]).dt.strftime("%Y-%m-%d")
+        if column in frame and type_.kind == "ts":
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+    return frame.sort_values(list(dataset.key)).reset_index(drop=True)
+
+
 def db(folder: Path, sql: str, *params: Any) -> list[tuple]:
     """Rows of `sql` in the SQLite warehouse a CLI run in `folder` made (stockpipe-data/stockpipe.db)."""
     with sqlite3.connect(folder / "stockpipe-data" / "stockpipe.db") as conn:

@@ -138,3 +138,53 @@ def test_provider_options_from_file_and_env(tmp_path):
     assert settings.symbol_map == {"eodhd": {"BRK.B": "BRK-B.US"}}
     with pytest.raises(ConfigError, match="STOCKPIPE_YAHOO_CALLS_PER_DAY"):
         load_settings({}, environ={"STOCKPIPE_YAHOO_CALLS_PER_DAY": "lots"}, cwd=tmp_path)
+
+
+# ------------------------------------------------------------------ strict values (issue 11)
+
+
+def _file(tmp_path, text: str):
+    path = tmp_path / "stockpipe.toml"
+    path.write_text(text)
+    return path
+
+
+def test_an_unknown_key_in_a_section_suggests_the_nearest(tmp_path):
+    _file(tmp_path, "[pipeline]\nbatch_row = 10\n")
+    with pytest.raises(ConfigError, match=r"'batch_row' in \[pipeline\] of .*stockpipe.toml: did you mean batch_rows\?"):
+        load_settings({}, environ={}, cwd=tmp_path)
+
+
+def test_a_key_in_a_section_is_a_setting(tmp_path):
+    _file(tmp_path, "[pipeline]\nhistory_days = 10\nauto_migrate = false\n[http]\nhttp_timeout_read = 5\n")
+    settings = load_settings({}, environ={}, cwd=tmp_path)
+    assert (settings.history_days, settings.auto_migrate, settings.http_timeout_read) == (10, False, 5.0)
+
+
+@pytest.mark.parametrize("text, where", [("history_days = 3.7\n", "stockpipe.toml"),
+                                         ('auto_migrate = "no"\n', "stockpipe.toml"),
+                                         ("batch_rows = true\n", "stockpipe.toml")])
+def test_types_are_strict_in_the_file(tmp_path, text, where):
+    _file(tmp_path, text)
+    with pytest.raises(ConfigError, match=where):
+        load_settings({}, environ={}, cwd=tmp_path)
+
+
+def test_values_from_the_environment_are_parsed_and_named(tmp_path):
+    settings = load_settings({}, environ={"STOCKPIPE_AUTO_MIGRATE": "No", "STOCKPIPE_BATCH_ROWS": " 42 "}, cwd=tmp_path)
+    assert (settings.auto_migrate, settings.batch_rows) == (False, 42)
+    with pytest.raises(ConfigError, match="STOCKPIPE_HISTORY_DAYS.*1..36500"):
+        load_settings({}, environ={"STOCKPIPE_HISTORY_DAYS": "36501"}, cwd=tmp_path)
+
+
+def test_rate_limits_must_be_above_zero(tmp_path):
+    _file(tmp_path, "[providers.eodhd]\ncalls_per_day = 0\n")
+    with pytest.raises(ConfigError, match=r"\[providers.eodhd\] of .*stockpipe.toml.*above 0"):
+        load_settings({}, environ={}, cwd=tmp_path)
+
+
+def test_the_database_password_is_registered_as_a_secret(tmp_path):
+    from stockpipe.errors import StockpipeError
+
+    load_settings({}, environ={"STOCKPIPE_DATABASE_URL": "postgresql://u:Zq9-secret-pw@h/db"}, cwd=tmp_path)
+    assert "Zq9-secret-pw" not in str(StockpipeError("failed with Zq9-secret-pw in it"))

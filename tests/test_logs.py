@@ -146,4 +146,6 @@ def test_the_setting_chooses_the_format_and_text_stays_quiet(cli, monkeypatch):
     assert code == 0 and err == ""  # text: nothing went wrong, nothing on stderr
     monkeypatch.setenv("STOCKPIPE_LOG_FORMAT", "json")
     code, _, err = cli("run", "--symbol", "NVDA")
-    assert code == 0 and [json.loads(line)["symbol"] for line in err.splitlines()] == ["NVDA", "NVDA"]
+    lines = [json.loads(line) for line in err.splitlines()]
+    assert code == 0 and lines[0]["message"].startswith("plan: demo: 1 call(s) (bulk 1,")  # the fetch's plan first
+    assert [line["symbol"] for line in lines[1:]] == ["NVDA", "NVDA"]

@@ -125,6 +125,28 @@ def _warn_unknown_suffix(suffix: str) -> None:
 # ------------------------------------------------------------------------ sessions
 
 
+def check_exchanges(overrides: Mapping[str, str]) -> None:
+    """Refuse an [exchanges] value exchange-calendars does not know (imports it: call only
+    with a non-empty table, from commands that need the calendars anyway).
+
+    Raises:
+        ConfigError: names the key, the value, the nearest known MIC and the source.
+    """
+    if not overrides:
+        return
+    import difflib
+
+    import exchange_calendars as xcals
+
+    names = sorted(xcals.get_calendar_names(include_aliases=True))
+    for key, mic in overrides.items():
+        if mic not in names:
+            near = difflib.get_close_matches(str(mic), names, n=1)
+            hint = f"did you mean {near[0]}? " if near else ""
+            raise ConfigError(f"[exchanges] {key} = {mic!r} is not an exchange exchange_calendars knows: {hint}use one "
+                              "of its MICs (XNYS, XNAS, XLON, XETR, XTKS, ...: exchange_calendars.get_calendar_names())")
+
+
 def is_session(day: dt.date, exchange: str = DEFAULT_EXCHANGE) -> bool:
     """Whether `day` is a trading session (full or early close) of `exchange`."""
     table = _covering(exchange, day, day)

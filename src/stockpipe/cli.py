@@ -7,17 +7,17 @@ need them, so `--help` and `health-check` stay fast. Only render.py prints.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 
-from . import cli_verify, interrupt, render
+from . import cli_ops, cli_universe, cli_verify, interrupt, render
 from .errors import ExitCode, HealthCode, StockpipeError, UsageError
-from .options import (All, Adjusted, Config, CsvPath, DatabaseUrl, DataDir, Debug, End, From, Full, Interval,
-                      IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Probe, Provider, Quotes, ReportFile, RunId,
-                      ShardOption, Start, SymbolArg, Symbols, SymbolsFile, To, escape_help, need_selection, window)
+from .options import (All, Adjusted, Config, Exchanges, CsvPath, DatabaseUrl, DataDir, Debug, DryRun, End, From, Full,
+                      IntervalOption, Json, Lists, LogFormat, MetricsFile, Options, Probe, Provider, Quotes, ReportFile,
+                      RunId, ShardOption, Start, SymbolArg, Symbols, SymbolsFile, To, escape_help, fetch_call,
+                      need_selection, plan_call, window)
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -74,11 +74,14 @@ def _call(opts: Options, action: Callable[[], int]) -> None:
         render.emit_error(opts.command, _INTERRUPTED, code, opts.as_json)
     except (typer.Exit, typer.Abort, typer.TyperException):  # typer.Exit is a RuntimeError: Typer's own
         raise
-    except Exception as exc:  # noqa: BLE001 - anything else is a bug: say so, trace only with --debug
-        if opts.debug:
+    except Exception as exc:  # noqa: BLE001 - a database or disk failure has its documented code; else a bug
+        from .pipeline.context import known_error  # (a server gone, a full disk, a path that cannot be written)
+
+        known = known_error(exc)
+        if opts.debug and known is None:
             render.bug_traceback()
-        code = ExitCode.BUG
-        render.emit_error(opts.command, _BUG.format(type(exc).__name__), code, opts.as_json)
+        code = ExitCode.BUG if known is None else _error_exit(opts.command, known)
+        render.emit_error(opts.command, str(known) if known else _BUG.format(type(exc).__name__), code, opts.as_json)
     raise typer.Exit(int(code))
 
 
@@ -110,25 +113,6 @@ def _look(opts: Options, call: Callable[[Settings], Any]) -> int:
     return render.emit_look(call(_settings(opts)), opts.as_json)
 
 
-def _fetch_call(quotes: bool, interval: Interval | None, start: dt.date | None, end: dt.date | None) -> PipelineCall:
-    """What `fetch` fetches: daily bars, or quotes (--quotes), or intraday bars (--interval).
-
-    Raises:
-        UsageError: --quotes with --interval, or with --start/--end.
-    """
-    from . import pipeline
-
-    if quotes and interval is not None:
-        raise UsageError("--quotes and --interval exclude each other: fetch one kind at a time")
-    if quotes and (start or end):
-        raise UsageError("--start/--end do not apply to --quotes (a quote is the latest price)")
-    if quotes:
-        return pipeline.fetch_quotes
-    if interval is not None:
-        return lambda settings, progress: pipeline.fetch_intraday(settings, interval.value, start, end, progress)
-    return lambda settings, progress: pipeline.fetch(settings, start, end, progress)
-
-
 @app.command()
 def validate(config: Config = None, data_dir: DataDir = None, database_url: DatabaseUrl = None, provider: Provider = None,
              symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None, path: CsvPath = None,
@@ -144,18 +128,19 @@ def validate(config: Config = None, data_dir: DataDir = None, database_url: Data
 
 @app.command()
 def fetch(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None,
-          provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None,
+          exchange: Exchanges = None, provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None,
           quotes: Quotes = False, interval: IntervalOption = None, config: Config = None,
           data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
           shard: ShardOption = None, run_id: RunId = None, metrics_file: MetricsFile = None, as_json: Json = False,
-          debug: Debug = False) -> None:
+          debug: Debug = False, dry_run: DryRun = False) -> None:
     """Fetch the bars each symbol lacks into the lake (raw payloads archived, bad rows to rejects);
-    with --quotes, quotes; with --interval, intraday bars."""
+    with --quotes, quotes; with --interval, intraday bars; with --dry-run, only the plan and its cost."""
     opts = Options("fetch", as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
                    log_format=log_format, shard=shard, run_id=run_id, provider=provider, symbols=symbol,
-                   symbols_file=symbols_file, lists=list_, csv_path=path)
-    _call(opts, lambda: _pipeline(opts, _fetch_call(quotes, interval, *window(start, end)), progress=True,
-                                  check=lambda settings: need_selection(all_, opts, settings.provider)))
+                   symbols_file=symbols_file, lists=list_, csv_path=path, list_exchanges=exchange)
+
+    _call(opts, lambda: _pipeline(opts, fetch_call(quotes, interval, *window(start, end), dry_run), progress=not dry_run,
+                                  check=lambda settings: need_selection(all_, opts, settings.provider, dry_run)))
 
 
 def _lake_command(name: str, help_text: str) -> None:
@@ -206,28 +191,31 @@ def health_check(config: Config = None, data_dir: DataDir = None, database_url: 
 
 
 cli_verify.register(app, _call, _pipeline)  # `verify`, here in the command list (cli.py is at its size limit)
+cli_universe.register(app, _call, _pipeline, _look)  # `status` and `reset`, the same way
 
 
 @app.command()
 def run(all_: All = False, symbol: Symbols = None, symbols_file: SymbolsFile = None, list_: Lists = None,
-        provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None, config: Config = None,
+        exchange: Exchanges = None, provider: Provider = None, path: CsvPath = None, start: Start = None, end: End = None, config: Config = None,
         data_dir: DataDir = None, database_url: DatabaseUrl = None, log_format: LogFormat = None,
         shard: ShardOption = None, run_id: RunId = None, metrics_file: MetricsFile = None, report: ReportFile = None,
-        as_json: Json = False, debug: Debug = False) -> None:
-    """validate -> fetch -> transform -> load -> quality-check; resumes from what is saved."""
+        as_json: Json = False, debug: Debug = False, dry_run: DryRun = False) -> None:
+    """validate -> fetch -> transform -> load -> quality-check; resumes from what is saved.
+    With --dry-run, only the fetch's plan and its cost."""
     from . import pipeline
 
     opts = Options("run", as_json, debug, metrics_file, config=config, data_dir=data_dir, database_url=database_url,
                    log_format=log_format, shard=shard, run_id=run_id, provider=provider, symbols=symbol,
-                   symbols_file=symbols_file, lists=list_, csv_path=path)
+                   symbols_file=symbols_file, lists=list_, csv_path=path, list_exchanges=exchange)
 
     def check(settings: Settings) -> None:
-        need_selection(all_, opts, settings.provider)
+        need_selection(all_, opts, settings.provider, dry_run, report)
         if report is not None:
             pipeline.check_report_path(report)
 
-    _call(opts, lambda: _pipeline(opts, lambda settings, progress: pipeline.run(
-        settings, *window(start, end), progress, report=report), progress=True, check=check))
+    call = plan_call("run", *window(start, end)) if dry_run else lambda settings, progress: pipeline.run(
+        settings, *window(start, end), progress, report=report)
+    _call(opts, lambda: _pipeline(opts, call, progress=not dry_run, check=check))
 
 
 @db_app.command("upgrade")
@@ -344,6 +332,9 @@ def schedule_cron(
     from . import schedule
 
     _call(Options("schedule cron"), lambda: render.files({"stockpipe.crontab": schedule.crontab(prefix, data_dir)}, output))
+
+
+cli_ops.register(app, _typer, lambda opts, call: _call(opts, lambda: _pipeline(opts, call)))
 
 
 def _version(value: bool) -> None:

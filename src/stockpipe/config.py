@@ -9,20 +9,20 @@ The universe (the symbols a command works on), first match wins:
 2. `--list NAME` (repeatable): named lists from the config's `[universe.lists]`;
 3. `STOCKPIPE_SYMBOLS` (comma-separated) / `STOCKPIPE_SYMBOLS_FILE`;
 4. the config's `[universe]` `symbols`, `files` and every named list, in that order;
-5. the default: IBM, AAPL, GOOGL, MSFT.
+5. the default: IBM, AAPL, GOOGL, MSFT. (`[universe] exchanges`/`--exchange`: pipeline/universe.py.)
 A ticker file holds one symbol per line; `#` starts a comment; blank lines are ignored.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from . import config_values as values_
 from .errors import BadInputError, ConfigError, UsageError
 from .shards import Shard, parse as parse_shard
 
@@ -67,12 +67,17 @@ class Settings:
     stale_after_sessions: int = 1
     auto_migrate: bool = True
     batch_rows: int = 500_000
-    # The HTTP vendors' connect and read timeouts (seconds), and how many attempts in a row
-    # without an answer (refused, reset, timed out; across symbols) mean the vendor is down
-    # for the run: it gets no further calls, and the rest is deferred or fails over.
+    # HTTP timeouts (s); attempts in a row without an answer (across symbols) after which a vendor is down for the run
     http_timeout_connect: float = 10.0
     http_timeout_read: float = 30.0
+    http_max_response_bytes: int = 32 * 1024 * 1024  # the largest answer, counted decoded (stops a gzip bomb)
     unreachable_after: int = 3
+    max_consecutive_failures: int = 5  # failed fetches in a row after which planning skips a symbol (until reset)
+    restate_sessions: int = 5  # held sessions an incremental fetch re-reads (restated, late, empty bars); 0: none
+    bulk_daily: bool = True  # fetch asks EODHD's exchange-wide day where it costs less (stages/bulk.py)
+    bulk_actions: bool = True  # ... and that day's splits and dividends (100 calls each)
+    exchange_lists: Mapping[str, Any] = field(default_factory=dict)  # [universe] exchanges, types, exchange_files
+    time_travel_days: int = 7  # prune vacuums lake versions (and their change feed) older than this
     config_file: Path | None = None
     # symbol suffix or symbol -> exchange MIC, over calendars.DEFAULT_SUFFIXES ([exchanges] table)
     exchanges: Mapping[str, str] = field(default_factory=dict)
@@ -133,6 +138,8 @@ def read_symbols_file(path: Path) -> list[str]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ConfigError(f"cannot read symbols file {path}: {exc.strerror}: check the path") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"symbols file {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     symbols = []
     for number, line in enumerate(text.splitlines(), start=1):
         token = line.split("#", 1)[0].strip()
@@ -164,12 +171,18 @@ def load_settings(
     config_file = _config_path(flags.get("config"), env, cwd)
     file_values = _read_toml(config_file) if config_file else {}
     values: dict[str, Any] = {}
+    where: dict[str, str] = {}  # setting -> where its value came from, for the error naming it
+    values_.check_keys(file_values, config_file, _SETTING_KEYS)
     values.update(_flatten(file_values))
+    where.update({name: f"{config_file}" for name in values})
     values.update(_from_env(env))
+    where.update({name: f"STOCKPIPE_{name.upper()}" for name in _from_env(env)})
     values.update({k: v for k, v in flags.items() if k in _FIELDS})
+    where.update({k: "--" + k.replace("_", "-") for k in flags if k in _FIELDS})
     values["config_file"] = config_file
     values["api_keys"] = _api_keys(env)
-    values["provider_options"] = _provider_options(values.get("provider_options", {}), env)
+    values["provider_options"] = values_.provider_options(values.get("provider_options", {}), env, config_file,
+                                                          PROVIDERS_WITH_KEYS)
     values["health"] = {**values.get("health", {}), **_health_env(env)}
     if "data_dir" not in values and env.get("STATE_DIRECTORY"):
         # systemd's StateDirectory= may list several, separated by ':'.
@@ -179,8 +192,11 @@ def load_settings(
         values["csv_path"] = _resolve(values["csv_path"], cwd)
     if not values.get("database_url"):
         values["database_url"] = f"sqlite:///{values['data_dir'] / 'stockpipe.db'}"
+    values_.register_password(str(values["database_url"]))
     symbols, source = _universe(flags, env, file_values, config_file.parent if config_file else cwd, cwd)
     values["symbols"], values["universe_source"] = tuple(symbols), source
+    listed = {k: v for k, v in (file_values.get("universe") or {}).items() if k in ("exchanges", "types", "exchange_files")}
+    values["exchange_lists"] = listed | ({"exchanges": list(flags["list_exchanges"]), "flag": True} if flags.get("list_exchanges") else {})
     values["providers"] = _provider_chain(flags, env, values, file_values)
     values["provider"] = values["providers"][0]
     if values.get("shard") is not None and not isinstance(values["shard"], Shard):
@@ -189,7 +205,7 @@ def load_settings(
         values["run_id"] = env["INVOCATION_ID"]  # systemd names every service invocation (see Settings.run_id)
     if values.get("run_id") is not None:
         values["run_id"] = _run_id(str(values["run_id"]), "--run-id" if "run_id" in flags else "STOCKPIPE_RUN_ID")
-    return _build(values)
+    return _build(values, where)
 
 
 def early_log_format(flag: str | None, environ: Mapping[str, str] | None = None) -> str:
@@ -207,14 +223,16 @@ def _run_id(value: str, where: str) -> str:
     return value
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
-_ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions",
-               "auto_migrate", "batch_rows", "csv_path", "shard", "run_id", "http_timeout_connect",
-               "http_timeout_read", "unreachable_after", "csv_date_format")
-# A run id names a run in pipeline_runs/run_events (String(64)) and is part of raw archive file
-# names, so it is Airflow's run id alphabet (its default allowed_run_id_pattern) plus @ and =:
-# no separator, no space, never `.` or `..` alone.
+_FIELDS = {f.name: f for f in fields(Settings)}
+_ENV_FIELDS = ("data_dir", "database_url", "provider", "history_days", "log_format", "stale_after_sessions", "auto_migrate",
+               "batch_rows", "csv_path", "shard", "run_id", "http_timeout_connect", "http_timeout_read",
+               "http_max_response_bytes", "unreachable_after", "csv_date_format", "max_consecutive_failures",
+               "restate_sessions", "bulk_daily", "bulk_actions", "time_travel_days")
+# A run id (String(64), part of raw archive file names): Airflow's run id alphabet plus @ and =
 _RUN_ID = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.~:+@=-]{1,64}$")
+# The keys a config file may hold at its top level or in a [section] of its own choosing.
+_SETTING_KEYS = tuple(sorted(set(_FIELDS) - {"config_file", "api_keys", "symbols", "universe_source", "providers",
+                                             "provider_options", "symbol_map", "exchanges", "quality", "health"}))
 
 
 def _config_path(flag: Any, env: Mapping[str, str], cwd: Path) -> Path | None:
@@ -234,6 +252,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}: check --config / STOCKPIPE_CONFIG") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML ({exc}): fix the file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8 "
+                          "(TOML files are UTF-8)") from None
 
 
 def _flatten(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -252,8 +273,6 @@ def _flatten(values: Mapping[str, Any]) -> dict[str, Any]:
             out.update({k: v for k, v in value.items() if k in _FIELDS})
         elif key in _FIELDS:
             out[key] = value
-        else:
-            raise ConfigError(f"unknown setting {key!r} in the config file: see the README's configuration table")
     return out
 
 
@@ -276,9 +295,11 @@ def _api_keys(env: Mapping[str, str]) -> dict[str, Secret]:
         elif env.get(prefix + "_FILE"):
             path = Path(env[prefix + "_FILE"])
             try:
-                keys[provider] = Secret(path.read_text().strip())
+                keys[provider] = Secret(path.read_text(encoding="utf-8").strip())
             except OSError as exc:
                 raise ConfigError(f"cannot read {prefix}_FILE ({path}): {exc.strerror}: check the path") from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"{prefix}_FILE ({path}) is not UTF-8 text: write the key alone in it") from None
     return keys
 
 
@@ -294,29 +315,6 @@ def _provider_chain(flags, env, values, file_values) -> tuple[str, ...]:
     if not names:
         raise ConfigError("no provider named: set --provider, STOCKPIPE_PROVIDER or [universe] providers")
     return tuple(dict.fromkeys(names))
-
-
-_PROVIDER_ENV = {"BASE_URL": "base_url", "CALLS_PER_SECOND": "calls_per_second", "CALLS_PER_MINUTE": "calls_per_minute",
-                 "CALLS_PER_HOUR": "calls_per_hour", "CALLS_PER_DAY": "calls_per_day"}
-
-
-def _provider_options(from_file: Mapping[str, Any], env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """Per-provider base URL and limits: the file's [providers.<name>], then the environment."""
-    options = {name: dict(values) for name, values in from_file.items()}
-    for provider in PROVIDERS_WITH_KEYS:
-        for suffix, key in _PROVIDER_ENV.items():
-            value = env.get(f"STOCKPIPE_{provider.upper()}_{suffix}")
-            if value:
-                options.setdefault(provider, {})[key] = value
-    for provider, values in options.items():
-        for key, value in values.items():
-            if key.startswith("calls_per_"):
-                try:
-                    values[key] = int(value)
-                except (TypeError, ValueError):
-                    raise ConfigError(f"{provider} {key} = {value!r} is not a whole number: fix "
-                                      f"STOCKPIPE_{provider.upper()}_{key.upper()} or [providers.{provider}]") from None
-    return options
 
 
 def _resolve(value: Any, cwd: Path) -> Path:
@@ -368,32 +366,22 @@ def _dedupe(symbols: list[str]) -> list[str]:
     return list(dict.fromkeys(symbols))
 
 
-def _build(values: dict[str, Any]) -> Settings:
+def _build(values: dict[str, Any], where: Mapping[str, str] | None = None) -> Settings:
+    where = where or {}
     kwargs: dict[str, Any] = {}
     for name, value in values.items():
-        kwargs[name] = _coerce(name, value)
+        kwargs[name] = values_.coerce(name, _FIELDS[name].type, value,
+                                      where.get(name) or f"the config file or STOCKPIPE_{name.upper()}")
     settings = Settings(**kwargs)
     if settings.log_format not in LOG_FORMATS:
-        raise ConfigError(f"log_format {settings.log_format!r} is not one of {', '.join(LOG_FORMATS)}: fix STOCKPIPE_LOG_FORMAT or --log-format")
-    if settings.history_days < 1:
-        raise ConfigError("history_days must be at least 1: fix STOCKPIPE_HISTORY_DAYS or the config file")
-    for name in ("http_timeout_connect", "http_timeout_read", "unreachable_after"):
-        if not getattr(settings, name) > 0:
-            raise ConfigError(f"{name} must be above 0: fix STOCKPIPE_{name.upper()} or the config file")
+        raise ConfigError(f"log_format {settings.log_format!r} ({where.get('log_format', 'STOCKPIPE_LOG_FORMAT')}) is "
+                          f"not one of {', '.join(LOG_FORMATS)}: fix it")
+    for name, (low, high) in values_.RANGES.items():
+        if not low <= getattr(settings, name) <= high:
+            raise ConfigError(f"{name} = {getattr(settings, name)} ({where.get(name, 'STOCKPIPE_' + name.upper())}) is "
+                              f"outside {low}..{high}: fix it")
+    for name in ("http_timeout_connect", "http_timeout_read"):
+        if not 0 < getattr(settings, name) <= 3600:
+            raise ConfigError(f"{name} = {getattr(settings, name)} ({where.get(name, 'STOCKPIPE_' + name.upper())}) "
+                              "must be above 0 and at most 3600 seconds: fix it")
     return settings
-
-
-def _coerce(name: str, value: Any) -> Any:
-    kind = _FIELDS[name].type
-    try:
-        if kind == "int":
-            return int(value)
-        if kind == "float":
-            return float(value)
-        if kind == "bool":
-            return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
-        if kind == "str":
-            return str(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"setting {name} = {value!r} is not a valid {kind}: fix it in the config file or STOCKPIPE_{name.upper()}") from None
-    return value

@@ -9,7 +9,8 @@ real run), `hit` is one dictionary lookup.
 Points: after_lake_write (fetch: the lake committed, symbol_state not yet),
 after_fetch_state, after_adjustments (transform: spans committed, indicators not yet),
 after_transform, before_load_commit (load: rows sent, the transaction not committed),
-after_load_commit.
+after_load_commit. Apart, since it lies before any run: during_migration (`db upgrade`, or a
+command's automatic migration: the first migration's DDL ran, its transaction not committed).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import signal
 
 POINTS = ("after_lake_write", "after_fetch_state", "after_adjustments", "after_transform",
           "before_load_commit", "after_load_commit")
+MIGRATION_POINTS = ("during_migration",)
 
 
 def hit(name: str) -> None:

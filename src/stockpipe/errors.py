@@ -13,6 +13,7 @@ registered key, crumb or key-like query parameter reaches a message, a log or a 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 from enum import IntEnum
 
 from .redaction import redact
@@ -145,6 +146,11 @@ class AuthFailedError(StopsProvider, ConfigError):
     """The provider refused the key (or the session), or none is set: stop the provider."""
 
 
+class CertificateError(StopsProvider, ConfigError):
+    """The vendor's TLS certificate did not verify (self-signed, wrong host, expired): never
+    retried, never worked around; the provider is stopped for the run (exit 4)."""
+
+
 class NotEntitledError(StopsProvider, TerminalError, exit_code=ExitCode.PARTIAL):
     """The plan does not cover this endpoint/parameter: terminal for that combination.
 
@@ -194,3 +200,28 @@ class ProviderUnreachableError(StopsProvider, UnavailableError):
 
 class RateLimitNotAskedError(NotAsked, RateLimitedError):
     """The client's own rate limit would wait past its cap: refused before the vendor was asked."""
+
+
+# ------------------------------------------------------------------ the system's own failures
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+_PATH = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.ENOENT)
+
+
+def from_os_error(exc: BaseException) -> StockpipeError | None:
+    """The StockpipeError an OSError that reached no handler stands for, or None.
+
+    A full disk (or quota) is exit 5: the storage is unavailable until space is freed. A path
+    that cannot be written (read-only file system, no permission, a file where a directory
+    should be, a directory that cannot be created) is exit 4: the configuration points at it.
+    """
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return None
+    where = exc.filename if exc.filename is not None else "the data directory"
+    if exc.errno in _FULL:
+        return UnavailableError(f"no space left writing {where} ({exc.strerror}): free space on that file system "
+                                "or move the data directory, then run again")
+    if exc.errno in _PATH:
+        return ConfigError(f"cannot write {where} ({exc.strerror}): point STOCKPIPE_DATA_DIR / --data-dir at a "
+                           "writable directory, or fix its permissions")
+    return None

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from .models import Check, CommandResult, StageResult, SymbolOutcome
     from .outputs import ShowResult
+    from .pipeline.status import StatusResult
 
 # Stage table columns: header -> the counts that fill it (the first a stage has). "current"
 # is fetch's `skipped` (already up to date, not asked); "deferred" the symbols a provider's
@@ -28,6 +29,7 @@ STAGE_COLUMNS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("failed", ("failed", "errors", "checks_failed")),
     ("deferred", ("deferred",)),
     ("current", ("skipped",)),
+    ("skipped", ("skipped_failing",)),  # failed max_consecutive_failures times in a row: not asked
     ("rows", ("rows_fetched", "rows_written")),
     ("rejected", ("rows_rejected",)),
     ("calls", ("api_calls",)),
@@ -257,3 +259,64 @@ def _day(value: dt.date | None) -> str:
 
 def _moment(value: dt.datetime | None) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value else "—"
+
+
+# ------------------------------------------------------------------ status
+
+STATUS_COLUMNS = (("symbols", "symbols"), ("current", "current"), ("stale", "stale"), ("failing", "failing"),
+                  ("skipped", "skipped"), ("never", "never_loaded"), ("rows held", "rows_held"))
+
+
+def _when(value: Any) -> str:
+    return value.isoformat(timespec="minutes") if value is not None else "never"
+
+
+def status_lines(result: StatusResult) -> list[str]:
+    """The plain layout of `status`: one line per (exchange, provider), the totals, each quota,
+    the notes, then the symbol's story."""
+    def counts(row: dict[str, Any]) -> str:
+        return " ".join(f"{key}={row[key]}" for _, key in STATUS_COLUMNS) + f" last_success={_when(row['last_success'])}"
+
+    lines = [f"{g['exchange']} {g['provider'] or '-'}: {counts(g)}" for g in result.groups]
+    lines.append(f"total: {counts(result.totals)}")
+    lines += [f"quota {q['provider']}: " + (f"{q['remaining']} of {q['limit']} calls left today" if q["limit"] is not None
+              else "no daily limit") + f" (calls={q['calls']})" for q in result.quotas]
+    lines += [f"note: {note}" for note in result.notes]
+    return lines + (_story_lines(result.story) if result.story is not None else [])
+
+
+def _story_lines(story: dict[str, Any]) -> list[str]:
+    lines = [f"{story['symbol']}: {story['status']} on {story['exchange']} (latest session {story['latest_session']})"]
+    for state in story["states"]:
+        lines.append(f"  state {state['dataset']}: first={state.get('first_date')} last={state.get('last_date')} "
+                     f"last_success={_when(state.get('last_success_at'))} failures={state.get('consecutive_failures')} "
+                     f"reprocess={bool(state.get('needs_reprocess'))} rows_held={state.get('rows_held')} "
+                     f"provider={state.get('provider')}")
+    if story["last_error"]:
+        lines.append(f"  last error: {story['last_error']}")
+    lines += [f"  event {_when(e['created_at'])} {e['stage']} {e['status']} rows={e['rows']} calls={e['api_calls']} "
+              f"{e['provider'] or ''} {e['message'] or ''}".rstrip() for e in story["events"]]
+    lines += [f"  quality {f['check_name']} {f['severity']}: {f.get('detail') or ''}" for f in story["quality_failures"]]
+    lines += [f"  revision {r['date']} {r['column']}: {r['old']} -> {r['new']} ({r['provider']}, run {r['run_id']})"
+              for r in story["revisions"]]
+    return lines
+
+
+def status_table(result: StatusResult, width: int = 80) -> Table | None:
+    """The terminal table of `status`: a row per (exchange, provider) and the totals; None when
+    it does not fit in `width` columns (the plain lines are printed instead)."""
+    from rich import box
+    from rich.table import Table
+
+    headers = ["exchange", "provider", *(h for h, _ in STATUS_COLUMNS), "last success (UTC)"]
+    rows = [[row["exchange"], row["provider"] or "-", *(number(row[key]) for _, key in STATUS_COLUMNS),
+             row["last_success"].strftime("%Y-%m-%d %H:%M") if row["last_success"] else "never"]
+            for row in (*result.groups, {**result.totals, "exchange": "total", "provider": ""})]
+    if sum(max(len(h), *(len(r[i]) for r in rows)) + 1 for i, h in enumerate(headers)) - 1 > width:
+        return None
+    table = Table(box=box.SIMPLE_HEAD, padding=0, show_edge=False)  # the box puts one space between columns
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="right" if 2 <= i < len(headers) - 1 else "left", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    return table

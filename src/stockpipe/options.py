@@ -30,6 +30,8 @@ Symbols = Annotated[Optional[list[str]], typer.Option("--symbol", "-s", help="A 
 SymbolsFile = Annotated[Optional[Path], typer.Option("--symbols-file", help="File of tickers, one per line, # comments.")]
 Lists = Annotated[Optional[list[str]], typer.Option("--list", help="A named list from the config's [universe.lists]; repeatable.")]
 All = Annotated[bool, typer.Option("--all", help="The whole configured universe.")]
+Exchanges = Annotated[Optional[list[str]], typer.Option("--exchange", help="An exchange whose listed symbols (the assets "
+                      "table, read from its symbol list) are the universe, e.g. US or LSE; repeatable.")]
 Start = Annotated[Optional[dt.datetime], typer.Option("--start", formats=["%Y-%m-%d"], help="First date to fetch (refetches from there).")]
 End = Annotated[Optional[dt.datetime], typer.Option("--end", formats=["%Y-%m-%d"], help="Last date to fetch (default: latest closed session).")]
 From = Annotated[Optional[dt.datetime], typer.Option("--start", formats=["%Y-%m-%d"], help="First date (YYYY-MM-DD).")]
@@ -65,6 +67,14 @@ Quotes = Annotated[bool, typer.Option("--quotes", help="Fetch one quote per symb
 IntervalOption = Annotated[Optional[Interval], typer.Option(
     "--interval", help="Fetch intraday bars of this size into `prices_intraday` instead of daily bars, for the "
     "sessions --start..--end within what the vendor keeps (default: all it keeps).")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Print per provider the calls the plan would make, their "
+                   "quota cost and the projected finish under the rate limits; write nothing.")]
+StatusSymbol = Annotated[Optional[str], typer.Option("--symbol", "-s", help="Also this symbol's whole story: state, "
+                         "last error, recent run events, open quality failures, price revisions.")]
+ResetSymbols = Annotated[Optional[list[str]], typer.Argument(metavar="[SYMBOL]...", help="The tickers to reset.")]
+Failed = Annotated[bool, typer.Option("--failed", help="Every symbol whose last fetch failed.")]
+AllSkipped = Annotated[bool, typer.Option("--all-skipped", help="Every symbol skipped after max_consecutive_failures "
+                                          "failed fetches in a row.")]
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,7 @@ class Options:
     symbols_file: Path | None = None
     lists: Sequence[str] | None = None
     csv_path: Path | None = None
+    list_exchanges: Sequence[str] | None = None
 
     def settings(self, outcomes_listed: bool = False) -> Settings:
         """The Settings of these flags over the environment and config file; logging set to
@@ -112,7 +123,7 @@ class Options:
 
 
 _SETTINGS_FLAGS = ("config", "data_dir", "database_url", "log_format", "shard", "run_id", "provider", "symbols",
-                   "symbols_file", "lists", "csv_path")
+                   "symbols_file", "lists", "csv_path", "list_exchanges")
 
 
 def day(value: dt.datetime | None) -> dt.date | None:
@@ -132,14 +143,49 @@ def window(start: dt.datetime | None, end: dt.datetime | None) -> tuple[dt.date 
     return first, last
 
 
-def need_selection(all_: bool, opts: Options, provider: str) -> None:
+def need_selection(all_: bool, opts: Options, provider: str, dry_run: bool = False, report: Path | None = None) -> None:
     """`fetch` and `run` take --all or named symbols, never both, never neither (except from
-    csv files, which name their symbols)."""
-    chosen = bool(opts.symbols or opts.symbols_file or opts.lists)
+    csv files, which name their symbols); with --dry-run, no option that writes a file
+    (--metrics-file, --report)."""
+    if dry_run and (opts.metrics_file is not None or report is not None):
+        raise UsageError("--dry-run writes nothing: leave out --metrics-file and --report")
+    chosen = bool(opts.symbols or opts.symbols_file or opts.lists or opts.list_exchanges)
     if all_ and chosen:
-        raise UsageError("--all and --symbol/--symbols-file/--list exclude each other")
+        raise UsageError("--all and --symbol/--symbols-file/--list/--exchange exclude each other")
     if not all_ and not chosen and provider != "csv":
         raise UsageError("name symbols with --symbol (or --symbols-file, --list) or take the whole universe with --all")
+
+
+def fetch_call(quotes: bool, interval: Interval | None, start: dt.date | None, end: dt.date | None,
+               dry_run: bool = False) -> Any:
+    """What `fetch` fetches: daily bars, or quotes (--quotes), or intraday bars (--interval);
+    with --dry-run, only the daily plan and its cost. A pipeline call (settings, progress) -> result.
+
+    Raises:
+        UsageError: --quotes with --interval, or with --start/--end; --dry-run with either.
+    """
+    from . import pipeline
+
+    if dry_run and (quotes or interval is not None):
+        raise UsageError("--dry-run plans daily bars only: leave out --quotes/--interval")
+    if dry_run:
+        return plan_call("fetch", start, end)
+    if quotes and interval is not None:
+        raise UsageError("--quotes and --interval exclude each other: fetch one kind at a time")
+    if quotes and (start or end):
+        raise UsageError("--start/--end do not apply to --quotes (a quote is the latest price)")
+    if quotes:
+        return pipeline.fetch_quotes
+    if interval is not None:
+        return lambda settings, progress: pipeline.fetch_intraday(settings, interval.value, start, end, progress)
+    return lambda settings, progress: pipeline.fetch(settings, start, end, progress)
+
+
+def plan_call(command: str, start: dt.date | None, end: dt.date | None) -> Any:
+    """`fetch --dry-run` / `run --dry-run`: the plan and its cost (pipeline/forecast.py)."""
+    from .pipeline.forecast import plan_only
+
+    return lambda settings, _: plan_only(settings, command, start, end)
 
 
 def escape_help(command: Any) -> Any:

@@ -15,6 +15,7 @@ from urllib.parse import quote, quote_plus
 _SECRETS: set[str] = set()
 _SECRETS_LOCK = threading.Lock()
 _QUERY_SECRET = re.compile(r"(?i)\b(apikey|api_key|api_token|access_token|token)=[^&\s\"'#<>]+")
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^:/@\s'\"]*):[^@/\s'\"]+@")
 _HEADER_SECRET = re.compile(r"(?i)\b(authorization|x-[a-z-]*token|x-api-key)(['\"]?\s*[:=,]\s*['\"]?)"
                             r"(?:(?:bearer|token|basic)\s+)?[^\s'\",)]+")
 
@@ -38,6 +39,7 @@ def redact(text: str) -> str:
         secrets = sorted(_SECRETS, key=len, reverse=True)
     for secret in secrets:
         text = text.replace(secret, "***")
+    text = _URL_PASSWORD.sub(r"\1:***@", text)
     text = _QUERY_SECRET.sub(r"\1=***", text)
     return _HEADER_SECRET.sub(r"\1\2***", text)
 

@@ -43,6 +43,7 @@ from .models import CommandResult
 
 if TYPE_CHECKING:
     from .outputs import ExportResult, ShowResult, WrittenResult
+    from .pipeline.status import StatusResult
 
 SCHEMA = "stockpipe.result/1"
 
@@ -164,8 +165,11 @@ def interrupted() -> None:
 
 
 def bug_traceback() -> None:
-    """The traceback of the exception being handled, on stderr (`--debug` only; no locals)."""
-    traceback.print_exc()
+    """The traceback of the exception being handled, on stderr (`--debug` only; no locals),
+    redacted like every message (keys, the database password, credentials in any URL)."""
+    from .redaction import redact
+
+    sys.stderr.write(redact(traceback.format_exc()))
 
 
 def files(texts: Mapping[str, str], output: Path | None) -> int:
@@ -286,13 +290,16 @@ def rich_parts(result: CommandResult, width: int) -> list:
 # ------------------------------------------------------------------ looking commands
 
 
-def emit_look(result: ShowResult | WrittenResult | ExportResult, as_json: bool) -> int:
+def emit_look(result: ShowResult | WrittenResult | ExportResult | StatusResult, as_json: bool) -> int:
     """Print what show, plot, report or export produced; returns the exit code.
 
     export without --out: the encoded rows themselves (bytes, nothing else); show: its
     tables (or plain lines in a pipe); a written file: one line naming it."""
     from .outputs import ExportResult, ShowResult
+    from .pipeline.status import StatusResult
 
+    if isinstance(result, StatusResult):
+        return emit_status(result, as_json)
     if isinstance(result, ExportResult):
         sys.stdout.flush()
         for chunk in result.chunks:
@@ -356,3 +363,29 @@ def progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
             bar.update(bars[stage], completed=min(done, total), total=total)
 
         yield update
+
+
+# ------------------------------------------------------------------ status
+
+
+def emit_status(result: StatusResult, as_json: bool) -> int:
+    """`status`: a JSON document (--json), a table per exchange and provider (terminal) or
+    plain `name=value` lines (pipe); returns the exit code (0)."""
+    from . import layouts
+
+    if as_json:
+        doc = {"schema": SCHEMA, "command": result.command, "exit_code": int(result.exit_code),
+               "exit_name": exit_name(result.command, result.exit_code), **result.document()}
+        sys.stdout.write(json.dumps(doc, default=str) + "\n")
+    elif stdout_is_terminal():
+        console = _console()
+        console.print("[bold]stockpipe status[/]")
+        table, lines = layouts.status_table(result, console.width), layouts.status_lines(result)
+        if table is not None:  # else every line, the groups' too
+            console.print(table)
+            lines = lines[len(result.groups) + 1:]
+        for line in lines:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+    else:
+        sys.stdout.write("".join(line + "\n" for line in layouts.status_lines(result)))
+    return int(result.exit_code)

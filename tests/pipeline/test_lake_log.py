@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from conftest import clock
-from helpers import environment_without_settings
+from helpers import COMPARED, environment_without_settings, lake_rows, warehouse_rows
 from stockpipe import crashpoints, pipeline
 from stockpipe.errors import ExitCode, HealthCode
 from stockpipe.models import DATASETS
@@ -25,35 +25,7 @@ from stockpipe.storage import warehouse
 from stockpipe.storage.lake import Lake
 
 SYMBOLS = ("AAA", "BBB", "CCC")
-COMPARED = ("prices_daily", "corporate_actions", "adjustments", "indicators_daily")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-
-
-def warehouse_rows(url: str, name: str) -> pd.DataFrame:
-    """A table's rows without its volatile columns, sorted by key, in the lake's dtypes."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            frame = pd.read_sql_table(name, conn)
-    finally:
-        engine.dispose()
-    return _comparable(frame, name)
-
-
-def lake_rows(data_dir: Path, name: str) -> pd.DataFrame:
-    return _comparable(Lake(data_dir / "lake").read_frame(DATASETS[name]), name)
-
-
-def _comparable(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    dataset = DATASETS[name]
-    columns = [c for c in dataset.column_names if c not in dataset.volatile]
-    frame = frame[columns].copy()
-    for column, type_ in dataset.columns:
-        if column in frame and type_.kind == "date":
-            frame[column] = pd.to_datetime(frame[column]).dt.strftime("%Y-%m-%d")
-        if column in frame and type_.kind == "ts":
-            frame[column] = pd.to_datetime(frame[column], utc=True)
-    return frame.sort_values(list(dataset.key)).reset_index(drop=True)
 
 
 def assert_warehouse_equals_lake(data_dir: Path, url: str) -> None:

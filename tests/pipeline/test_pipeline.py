@@ -46,7 +46,9 @@ def test_next_session_fetches_one_bar_per_symbol(make_settings, database_url):
     result = pipeline.run(settings, clock=tuesday)
     counts = {s.stage: s.counts for s in result.stages}
     assert result.exit_code == ExitCode.OK
-    assert counts["fetch"]["rows_fetched"] == 2 and counts["load"]["prices_daily_written"] == 2
+    # each symbol's request re-reads its last 5 sessions (restate_sessions) with the new one; only
+    # the new bar is written, the unchanged ones are not
+    assert counts["fetch"]["rows_fetched"] == 2 * 6 and counts["load"]["prices_daily_written"] == 2
     # indicators are recomputed from the whole history, but only the new day's values change
     assert counts["load"]["indicators_daily_written"] == 2
 

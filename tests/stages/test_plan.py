@@ -212,7 +212,8 @@ def test_the_date_is_never_the_machines_local_date(monkeypatch):
 def test_refetch_from_gives_one_task_spanning_the_gap_and_the_new_sessions():
     states = {"IBM": {"last_date": FRIDAY, "refetch_from": dt.date(2026, 9, 8)}}
     plan = plan_fetch(["IBM"], states, NOW, history_days=365)
-    assert plan == FetchPlan((FetchTask("IBM", dt.date(2026, 9, 8), LATEST, backfill=False),), ())
+    assert plan == FetchPlan((FetchTask("IBM", dt.date(2026, 9, 8), LATEST, backfill=False, refetch=True),), ())
+    assert plan.tasks[0].mode == "refetch"
 
 
 def test_refetch_from_is_planned_even_when_no_new_session_closed():
@@ -220,7 +221,8 @@ def test_refetch_from_is_planned_even_when_no_new_session_closed():
     states = {"IBM": {"last_date": BLACK_FRIDAY, "refetch_from": dt.date(2026, 11, 24)},
               "AAPL": {"last_date": BLACK_FRIDAY, "refetch_from": None}}
     plan = plan_fetch(["IBM", "AAPL"], states, saturday, history_days=365)
-    assert plan == FetchPlan((FetchTask("IBM", dt.date(2026, 11, 24), BLACK_FRIDAY, backfill=False),), ("AAPL",))
+    assert plan == FetchPlan((FetchTask("IBM", dt.date(2026, 11, 24), BLACK_FRIDAY, backfill=False, refetch=True),),
+                             ("AAPL",))
 
 
 def test_refetch_from_after_last_date_changes_nothing():
@@ -228,3 +230,52 @@ def test_refetch_from_after_last_date_changes_nothing():
     states = {"IBM": {"last_date": dt.date(2026, 11, 18), "refetch_from": FRIDAY}}
     plan = plan_fetch(["IBM"], states, NOW, history_days=365)
     assert plan.tasks == (FetchTask("IBM", dt.date(2026, 11, 19), LATEST, backfill=False),)
+
+
+# ------------------------------------------------- modes, skipped, reset, restate window
+
+
+def test_modes_are_bulk_incremental_refetch_and_skipped():
+    states = {"OLD": {"last_date": FRIDAY}, "GAP": {"last_date": FRIDAY, "refetch_from": dt.date(2026, 11, 2)},
+              "DEAD": {"last_date": FRIDAY, "consecutive_failures": 5},
+              "UP": {"last_date": LATEST}}
+    plan = plan_fetch(["NEW", "OLD", "GAP", "DEAD", "UP"], states, NOW, history_days=30, max_failures=5)
+    assert {t.symbol: t.mode for t in plan.tasks} == {"NEW": "bulk", "OLD": "incremental", "GAP": "refetch"}
+    assert plan.skipped == ("DEAD",) and plan.current == ("UP",)
+    assert plan.modes() == {"bulk": 1, "incremental": 1, "refetch": 1, "skipped": 1}
+
+
+def test_a_symbol_below_the_failure_limit_is_still_asked():
+    states = {"AAA": {"last_date": FRIDAY, "consecutive_failures": 4}}
+    assert [t.symbol for t in plan_fetch(["AAA"], states, NOW, 30, max_failures=5).tasks] == ["AAA"]
+    assert plan_fetch(["AAA"], states, NOW, 30).skipped == ()  # no limit: never skipped
+
+
+def test_a_reset_symbol_gets_a_full_reload_from_its_first_bar():
+    first = dt.date(2023, 1, 3)
+    states = {"AAA": {"first_date": first, "last_date": LATEST, "consecutive_failures": 0, "needs_reprocess": True},
+              "BBB": {"first_date": dt.date(2026, 11, 2), "last_date": FRIDAY, "needs_reprocess": True}}
+    plan = plan_fetch(["AAA", "BBB"], states, NOW, history_days=365, max_failures=5)
+    assert {t.symbol: (t.start, t.mode) for t in plan.tasks} == {
+        "AAA": (first, "bulk"),  # up to date, but reprocess asks for everything again
+        "BBB": (dt.date(2025, 11, 23), "bulk")}  # history_days back reaches further than its first bar
+    assert plan.skipped == ()
+    failing_again = {"AAA": states["AAA"] | {"consecutive_failures": 5}}
+    assert plan_fetch(["AAA"], failing_again, NOW, 365, max_failures=5).skipped == ("AAA",)
+
+
+def test_an_incremental_request_re_reads_the_last_held_sessions():
+    plan = plan_fetch(["AAA"], last(AAA=FRIDAY), NOW, history_days=365, restate_sessions=5)
+    # the five sessions up to Friday 2026-11-20: Mon 16th .. Fri 20th; then the new Monday
+    assert plan.tasks == (FetchTask("AAA", dt.date(2026, 11, 16), LATEST, backfill=False,
+                                    new_from=dt.date(2026, 11, 21)),)  # what it lacks starts after Friday
+    over_thanksgiving = plan_fetch(["AAA"], last(AAA=BLACK_FRIDAY), dt.datetime(2026, 12, 1, 0, 0, tzinfo=UTC), 365,
+                                   restate_sessions=3)
+    assert over_thanksgiving.tasks[0].start == dt.date(2026, 11, 24)  # Tue, Wed, Fri: the holiday is no session
+
+
+def test_the_restate_window_never_reaches_before_the_first_bar_and_never_makes_a_call_alone():
+    states = {"AAA": {"first_date": dt.date(2026, 11, 19), "last_date": FRIDAY}, "BBB": {"last_date": LATEST}}
+    plan = plan_fetch(["AAA", "BBB"], states, NOW, history_days=365, restate_sessions=5)
+    assert [(t.symbol, t.start) for t in plan.tasks] == [("AAA", dt.date(2026, 11, 19))]
+    assert plan.current == ("BBB",)  # nothing new closed: the window alone is no reason to call

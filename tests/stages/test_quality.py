@@ -23,7 +23,7 @@ def fact(**changes) -> dict:
            **{rule.name: 0 for rule in COUNT_RULES}, "exchange": "XNYS", "latest_session": LATEST,
            "sessions_behind": 0, "missing_sessions": 0, "first_missing": None, "unexpected_bars": 0,
            "first_unexpected": None, "zero_volume_run": 0, "zero_volume_from": None, "moves": [], "splits": [],
-           "quote_days": 0, "max_divergence": None, "divergences": []}
+           "quote_days": 0, "max_divergence": None, "divergences": [], "revisions": []}
     row.update(changes)
     return row
 
@@ -50,7 +50,7 @@ def test_rule_names_severities_and_defaults_are_stable():
         ("price_positive", "error", 0), ("volume_non_negative", "error", 0), ("high_encloses", "error", 0),
         ("low_encloses", "error", 0), ("duplicate_keys", "error", 0), ("hundred_x", "error", 50.0),
         ("spike", "warn", 0.20), ("gaps", "warn", 0), ("unexpected_bars", "warn", 0), ("stale", "warn", 1),
-        ("zero_volume_run", "warn", 5), ("provider_divergence", "warn", 0.005),
+        ("zero_volume_run", "warn", 5), ("provider_divergence", "warn", 0.005), ("restated", "warn", 0),
     ]
 
 
@@ -230,3 +230,15 @@ def test_provider_divergence_within_the_threshold_or_without_quotes_passes():
     assert (close.ok, close.observed) == (True, 0.004)
     none = by_name(evaluate({"AAA": fact()}, ["AAA"], LIMITS))["provider_divergence"]
     assert none == Check("provider_divergence", True, "no quotes_daily day to compare", "warn", "AAA", None, 0.005)
+
+
+def test_restated_warns_with_the_bars_a_vendor_restated_and_their_old_values():
+    seen = dt.datetime(2026, 11, 23, 23, 0, tzinfo=dt.timezone.utc)
+    revisions = [{"date": D(19), "column": column, "old": old, "new": new, "seen_at": seen}
+                 for column, old, new in (("close", 100.0, 150.0), ("high", 101.0, 151.5))]
+    revisions.append({"date": D(18), "column": "adj_close", "old": None, "new": 99.0, "seen_at": seen})
+    check = by_name(evaluate({"AAA": fact(revisions=revisions)}, ["AAA"]))["restated"]
+    assert (check.ok, check.severity, check.observed, check.threshold) == (False, "warn", 2.0, 0.0)
+    assert "2 bar(s) restated (3 value(s)" in check.detail and "2026-11-19 close 100 -> 150" in check.detail
+    assert "adj_close NULL -> 99" in check.detail
+    assert by_name(evaluate({"AAA": fact()}, ["AAA"]))["restated"].ok

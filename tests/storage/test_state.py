@@ -182,3 +182,25 @@ def test_record_quality(engine):
         ("price_positive", "AAA", "error", False, 2.0, 0.0, "2 rows with a price <= 0"),
         ("stale", "*", "warn", True, None, 1.0, "ok"),
     ]
+
+
+def test_failing_symbols_and_reset_symbols(engine):
+    with engine.begin() as conn:
+        state.save_states(conn, [
+            {"symbol": "AAA", "dataset": DS, "consecutive_failures": 0, "last_date": dt.date(2026, 11, 20)},
+            {"symbol": "BBB", "dataset": DS, "consecutive_failures": 2, "last_error": "HTTP 503"},
+            {"symbol": "CCC", "dataset": DS, "consecutive_failures": 7, "last_error": "HTTP 404"},
+            {"symbol": "CCC", "dataset": "quotes", "consecutive_failures": 7, "last_error": "HTTP 404"},
+        ])
+    with engine.begin() as conn:
+        assert state.failing_symbols(conn, DS) == ["BBB", "CCC"]
+        assert state.failing_symbols(conn, DS, 5) == ["CCC"]
+        assert state.reset_symbols(conn, DS, ["CCC", "ZZZ", "CCC"]) == ["CCC"]
+    with engine.connect() as conn:
+        rows = {(r.symbol, r.dataset): (r.consecutive_failures, r.last_error, bool(r.needs_reprocess))
+                for r in conn.execute(sa.select(schema.symbol_state))}
+    assert rows[("CCC", DS)] == (0, None, True)
+    assert rows[("CCC", "quotes")] == (7, "HTTP 404", False)  # another dataset's state is its own
+    assert rows[("BBB", DS)] == (2, "HTTP 503", False)
+    with engine.connect() as conn:
+        assert [r[0] for r in state.status_rows(conn, DS)] and state.recent_events(conn, "CCC") == []

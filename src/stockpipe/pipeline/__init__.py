@@ -236,7 +236,9 @@ def db_current(settings: Settings, clock: Clock = calendars.utcnow) -> CommandRe
     """Report the database's revision and the newest one the package ships."""
     started = clock()
     current, head = warehouse.current_revision(connect(settings)), warehouse.head_revision()
-    state = "current" if current == head else "behind: run `stockpipe db upgrade`"
+    state = "current" if current == head else (
+        warehouse.revision_fix(current, head) if current and not warehouse.known_revision(current)
+        else "behind: run `stockpipe db upgrade`")
     return CommandResult("db current", "", ExitCode.OK, (), started, clock(),
                          f"database at {current or 'empty'}, newest {head} ({state})",
                          {"current": current, "head": head})

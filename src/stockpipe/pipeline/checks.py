@@ -103,20 +103,29 @@ def _covered(check: Check, others: set[str]) -> Check:
 
 
 def _check_data_dir(data_dir: Path) -> tuple[Check, int]:
-    if not data_dir.exists():
-        parent = next(p for p in data_dir.parents if p.exists())
-        if parent.is_dir() and os.access(parent, os.W_OK | os.X_OK):
-            return Check("data directory", True, f"{data_dir} will be created by the first command that writes"), \
-                ExitCode.OK
-        return Check("data directory", False, f"cannot create {data_dir}: {parent} is not writable: "
-                     "fix its permissions or set STOCKPIPE_DATA_DIR"), ExitCode.UNAVAILABLE
+    """Whether the data directory can be created and written (exit 4 when not, as the
+    commands that write refuse it): tried for real, and what the try created removed again."""
+    fix = "point STOCKPIPE_DATA_DIR / --data-dir at a writable directory, or fix its permissions"
+    if data_dir.exists() and not data_dir.is_dir():
+        return Check("data directory", False, f"{data_dir} is a file, not a directory: {fix}"), ExitCode.CONFIG
+    created = [p for p in (data_dir, *data_dir.parents) if not p.exists()]  # deepest first
     try:
+        data_dir.mkdir(parents=True, exist_ok=True)
         probe = data_dir / f".write-test-{os.getpid()}"
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:
-        return Check("data directory", False, f"cannot write to {data_dir}: {exc.strerror}: "
-                     "fix its permissions or set STOCKPIPE_DATA_DIR"), ExitCode.UNAVAILABLE
+        return Check("data directory", False, f"cannot {'create' if created else 'write to'} {data_dir}: "
+                     f"{exc.strerror}: {fix}"), ExitCode.CONFIG
+    finally:
+        for path in created:
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+    if created:
+        return Check("data directory", True, f"{data_dir} will be created by the first command that writes"), \
+            ExitCode.OK
     return Check("data directory", True, f"{data_dir} is writable"), ExitCode.OK
 
 
@@ -142,6 +151,9 @@ def _migrations(settings: Settings, current: str | None, head: str) -> tuple[Che
     migrates it (auto_migrate, the default)."""
     if current == head:
         return Check("migrations", True, f"at {head} (newest)"), ExitCode.OK
+    if current is not None and not warehouse.known_revision(current):
+        return Check("migrations", False, f"database at {current}, newest {head}: "
+                     f"{warehouse.revision_fix(current, head)}"), ExitCode.CONFIG
     at = f"at {current}" if current else "not migrated yet"
     if settings.auto_migrate:
         return Check("migrations", True, f"{at}, newest {head}: the first command that writes migrates it "

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from .. import calendars, interrupt, logs
+from .. import calendars, errors, interrupt, logs
 from ..config import Settings
-from ..errors import ExitCode, StockpipeError
+from ..errors import ConfigError, ExitCode, StockpipeError
 from ..models import CommandResult, StageResult
 from ..storage import warehouse
 
@@ -80,11 +82,51 @@ def connect(settings: Settings):
 
 
 def open_warehouse(settings: Settings):
-    """A reachable engine at the newest migration (migrating it when `auto_migrate`)."""
+    """A reachable engine at the newest migration (migrating it when `auto_migrate`), over a
+    data directory that can be written.
+
+    Raises:
+        ConfigError: the data directory cannot be written; the database is behind with
+            `auto_migrate` off, or at a revision newer than this stockpipe.
+        DatabaseUnavailableError: the database cannot be reached.
+    """
+    writable_dir(settings.data_dir)
+    calendars.check_exchanges(settings.exchanges)
     engine = connect(settings)
-    if settings.auto_migrate and warehouse.current_revision(engine) != warehouse.head_revision():
+    current, head = warehouse.check_revision(engine, settings.auto_migrate)
+    if current != head:
         warehouse.upgrade(engine)
     return engine
+
+
+def writable_dir(path: Path) -> None:
+    """Create the data directory if it is missing and make sure it can be written.
+
+    Raises:
+        ConfigError: it is a file, cannot be created, or cannot be written (read-only file
+            system, permissions): names the path and the fix.
+    """
+    fix = "point STOCKPIPE_DATA_DIR / --data-dir at a writable directory"
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"data directory {path} is a file, not a directory: {fix}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create data directory {path} ({exc.strerror}): {fix}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"data directory {path} is not writable (read-only file system or permissions): {fix}, "
+                          "or fix its permissions")
+
+
+def known_error(exc: BaseException, url: str | None = None) -> StockpipeError | None:
+    """The StockpipeError an exception that reached no handler stands for (a database that
+    went away, a full disk, a path that cannot be written), or None: a bug."""
+    if isinstance(exc, StockpipeError):
+        return exc
+    found = errors.from_os_error(exc)
+    if found is None and type(exc).__module__.startswith(("sqlalchemy", "sqlite3", "psycopg2")):
+        found = warehouse.from_db_error(exc, url)
+    return found
 
 
 @contextmanager
@@ -108,13 +150,26 @@ def recorded(settings: Settings, command: str, args: dict[str, Any], progress: P
             with logs.bind(run_id=ctx.run_id, command=command, shard=shard):
                 yield ctx
         except BaseException as exc:
+            known = known_error(exc, settings.database_url)
             interrupted = isinstance(exc, KeyboardInterrupt)
-            code = exc.exit_code if isinstance(exc, StockpipeError) else (
-                ExitCode.INTERRUPTED if interrupted else ExitCode.BUG)
-            with engine.begin() as conn:
-                state.finish_run(conn, ctx.invocation, "interrupted" if interrupted else "failed", int(code), {},
-                                 _safe_message(exc), clock())
+            code = known.exit_code if known is not None else (ExitCode.INTERRUPTED if interrupted else ExitCode.BUG)
+            _record_end(engine, ctx.invocation, "interrupted" if interrupted else "failed", int(code),
+                        _safe_message(known or exc), clock)
+            if known is not None and known is not exc:
+                raise known from exc
             raise
+
+
+def _record_end(engine, invocation: int, status: str, code: int, message: str, clock: Clock) -> None:
+    """Close the run row as failed/interrupted. When the database itself went away, say so:
+    the row stays `running` until the next run of this shard marks it abandoned."""
+    from ..storage import state
+
+    try:
+        with engine.begin() as conn:
+            state.finish_run(conn, invocation, status, code, {}, message, clock())
+    except Exception as exc:  # noqa: BLE001 - the original error is the one to report
+        log.warning("could not record the run's end (%s): the next run marks it abandoned", type(exc).__name__)
 
 
 def _checked(progress: Progress) -> Progress:

@@ -39,17 +39,17 @@ from ..models import DATASETS, StageResult, SymbolOutcome
 from ..providers import registry as providers
 from ..providers.base import Payload
 from ..providers.basis import restate
-from ..stages.plan import FetchTask, plan_fetch
+from ..stages.plan import EARLIEST, FetchPlan, FetchTask, plan_fetch
 from ..stages.validate import Validated, accepted_frame, rejected_frame, validate_bars
 from ..storage import applied, ledger, state
 from ..storage.lake import ChangesUnavailableError, Lake
+from . import bulkday, forecast, universe
 from .context import Context
 from .fetching import Read, Spec, fetch_all, outcome_counts, verdict
 
 log = logging.getLogger("stockpipe")
 
 PRICES, ACTIONS, REJECTS = (DATASETS[n] for n in ("prices_daily", "corporate_actions", "rejects"))
-EARLIEST = dt.date(1900, 1, 1)
 
 
 @logs.stage("fetch")
@@ -64,10 +64,13 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
         listed = provider.symbols()
         reconcile(ctx)
         if listed is None:  # an API: ask only for what symbol_state says is missing
-            symbols = ctx.mine(settings.symbols)
+            symbols = universe.symbols(ctx)  # with [universe] exchanges: their listed symbols
             with ctx.engine.connect() as conn:
                 known = state.read_states(conn, PRICES.name, symbols)
-            plan = plan_fetch(symbols, known, ctx.now, settings.history_days, exchange_of, start, end)
+                left = forecast.quota_left(conn, settings, provider.name, ctx.now)
+            plan = plan_fetch(symbols, known, ctx.now, settings.history_days, exchange_of, start, end,
+                              forecast.restate_sessions(settings, provider.name), settings.max_consecutive_failures)
+            forecast.announce(settings, provider.name, plan, left, ctx.now)
             for symbol, last, latest in plan.ahead:
                 log.warning("%s: symbol_state says its bars run to %s, after the latest closed session %s (the clock "
                             "went back?): nothing fetched; `stockpipe fetch --symbol %s --start DATE` resets it",
@@ -77,16 +80,28 @@ def fetch_stage(ctx: Context, start: dt.date | None, end: dt.date | None) -> Sta
             symbols = ctx.mine(settings.symbols if settings.universe_source == "command line" else listed)
             plan = plan_fetch(symbols, {}, ctx.now, settings.history_days, exchange_of, start or EARLIEST, end)
             chain = chain[:1]
-        last, problems, calls = _over_chain(ctx, provider, chain, plan.tasks)
+        last, problems, calls, bulk = _over_chain(ctx, provider, chain, plan.tasks)
     finally:
         provider.close()
     outcomes = [last[t.symbol] for t in plan.tasks if t.symbol in last]
-    # every call made counts, a failed one too and one a later provider's outcome replaced
-    counts = {**outcome_counts(len(plan.tasks), outcomes, up_to_date=len(plan.current)), "api_calls": calls}
+    # every call made counts, a failed one too and one a later provider's outcome replaced,
+    # and an exchange-wide bulk request at its cost (bulkday.py)
+    counts = {**outcome_counts(len(plan.tasks), outcomes, up_to_date=len(plan.current)), "api_calls": calls,
+              **forecast.plan_counts(plan)}
+    if bulk:
+        counts["bulk_requests"] = bulk
     _record_servers(ctx, outcomes)
     if not plan.tasks:
-        return StageResult("fetch", ExitCode.NOTHING_TO_DO, counts, (), message="every symbol is up to date")
+        return StageResult("fetch", ExitCode.NOTHING_TO_DO, counts, (), message=_nothing(plan))
     return _covered(_unreachable(verdict("fetch", len(plan.tasks), counts, outcomes)), [*covered, *problems], outcomes)
+
+
+def _nothing(plan: FetchPlan) -> str:
+    if not plan.skipped:
+        return "every symbol is up to date"
+    return (f"every symbol is up to date or skipped; {len(plan.skipped)} skipped after failing "
+            f"{'' if len(plan.skipped) == 1 else 'each '}too many times in a row (first {plan.skipped[0]}): "
+            "`stockpipe reset SYMBOL` or `stockpipe reset --all-skipped` to fetch again")
 
 
 @dataclass
@@ -124,10 +139,11 @@ def _open(ctx: Context, name: str):
 def _over_chain(ctx: Context, first, chain: Sequence[str], tasks: Sequence[FetchTask]):
     """Fetch `tasks` with each provider of the chain in turn (`first` already open), the next
     one taking what the one before handed over. Returns (symbol -> its last outcome,
-    problems a later provider may have covered, the calls every provider made)."""
+    problems a later provider may have covered, the calls every provider made, the bulk
+    requests among them)."""
     last: dict[str, SymbolOutcome] = {}
     problems: list[_Problem] = []
-    calls = 0
+    calls = bulk = 0
     for position, name in enumerate(chain):
         try:
             provider = first if not position else _open(ctx, name)
@@ -135,19 +151,21 @@ def _over_chain(ctx: Context, first, chain: Sequence[str], tasks: Sequence[Fetch
             problems.append(_Problem(name, str(exc), frozenset(t.symbol for t in tasks)))
             continue
         try:
-            fetched = fetch_all(ctx, provider, tasks, _spec(ctx, provider))
+            served = bulkday.serve(ctx, provider, tasks)  # exchange-wide days where they cost less
+            fetched = fetch_all(ctx, provider, tasks, _spec(ctx, provider, served))
         finally:
             if position:
                 provider.close()
         last.update((o.symbol, o) for o in fetched.outcomes)
-        calls += sum(o.api_calls for o in fetched.outcomes)
+        calls += sum(o.api_calls for o in fetched.outcomes) + served.calls
+        bulk += served.requests
         failed = [o for o in fetched.outcomes if o.symbol in fetched.handover and o.status == "failed"]
         if failed and position < len(chain) - 1:  # what it failed and what it then deferred
             problems.append(_Problem(name, failed[0].message, frozenset(fetched.handover)))
         tasks = [t for t in tasks if t.symbol in fetched.handover]
         if not tasks:
             break
-    return last, problems, calls
+    return last, problems, calls, bulk
 
 
 def _covered(result: StageResult, problems: Sequence[_Problem], outcomes: Sequence[SymbolOutcome]) -> StageResult:
@@ -255,18 +273,20 @@ def _reconciled(symbol: str, span, known: Mapping[str, Any]) -> dict[str, Any]:
     return row | {"first_date": min(seen), "last_date": max(seen)}
 
 
-def _spec(ctx: Context, provider) -> Spec:
+def _spec(ctx: Context, provider, served: bulkday.Served = bulkday.NONE) -> Spec:
     def call(task: FetchTask) -> list[Payload]:
-        return [provider.fetch_daily(task.symbol, task.start, task.end)]
+        sliced = served.payload(provider.name, task.symbol)  # its rows of a bulk day's answer
+        return [sliced if sliced is not None else provider.fetch_daily(task.symbol, task.start, task.end)]
 
     def read(task: FetchTask, payloads: list[Payload]) -> Read:
-        parsed = provider.parse_daily(payloads[0], task.start, task.end)
+        parsed = bulkday.with_actions(provider.parse_daily(payloads[0], task.start, task.end),
+                                      served.actions.get(task.symbol))
         checked = validate_bars(task.symbol, parsed.bars, provider=provider.name, run_id=ctx.run_id, now=ctx.now,
                                 latest_session=calendars.latest_closed_session(ctx.now, task.exchange),
                                 parser_rejects=parsed.rejected)
         # built per batch (Spec.build): the prices with their basis, and any restated bars
         frames: dict[str, Any] = {PRICES.name: [_Bars(checked, parsed.split_basis)], REJECTS.name: checked}
-        note = ""
+        note = payloads[0].source if payloads[0].archived else ""  # "eodhd eod-bulk-last-day/US 2026-12-04"
         if parsed.split_basis is not None and not task.backfill:
             stored = Lake(ctx.settings.lake_dir).read_frame(PRICES, [task.symbol])
             restated = restate(stored[stored["provider"] == provider.name], parsed.actions, task.start)
@@ -317,6 +337,8 @@ def _held(task: FetchTask, known: Mapping[str, Any], read: Read) -> dict[str, An
     refetch = known.get("refetch_from")
     if refetch is not None and task.start <= refetch <= task.end:  # the gap was asked for: done
         row["refetch_from"] = None
+    if known.get("needs_reprocess") and task.backfill:  # the full reload `reset` asked for is in
+        row["needs_reprocess"] = False
     return row
 
 

@@ -162,6 +162,8 @@ def fetch_all(ctx: Context, provider, jobs: Sequence[Any], spec: Spec) -> Fetche
 
 def _archive(ctx: Context, payloads: list[Payload], kind: str | None) -> None:
     for number, payload in enumerate(payloads):
+        if payload.archived:  # a slice of an answer already archived whole (bulkday.py)
+            continue
         path = archive.archive_path(ctx.settings.raw_dir, payload.provider, ctx.now.date(), payload.symbol,
                                     ctx.run_id, payload.media_type, kind, number if len(payloads) > 1 else None)
         archive.write(path, payload.content)

@@ -103,7 +103,7 @@ def _database_health(settings: Settings, now: dt.datetime, limits: Mapping[str, 
     current, head = warehouse.current_revision(engine), warehouse.head_revision()
     checks = [Check("database", True, "reachable"),
               Check("migrations", current == head, f"at {current or 'no migration'}, newest {head}"
-                    + ("" if current == head else ": run `stockpipe db upgrade`"))]
+                    + ("" if current == head else f": {warehouse.revision_fix(current, head)}"))]
     if current != head:  # the metadata tables are not (all) there yet
         return checks
     try:

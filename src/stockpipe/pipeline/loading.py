@@ -25,6 +25,7 @@ from ..errors import ExitCode
 from ..models import LOAD_ORDER, Dataset, StageResult
 from ..storage import applied, warehouse
 from ..storage.lake import ChangesUnavailableError, Lake
+from . import revisions
 from .context import Context, chunks
 
 
@@ -37,27 +38,29 @@ def load_stage(ctx: Context, full: bool = False) -> StageResult:
     rows_written both; snapshots the datasets loaded whole.
     """
     lake, counts = Lake(ctx.settings.lake_dir), {}
-    deleted = snapshots = 0
+    deleted = snapshots = revisions_total = 0
     for dataset in LOAD_ORDER:
-        written, gone, whole = _apply(ctx, lake, dataset, full)
+        written, gone, whole, revised = _apply(ctx, lake, dataset, full)
         counts[f"{dataset.name}_written"] = written
+        revisions_total += revised
         deleted, snapshots = deleted + gone, snapshots + whole
         ctx.progress("load", 1, 1)
     loaded = sum(counts.values())
-    counts |= {"rows_deleted": deleted, "snapshots": snapshots, "rows_loaded": loaded, "rows_written": loaded + deleted}
+    counts |= {"rows_deleted": deleted, "snapshots": snapshots, "rows_loaded": loaded, "rows_written": loaded + deleted,
+               "price_revisions": revisions_total}
     return StageResult("load", ExitCode.OK, counts)
 
 
-def _apply(ctx: Context, lake: Lake, dataset: Dataset, full: bool) -> tuple[int, int, int]:
-    """(rows written, rows deleted, 1 if loaded from the snapshot) for one dataset."""
+def _apply(ctx: Context, lake: Lake, dataset: Dataset, full: bool) -> tuple[int, int, int, int]:
+    """(rows written, rows deleted, 1 if loaded from the snapshot, price_revisions kept) for one dataset."""
     version, table_id = lake.version(dataset), lake.identity(dataset)
     if version is None:
-        return 0, 0, 0
+        return 0, 0, 0, 0
     consumer, now = ctx.consumer("load"), applied.Applied(table_id, version)
     with ctx.engine.begin() as conn:
         done = applied.read(conn, consumer, dataset.name)
         if done == now and not full:
-            return 0, 0, 0
+            return 0, 0, 0, 0
         feed = None
         if done is not None and done.table_id == table_id and not full:
             try:
@@ -71,10 +74,11 @@ def _apply(ctx: Context, lake: Lake, dataset: Dataset, full: bool) -> tuple[int,
             upserts, deletes = _net(feed, dataset, ctx)
             deleted = warehouse.delete_rows(conn, dataset, keys=deletes)
             written = warehouse.upsert(conn, dataset, upserts)
+        revised = revisions.record(conn, ctx, lake, dataset, feed)  # restatements and rows_held, same transaction
         applied.save(conn, consumer, dataset.name, now, ctx.now)
         crashpoints.hit("before_load_commit")
     crashpoints.hit("after_load_commit")
-    return written, deleted, int(feed is None)
+    return written, deleted, int(feed is None), revised
 
 
 def _snapshot(ctx: Context, conn, lake: Lake, dataset: Dataset, version: int) -> tuple[int, int]:

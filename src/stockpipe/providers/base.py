@@ -45,6 +45,9 @@ class Payload:
     source: str = ""  # where it came from (a file path, an endpoint without secrets)
     status: int = 200  # HTTP providers: the response status and headers, for the parser
     headers: Mapping[str, str] = field(default_factory=dict)
+    # True for a slice of an exchange-wide answer that was archived whole (EODHD's bulk
+    # day): the fetch loop does not archive it again per symbol
+    archived: bool = False
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,9 @@ class HttpProvider(ProviderBase):
         base_url = options.get("base_url") or vendor.base_url
         client = VendorClient(name, base_url, key=key, key_param=vendor.key_param, default_headers=vendor.headers,
                               limits=limits, ledger=quota, timeout_connect=settings.http_timeout_connect,
-                              timeout_read=settings.http_timeout_read, unreachable_after=settings.unreachable_after)
+                              timeout_read=settings.http_timeout_read, unreachable_after=settings.unreachable_after,
+                              timeout_total=2 * settings.http_timeout_read,  # a whole answer: twice the silence
+                              max_body_bytes=settings.http_max_response_bytes)
         return cls(vendor, client, settings.symbol_map.get(name, {}), clock, base_url, settings.exchanges)
 
     def vendor_symbol(self, symbol: str) -> str:
@@ -114,6 +116,18 @@ class HttpProvider(ProviderBase):
             request = retry
             response = self._call(request, parse, f"{symbol} daily")
         return self._payload(symbol, request, response)
+
+    def fetch_exchange(self, venue: str, request: Request, parse: Callable[[Response], Parsed]) -> Payload:
+        """One exchange-wide request the vendor module built (EODHD's bulk day, its symbol
+        list), sent as the daily ones are: rate limits, the quota ledger at the request's
+        cost, retries. The payload is named after the exchange (`venue`); its answer is the
+        caller's to parse (a refusal that stops the provider is raised here).
+
+        Raises:
+            StopsProvider errors: a refused key, a spent quota, a plan not entitled.
+        """
+        response = self._call(request, parse, f"{venue} {request.endpoint}")
+        return self._payload(venue, request, response)
 
     def parse_daily(self, payload: Payload, start: dt.date, end: dt.date) -> ParsedDaily:
         """Pure: the vendor's outcome, as bars as traded (basis.py) or as the error it means."""

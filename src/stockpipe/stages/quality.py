@@ -20,6 +20,7 @@ every threshold is the largest value that still passes.
 | stale | warn | stale_after_sessions | sessions the last bar lags the latest closed session |
 | zero_volume_run | warn | 5 | the longest run of consecutive zero-volume bars |
 | provider_divergence | warn | 0.005 | the largest relative difference between prices_daily's and quotes_daily's close |
+| restated | warn | 0 | bars whose values a vendor restated in the 7 days before the latest session (price_revisions) |
 
 Decisions:
     * hundred_x (the vendor bug that sends pence for pounds, cents for dollars) flags a close
@@ -285,6 +286,26 @@ def _divergence(rule: Rule, symbol: str, fact: Fact, threshold: float) -> Check:
     return _check(rule, symbol, max(worst or 0.0, abs(top["quote_close"] / top["close"] - 1)), threshold, detail)
 
 
+@_rule("restated", "warn", 0, "bars a vendor restated lately (their old values are in price_revisions)",
+       reads=("revisions",))
+def _restated(rule: Rule, symbol: str, fact: Fact, threshold: float) -> Check:
+    revisions = fact["revisions"]
+    bars = sorted({r["date"] for r in revisions})
+    if not bars:
+        return _check(rule, symbol, 0, threshold, "no bar restated lately")
+    shown = "; ".join(f"{r['date'].isoformat()} {r['column']} {_value(r['old'])} -> {_value(r['new'])}"
+                      for r in revisions[:5])
+    more = f"; {len(revisions) - 5} more" if len(revisions) > 5 else ""
+    detail = (f"{len(bars)} bar(s) restated ({len(revisions)} value(s); old values in price_revisions): "
+              f"{shown}{more}")
+    return _check(rule, symbol, len(bars), threshold, detail)
+
+
+def _value(x: float | None) -> str:
+    return "NULL" if x is None else f"{x:g}"
+
+
 # Every rule, in the order `evaluate` judges them and quality_results lists them.
-RULES: tuple[Rule, ...] = (*COUNT_RULES, _hundred_x, _spike, _gaps, _unexpected, _stale, _zero_volume, _divergence)
+RULES: tuple[Rule, ...] = (*COUNT_RULES, _hundred_x, _spike, _gaps, _unexpected, _stale, _zero_volume, _divergence,
+                           _restated)
 RULES_BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}

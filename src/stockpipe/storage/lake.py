@@ -28,6 +28,8 @@ first time a table is opened (`upgrade`).
 
 from __future__ import annotations
 
+import datetime as dt
+
 import random
 import time
 from dataclasses import dataclass, field
@@ -207,6 +209,26 @@ class Lake:
             return MergeResult(self._changed(dataset, table, before, after), after)
         raise UnavailableError(f"the lake's {dataset.name} kept changing under this write ({_RETRIES} tries): "
                                "too many writers at once; run again")
+
+    def delete_before(self, dataset: Dataset, column: str, cutoff: dt.datetime | dt.date, commit: Commit) -> int:
+        """Delete the rows whose `column` (a date or UTC timestamp) is before `cutoff`, in one
+        commit (the change feed records them as deletes); returns how many."""
+        from deltalake import CommitProperties
+
+        table = self._open(dataset)
+        if table is None:
+            return 0
+        literal = cutoff.isoformat().replace("+00:00", "Z") if isinstance(cutoff, dt.datetime) else cutoff.isoformat()
+        properties = CommitProperties(custom_metadata={"stockpipe.run_id": commit.run_id, "stockpipe.stage": commit.stage})
+        return int(table.delete(f"{column} < '{literal}'", commit_properties=properties)["num_deleted_rows"])
+
+    def vacuum(self, dataset: Dataset, hours: int) -> int:
+        """Remove the files no version of the last `hours` needs (old versions' data and change
+        feed); returns how many. Consumers whose watermark is older read the snapshot instead."""
+        table = self._open(dataset)
+        if table is None:
+            return 0
+        return len(table.vacuum(retention_hours=hours, dry_run=False, enforce_retention_duration=False))
 
     def mark(self, dataset: Dataset, commit: Commit) -> int:
         """Commit nothing but `commit`'s watermarks (a consumer that consumed changes and had

@@ -94,7 +94,8 @@ def collect(conn: Connection, calendar: Calendar, thresholds: Mapping[str, float
     latest_session, sessions_behind, missing_sessions, first_missing, unexpected_bars,
     first_unexpected, zero_volume_run, zero_volume_from, moves (candidate bars: date,
     close, prev_date, prev_close, next_date, next_close), splits (dates), quote_days,
-    max_divergence, divergences (date, close, quote_close).
+    max_divergence, divergences (date, close, quote_close), revisions (price_revisions rows
+    seen in the RESTATED_DAYS before the latest session: date, column, old, new, seen_at).
 
     Raises:
         ConfigError: from the calendar, for an exchange it does not know.
@@ -105,6 +106,7 @@ def collect(conn: Connection, calendar: Calendar, thresholds: Mapping[str, float
     sessions = _exchange_sessions(facts, calendar)
     for fact in facts.values():
         _stale(fact, sessions[fact["exchange"]])
+    _revisions(conn, facts)
     _calendar_facts(conn, facts, sessions)
     _row_facts(conn, facts, thresholds["spike"], thresholds["hundred_x"])
     _divergence(conn, facts, thresholds["provider_divergence"])
@@ -143,7 +145,7 @@ def _stats(conn: Connection) -> dict[str, dict[str, Any]]:
         fact.update({name: int(fact[name] or 0) for name in ("rows", *counts)})
         fact.update(missing_sessions=0, first_missing=None, unexpected_bars=0, first_unexpected=None,
                     zero_volume_run=0, zero_volume_from=None, moves=[], splits=[], quote_days=0,
-                    max_divergence=None, divergences=[])
+                    max_divergence=None, divergences=[], revisions=[])
         facts[fact["symbol"]] = fact
     return facts
 
@@ -321,6 +323,26 @@ def _divergence(conn: Connection, facts: dict[str, dict[str, Any]], threshold: f
             .where(p.c.close > 0, gap > threshold * p.c.close).order_by(p.c.symbol, p.c.date))
     for symbol, day, close, quote_close in conn.execute(rows):
         facts[symbol]["divergences"].append({"date": day, "close": close, "quote_close": quote_close})
+
+
+# ------------------------------------------------------------------------ revisions
+
+RESTATED_DAYS = 7  # price_revisions seen this many days before the latest session are judged
+
+
+def _revisions(conn: Connection, facts: dict[str, dict[str, Any]]) -> None:
+    """Each symbol's price_revisions seen in the RESTATED_DAYS before its exchange's latest
+    session (a keyed read of a table that holds only restatements)."""
+    since = min(f["latest_session"] for f in facts.values()) - dt.timedelta(days=RESTATED_DAYS)
+    rev = schema.price_revisions
+    query = (sa.select(rev.c.symbol, rev.c.date, rev.c.column, rev.c.old, rev.c.new, rev.c.seen_at)
+             .where(rev.c.seen_at >= dt.datetime.combine(since, dt.time(), dt.timezone.utc))
+             .order_by(rev.c.symbol, rev.c.date, rev.c.column))
+    for row in conn.execute(query).mappings():
+        fact = facts.get(row["symbol"])
+        seen = schema.read_utc(row["seen_at"])
+        if fact is not None and seen.date() >= fact["latest_session"] - dt.timedelta(days=RESTATED_DAYS):
+            fact["revisions"].append(dict(row) | {"seen_at": seen})
 
 
 # ------------------------------------------------------------------------ writing

@@ -94,6 +94,9 @@ symbol_state = sa.Table(
     sa.Column("refetch_from", sa.Date),
     # The currency the vendor states for the series (Yahoo's GBp is pence), never converted.
     sa.Column("currency", sa.String(8)),
+    # The warehouse's rows of the dataset for the symbol, kept by load in the transaction of
+    # those rows (pipeline/revisions.py), so `status` never counts the price table.
+    _counter("rows_held"),
 )
 
 run_events = sa.Table(
@@ -124,6 +127,24 @@ quality_results = sa.Table(
     _ts("checked_at", nullable=False),
 )
 
+# A restated bar's old values (pipeline/revisions.py): one row per changed column, from the
+# lake's change feed, written by load in the transaction of the new values. `column` is one
+# of REVISED_COLUMNS; seen_at is when the new value was fetched; run_id the run that fetched it.
+REVISED_COLUMNS = ("open", "high", "low", "close", "adj_close", "volume")
+price_revisions = sa.Table(
+    "price_revisions", metadata,
+    sa.Column("symbol", _SYMBOL, primary_key=True),
+    sa.Column("date", sa.Date, primary_key=True),
+    sa.Column("column", sa.String(16), primary_key=True),
+    sa.Column("seen_at", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("old", sa.Double),
+    sa.Column("new", sa.Double),
+    sa.Column("provider", sa.String(32)),
+    sa.Column("run_id", sa.String(64)),
+    sa.Index("ix_price_revisions_seen_at", "seen_at"),
+    sqlite_with_rowid=False,
+)
+
 # Calls spent per provider per quota day (storage/ledger.py). window_start is the start
 # of the vendor's quota day (midnight in its reset zone) as a UTC instant; call_limit is
 # the daily limit in force for that window (NULL: none known).
@@ -148,6 +169,24 @@ lake_applied = sa.Table(
     sa.Column("table_id", sa.String(64), nullable=False),
     sa.Column("version", sa.BigInteger, nullable=False),
     _ts("applied_at", nullable=False),
+)
+
+# The universe as the exchanges list it (pipeline/universe.py, migration 0011): `exchange` is
+# the list's code (US, LSE), `venue` the listing's own (NASDAQ); a symbol gone from its list
+# keeps its row with `delisted_at` set and is no longer fetched.
+assets = sa.Table(
+    "assets", metadata,
+    sa.Column("symbol", _SYMBOL, primary_key=True),
+    sa.Column("name", sa.String(200)),
+    sa.Column("exchange", sa.String(16), nullable=False, index=True),
+    sa.Column("venue", sa.String(32)),
+    sa.Column("country", sa.String(64)),
+    sa.Column("currency", sa.String(8)),
+    sa.Column("type", sa.String(32)),
+    sa.Column("isin", sa.String(16)),
+    _ts("first_seen", nullable=False),
+    _ts("last_seen", nullable=False),
+    _ts("delisted_at"),
 )
 
 

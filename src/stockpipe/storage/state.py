@@ -132,3 +132,45 @@ def record_quality(conn: Connection, run_id: str, checks: Sequence[Check], now: 
          "passed": c.ok, "observed": c.observed, "threshold": c.threshold, "detail": c.detail, "checked_at": now}
         for c in checks
     ])
+
+
+# ------------------------------------------------------------------- reset and status
+
+
+def failing_symbols(conn: Connection, dataset: str, min_failures: int = 1) -> list[str]:
+    """Symbols with at least `min_failures` consecutive failures, sorted."""
+    state = schema.symbol_state
+    query = sa.select(state.c.symbol).where(state.c.dataset == dataset, state.c.consecutive_failures >= min_failures)
+    return list(conn.execute(query.order_by(state.c.symbol)).scalars())
+
+
+def reset_symbols(conn: Connection, dataset: str, symbols: Sequence[str]) -> list[str]:
+    """Clear the failures of `symbols` and mark them `needs_reprocess` (the next plan reloads
+    them in full); returns those that have a symbol_state row (the others are left out), sorted."""
+    state = schema.symbol_state
+    where = state.c.dataset == dataset
+    found = []
+    for chunk in chunks(list(dict.fromkeys(symbols))):
+        found += conn.execute(state.update().where(where, state.c.symbol.in_(chunk)).values(
+            consecutive_failures=0, last_error=None, needs_reprocess=True).returning(state.c.symbol)).scalars().all()
+    return sorted(found)
+
+
+STATUS_COLUMNS = ("symbol", "provider", "first_date", "last_date", "last_success_at", "consecutive_failures",
+                  "needs_reprocess", "rows_held")
+
+
+def status_rows(conn: Connection, dataset: str) -> list[tuple]:
+    """Every symbol_state row of `dataset`, as STATUS_COLUMNS tuples (one query, no price table)."""
+    state = schema.symbol_state
+    query = sa.select(*(state.c[name] for name in STATUS_COLUMNS)).where(state.c.dataset == dataset)
+    return [tuple(row) for row in conn.execute(query)]
+
+
+def recent_events(conn: Connection, symbol: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The symbol's newest run_events rows, newest first."""
+    events = schema.run_events
+    query = (sa.select(events.c.run_id, events.c.stage, events.c.status, events.c.rows, events.c.api_calls,
+                       events.c.provider, events.c.message, events.c.created_at)
+             .where(events.c.symbol == symbol).order_by(events.c.id.desc()).limit(limit))
+    return [dict(row) | {"created_at": schema.read_utc(row["created_at"])} for row in conn.execute(query).mappings()]

@@ -1,4 +1,5 @@
-"""The SQL warehouse: engines, migrations, and the dialect-aware bulk upsert and replace.
+"""The SQL warehouse: engines, and the dialect-aware bulk upsert and replace (migrations: migrating.py;
+what a database error means: dberrors.py, both re-exported here).
 
 One engine per process and database URL: `create` hands out the same engine to every
 stage, provider and check that asks for the same database, so a run holds one pool.
@@ -16,23 +17,24 @@ same lake twice writes nothing:
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
-from ..errors import ConfigError, DatabaseUnavailableError
+from ..errors import ConfigError
 from ..models import Dataset
 from . import schema
+from .dberrors import from_db_error, unreachable
+from .migrating import (alembic_config, check_revision, current_revision, downgrade, head_revision,  # noqa: F401
+                        known_revision, migrated, migrations_dir, revision_fix, upgrade)
+from .migrating import sqlite_pragmas as _sqlite_pragmas
 
 if TYPE_CHECKING:
     import pyarrow as pa
-    from alembic.config import Config
 
 
 def redact(url: str) -> str:
@@ -43,6 +45,7 @@ def redact(url: str) -> str:
         return "<unparseable database URL>"
 
 
+SUPPORTED = ("sqlite", "postgresql")  # the backends the migrations and the bulk load speak
 _ENGINES: dict[tuple[int, str], Engine] = {}  # (process id, URL) -> its engine
 _ENGINES_LOCK = threading.Lock()
 _MAX_ENGINES = 8  # URLs a process keeps engines for; the least recently created goes first
@@ -62,6 +65,9 @@ def create(url: str) -> Engine:
         parsed = make_url(url)
     except (sa.exc.ArgumentError, ValueError) as exc:
         raise _unusable(url, exc) from None
+    if parsed.get_backend_name() not in SUPPORTED:
+        raise ConfigError(f"database URL {redact(url)}: {parsed.get_backend_name()} is not supported: use "
+                          "sqlite:///path.db or postgresql+psycopg2://user@host/db")
     key = _engine_key(parsed)
     if key is None:
         return _new_engine(url, parsed)
@@ -88,8 +94,11 @@ def _new_engine(url: str, parsed: sa.URL) -> Engine:
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(parsed, pool_pre_ping=True)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as exc:
         raise _unusable(url, exc) from None
+    except OSError as exc:  # the SQLite file's folder cannot be created
+        raise ConfigError(f"cannot create the folder of {redact(url)} ({exc.strerror}): point --database-url / "
+                          "STOCKPIPE_DATABASE_URL (or the data directory) at a writable place") from None
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine
@@ -100,108 +109,15 @@ def _unusable(url: str, exc: Exception) -> ConfigError:
                        "use sqlite:///path.db or postgresql+psycopg2://user@host/db")
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
 def check_reachable(engine: Engine) -> None:
-    """Raises DatabaseUnavailableError (password redacted) when the database does not answer."""
+    """Raises (password redacted) when the database does not answer: DatabaseUnavailableError
+    (exit 5) for a server that is down or a file that cannot be read, ConfigError (exit 4)
+    for refused credentials, an unknown database or a path that cannot be written."""
     try:
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
     except sa.exc.SQLAlchemyError as exc:
-        lines = str(getattr(exc, "orig", exc)).strip().splitlines()
-        reason = _scrub(lines[0] if lines else type(exc).__name__, engine)
-        raise DatabaseUnavailableError(
-            f"database {engine.url.render_as_string(hide_password=True)} is unreachable ({reason}): "
-            "check STOCKPIPE_DATABASE_URL / --database-url and that the server is running"
-        ) from None
-
-
-def _scrub(text: str, engine: Engine) -> str:
-    password = engine.url.password
-    return text.replace(password, "***") if password else text
-
-
-# ------------------------------------------------------------------------ migrations
-
-
-def migrations_dir() -> Path:
-    """The alembic script directory: inside the installed package, else the checkout's."""
-    try:
-        from importlib.resources import files
-
-        return Path(str(files("stockpipe.migrations")))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[3] / "migrations"
-
-
-def alembic_config(connection: Connection | None = None) -> "Config":
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(migrations_dir()))
-    if connection is not None:
-        config.attributes["connection"] = connection
-    return config
-
-
-def head_revision() -> str:
-    from alembic.script import ScriptDirectory
-
-    return ScriptDirectory.from_config(alembic_config()).get_current_head() or ""
-
-
-def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at, or None when it was never migrated."""
-    from alembic.runtime.migration import MigrationContext
-
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
-
-
-# pg_advisory_xact_lock key serialising migrations: shards that start together on a fresh
-# PostgreSQL database would otherwise race to create the same tables.
-_MIGRATION_LOCK = 0x73746B7069706531  # "stkpipe1"
-
-
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate to `revision`, one process at a time: shards that start together on a fresh
-    database would otherwise race to create the same tables. PostgreSQL serialises on an
-    advisory transaction lock; SQLite (whose DDL pysqlite runs outside a transaction) on an
-    flock file beside the database. The others wait, then find the work done: alembic
-    reads the revision only once the lock is held."""
-    from alembic import command
-
-    with _sqlite_migration_lock(engine), engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
-        command.upgrade(alembic_config(conn), revision)
-
-
-@contextmanager
-def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:":
-        yield
-        return
-    fd = os.open(f"{database}.migrate.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def downgrade(engine: Engine, revision: str = "base") -> None:
-    from alembic import command
-
-    with engine.begin() as conn:
-        command.downgrade(alembic_config(conn), revision)
+        raise from_db_error(exc, engine.url) or unreachable(exc, engine.url) from None
 
 
 # --------------------------------------------------------------------------- upsert

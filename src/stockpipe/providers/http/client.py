@@ -9,7 +9,10 @@ Vendor modules are pure (wire.py): they build `wire.Request`s without the key an
    caller) before sending it, so a crash never loses a call, or raises QuotaExhaustedError
    when the day's quota is spent;
 3. sends with the key added (query parameter or header), reading the body under a total
-   deadline (watchdog.py cuts the socket of a body still arriving at its deadline);
+   deadline (watchdog.py cuts the socket of a body still arriving at its deadline) and a
+   size cap on the decoded bytes, inflated a step at a time (body.py: a gzip bomb stops at
+   the cap); redirects are followed only on the same host; a certificate that fails
+   verification is terminal (CertificateError), and nothing turns verification off;
 4. retries what is transient (retry.py: timeouts, connection errors, truncated bodies, 429,
    5xx, and a 200 that `classify` calls RATE_LIMITED), with jittered exponential backoff or
    the vendor's Retry-After; never other 4xx, never a body that failed to parse;
@@ -35,9 +38,11 @@ from typing import TYPE_CHECKING, Callable, Mapping
 
 import httpx
 
-from ...errors import AuthFailedError, ConfigError, ProtocolError, QuotaExhaustedError, StockpipeError, TransportError
+from ...errors import (AuthFailedError, CertificateError, ConfigError, ProtocolError, QuotaExhaustedError,
+                       StockpipeError, TransportError)
 from ...redaction import filter_loggers, redact, register_secret, secret_forms
 from ..wire import Outcome, Parsed, Request, Response
+from .body import ACCEPT_ENCODING, RedirectRefused, decoded_chunks, same_origin_only, tls_failure
 from .breaker import Breaker
 from .limiter import RateLimiter, Slot, concurrency_for
 from .retry import Retryable, RetryPolicy
@@ -47,7 +52,7 @@ if TYPE_CHECKING:
     from ..base import QuotaLedger
 
 log = logging.getLogger(__package__)  # "stockpipe.providers.http", for every module of the client
-MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_BODY_BYTES = 32 * 1024 * 1024  # the largest answer kept (decoded): settings.http_max_response_bytes
 
 filter_loggers("httpx", "httpcore", "httpcore.connection", "httpcore.http11", "httpcore.http2",
                "httpcore.proxy", "httpcore.socks", __package__)
@@ -80,8 +85,11 @@ class VendorClient:
                  max_attempts: int = 5, max_wait: float = 120.0, max_block: float = 300.0, margin: float = 0.0,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  now: Callable[[], dt.datetime] = _utcnow, transport: httpx.BaseTransport | None = None,
-                 unreachable_after: int = 3) -> None:
+                 unreachable_after: int = 3, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         """Args:
+            timeout_total: seconds one attempt may take, body included (watchdog.py).
+            max_body_bytes: the largest body accepted, counted decoded; a larger one is a
+                ProtocolError for that call, read no further and stored nowhere.
             unreachable_after: attempts in a row without an answer (across symbols) after
                 which the vendor counts as down for the run (breaker.py).
         """
@@ -90,6 +98,7 @@ class VendorClient:
         register_secret(self._key or "")
         self._key_param, self._key_header = key_param, key_header
         self._ledger, self._now, self._timeout_total = ledger, now, timeout_total
+        self._max_body = max_body_bytes
         self.policy = RetryPolicy(name, max_attempts, max_wait, sleep)
         self.limits = dict(limits or {})
         self.concurrency = concurrency_for(self.limits)
@@ -97,7 +106,8 @@ class VendorClient:
         self._watchdog = Watchdog(f"deadline-{name}")
         self.breaker = Breaker(name, _host(base_url), unreachable_after)
         self._http = httpx.Client(
-            base_url=base_url, headers=dict(default_headers or {}), follow_redirects=True, transport=transport,
+            base_url=base_url, headers={"Accept-Encoding": ACCEPT_ENCODING, **dict(default_headers or {})},
+            follow_redirects=True, event_hooks={"response": [same_origin_only]}, transport=transport,
             timeout=httpx.Timeout(connect=timeout_connect, read=min(timeout_read, timeout_total),
                                   write=timeout_read, pool=timeout_total),
             limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
@@ -222,6 +232,9 @@ class VendorClient:
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             failure = ConfigError(f"{what}: the base URL is not usable ({exc}): check "
                                   f"STOCKPIPE_{self.name.upper()}_BASE_URL")
+        except RedirectRefused as exc:
+            failure = ProtocolError(f"{what}: redirected to another host ({exc.target}): not followed; "
+                                    f"check STOCKPIPE_{self.name.upper()}_BASE_URL")
         except _Deadline:
             failure = self.breaker.failed("a body that never ends") or TransportError(
                 f"{what}: the response did not finish within {self._timeout_total:g} s "
@@ -229,7 +242,10 @@ class VendorClient:
         except httpx.TimeoutException as exc:
             failure = self._no_answer("timeout", what, exc)
         except httpx.TransportError as exc:
-            failure = self._no_answer("transport", what, exc)
+            tls = tls_failure(exc)
+            failure = self._no_answer("transport", what, exc) if tls is None else CertificateError(
+                f"{what}: TLS failed for {_host(self.base_url)} ({getattr(tls, 'verify_message', None) or tls.reason}): "
+                "not retried; the certificate must verify (a private CA: point SSL_CERT_FILE at its bundle)")
         except httpx.DecodingError as exc:
             failure = ProtocolError(f"{what}: the body could not be decoded ({type(exc).__name__}): not retried")
         if failure is not None:
@@ -253,14 +269,15 @@ class VendorClient:
             watch = self._watchdog.watch(reply, deadline)
             chunks, size = [], 0
             try:
-                for chunk in reply.iter_bytes():
-                    chunks.append(chunk)
+                for chunk in decoded_chunks(reply):
                     size += len(chunk)
                     if time.monotonic() > deadline:
                         raise _Deadline()
-                    if size > MAX_BODY_BYTES:
-                        raise ProtocolError(f"{self.name} {request.endpoint}: body larger than "
-                                            f"{MAX_BODY_BYTES // 2**20} MiB: not stored")
+                    if size > self._max_body:
+                        raise ProtocolError(f"{self.name} {request.endpoint}: body larger than {self._max_body:,} "
+                                            "bytes (decoded): not stored; raise STOCKPIPE_HTTP_MAX_RESPONSE_BYTES "
+                                            "if the vendor really sends that much")
+                    chunks.append(chunk)
             except httpx.TransportError:
                 if self._watchdog.cancel(watch):
                     raise _Deadline() from None
