@@ -34,7 +34,7 @@ Daily (goal: <= 1 s plain, <= 0.4 s partitioned, a re-sent day writes 0 rows): o
 session for every symbol into prices_daily holding the backfill, timed with a fresh
 connection each time (connect included; a CHECKPOINT before each with --server-url): a new
 day, the same day re-sent, the day restated (then both again through the staged MERGE
-instead of ON CONFLICT); on --plain-url (a database kept at the revision before 0009: a
+instead of ON CONFLICT); on --plain-url (a database kept at the revision before 0012: a
 plain table) and on --url (partitioned), alternately, --days times.
 """
 
@@ -275,11 +275,11 @@ def report(dataset, times: dict[str, list[float]], args) -> None:
 def daily(args) -> None:
     """One new session for every symbol into prices_daily holding the backfill."""
     urls = {"partitioned": args.url, **({"plain": args.plain_url} if args.plain_url else {})}
-    before_0009 = _revision_before("0009")
+    before_0012 = _revision_before("0012")
     for kind, url in urls.items():
         engine = warehouse.create(url)
         if kind == "plain":
-            warehouse.upgrade(engine, before_0009)
+            warehouse.upgrade(engine, before_0012)
         with engine.connect() as conn:
             held = conn.exec_driver_sql("SELECT count(*) FROM prices_daily").scalar()
         if held < args.symbols * args.bars:  # the backfill (and the days earlier runs added) is there

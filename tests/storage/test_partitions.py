@@ -1,4 +1,4 @@
-"""Migration 0009 on a real PostgreSQL: prices_daily and indicators_daily become month-
+"""Migration 0012 on a real PostgreSQL: prices_daily and indicators_daily become month-
 partitioned keeping every row, every view over them (however deep), their indexes, grants and
 comments; downgrade turns them back; SQLite is left as it was."""
 
@@ -30,9 +30,9 @@ def pg(postgres_url: str):
     eng.dispose()
 
 
-def fill_0008(eng) -> None:
-    """Rows, views, an index, a grant and comments on a database at 0008 (plain tables)."""
-    warehouse.upgrade(eng, "0008")
+def fill_0011(eng) -> None:
+    """Rows, views, an index, a grant and comments on a database at 0011 (plain tables)."""
+    warehouse.upgrade(eng, "0011")
     prices = [{"symbol": s, "date": d, "open": 1.0 + i, "high": 2.0, "low": 0.5, "close": 1.5 * (i + 1),
                "adj_close": None if i % 2 else 1.25, "volume": 10 * i, "provider": "demo", "fetched_at": T0,
                "split_basis": DAYS[-1] if i == 0 else None}
@@ -76,8 +76,8 @@ def kinds(eng) -> dict[str, str]:
                                          "('prices_daily', 'indicators_daily')").all())
 
 
-def test_0009_partitions_by_month_keeping_every_row_view_index_grant_and_comment(pg):
-    fill_0008(pg)
+def test_0012_partitions_by_month_keeping_every_row_view_index_grant_and_comment(pg):
+    fill_0011(pg)
     before = snapshot(pg)
     assert len(before["prices"]) == 12 and len(before["v_latest"]) == 2 and before["grants"] == [(True, True)]
     assert len(before["daily_analytics"]) == 12
@@ -96,7 +96,7 @@ def test_0009_partitions_by_month_keeping_every_row_view_index_grant_and_comment
                       f"{partitions.SCHEMA}.indicators_daily_2024_03": 3}
     assert set(sa.inspect(pg).get_table_names()) == set(schema.metadata.tables) | {"alembic_version"}
 
-    warehouse.downgrade(pg, "0008")
+    warehouse.downgrade(pg, "0011")
     assert kinds(pg) == {"prices_daily": "r", "indicators_daily": "r"}
     assert snapshot(pg) == before
     with pg.connect() as conn:
@@ -106,17 +106,17 @@ def test_0009_partitions_by_month_keeping_every_row_view_index_grant_and_comment
     assert snapshot(pg) == before
 
 
-def test_0009_on_empty_tables_leaves_only_the_default_partitions(pg):
+def test_0012_on_empty_tables_leaves_only_the_default_partitions(pg):
     warehouse.upgrade(pg)
     with pg.connect() as conn:
         assert partitions.ranges(conn, "prices_daily") == [] and partitions.ranges(conn, "indicators_daily") == []
         assert conn.exec_driver_sql("SELECT count(*) FROM pg_inherits WHERE inhparent = 'prices_daily'::regclass").scalar() == 1
 
 
-def test_0009_is_a_no_op_on_sqlite(tmp_path):
+def test_0012_is_a_no_op_on_sqlite(tmp_path):
     eng = warehouse.create(f"sqlite:///{tmp_path / 'w.db'}")
     try:
-        warehouse.upgrade(eng, "0008")
+        warehouse.upgrade(eng, "0011")
         with eng.begin() as conn:
             conn.execute(schema.prices_daily.insert().values(
                 symbol="AAA", date=DAYS[0], open=1.0, high=2.0, low=0.5, close=1.5, volume=1, provider="demo",
@@ -125,6 +125,6 @@ def test_0009_is_a_no_op_on_sqlite(tmp_path):
         assert partitions.PARTITIONED and warehouse.current_revision(eng) == warehouse.head_revision()
         with eng.connect() as conn:
             assert conn.execute(sa.select(sa.func.count()).select_from(schema.prices_daily)).scalar() == 1
-        warehouse.downgrade(eng, "0008")
+        warehouse.downgrade(eng, "0011")
     finally:
         eng.dispose()

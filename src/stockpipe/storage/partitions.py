@@ -1,7 +1,7 @@
 """Monthly range partitions of the big PostgreSQL tables (`PARTITIONED`): the hot index of a
 nightly load is one month's, not ten years' (PERFORMANCE.md §2: 0.29 s vs 0.81 s a day).
 
-Migration 0009 turns the tables into `PARTITION BY RANGE (date)` parents with a month
+Migration 0012 turns the tables into `PARTITION BY RANGE (date)` parents with a month
 partition for every month they held and a DEFAULT partition; loads create the months their
 rows need, and the next one ahead, before copying (`ensure_months`). The partitions live in
 the schema `SCHEMA`, so the public schema (and SQLAlchemy's reflection of it) holds exactly
@@ -57,7 +57,7 @@ def months_of(column: "pa.Array | pa.ChunkedArray") -> list[dt.date]:
 
 def ranges(conn: "Connection", table: str) -> list[tuple[dt.date, dt.date]] | None:
     """The [from, to) ranges of `table`'s partitions (not the default), or None when `table`
-    is not a partitioned table (a PostgreSQL database before 0009)."""
+    is not a partitioned table (a PostgreSQL database before 0012)."""
     rows = conn.exec_driver_sql(
         "SELECT c.relkind, pg_get_expr(p.relpartbound, p.oid) FROM pg_class c "
         "LEFT JOIN pg_inherits i ON i.inhparent = c.oid LEFT JOIN pg_class p ON p.oid = i.inhrelid "

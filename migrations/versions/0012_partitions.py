@@ -10,8 +10,8 @@ or through another view, recreated from `pg_get_viewdef` with its options, comme
 grants, so views added by any migration survive. Downgrade rebuilds the plain tables the
 same way.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-05
 """
 
@@ -21,8 +21,8 @@ from alembic import op
 
 from stockpipe.storage import partitions
 
-revision = "0009"
-down_revision = "0008"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
