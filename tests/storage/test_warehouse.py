@@ -248,6 +248,22 @@ def test_replace_makes_the_rows_all_of_the_symbols_rows_and_keeps_the_others(eng
     assert [tuple(r) for r in held] == [("A", d(2024, 1, 2)), ("A", d(2024, 5, 6)), ("B", d(2024, 2, 2))]
 
 
+def test_delete_rows_by_keys_deletes_exactly_the_keys_held(engine):
+    """The lake's deleted rows applied: keys the table holds go, others count nothing."""
+    for symbol in ("AAA", "BBB"):
+        upsert(engine, PRICES, price_table(closes=(1.0,) * 5, symbol=symbol))
+    gone = pa.table({"symbol": ["AAA", "AAA", "AAA"], "date": [dt.date(2026, 11, 17), dt.date(2026, 11, 18),
+                                                                dt.date(2020, 1, 1)]})
+    with engine.begin() as conn:
+        assert warehouse.delete_rows(conn, PRICES, keys=gone) == 2
+        assert warehouse.delete_rows(conn, PRICES, keys=gone) == 0
+        assert warehouse.delete_rows(conn, PRICES, keys=gone.slice(0, 0)) == 0
+    p = schema.prices_daily
+    with engine.connect() as conn:
+        held = conn.execute(sa.select(p.c.symbol, sa.func.count()).group_by(p.c.symbol).order_by(p.c.symbol)).all()
+    assert [tuple(r) for r in held] == [("AAA", 3), ("BBB", 5)]
+
+
 def test_replace_with_no_rows_deletes_the_symbols_rows(engine):
     spans = DATASETS["adjustments"]
     with engine.begin() as conn:

@@ -67,6 +67,7 @@ def _apply(ctx: Context, lake: Lake, dataset: Dataset, full: bool) -> tuple[int,
                 feed = lake.changes(dataset, done.version, version)
             except ChangesUnavailableError:
                 feed = None
+        warehouse.begin_load(conn, dataset)  # before the table is read: shards' loads never deadlock
         if feed is None:
             written, deleted = _snapshot(ctx, conn, lake, dataset, version)
         else:
@@ -88,13 +89,18 @@ def _snapshot(ctx: Context, conn, lake: Lake, dataset: Dataset, version: int) ->
     else:
         held = conn.execute(warehouse.distinct_symbols(dataset)).scalars().all()
         deleted = warehouse.delete_rows(conn, dataset, symbols=ctx.mine(held))
-    written = 0
-    for batch in lake.scan(dataset, version=version):
+    # Bounded memory: a batch of rows at a time, streamed through one upsert_batches (on
+    # PostgreSQL a fresh month's partition is filled by every batch, then keyed once).
+    return warehouse.upsert_batches(conn, dataset, _mine(ctx, lake.scan(dataset, version=version))), deleted
+
+
+def _mine(ctx: Context, batches):
+    """This shard's rows of each batch (all of them unsharded)."""
+    for batch in batches:
         if ctx.settings.shard is not None:
             mine = ctx.mine(pc.unique(batch["symbol"]).to_pylist())
             batch = batch.filter(pc.is_in(batch["symbol"], pa.array(mine, pa.string())))
-        written += warehouse.upsert(conn, dataset, batch)
-    return written, deleted
+        yield batch
 
 
 def _net(feed: pa.Table, dataset: Dataset, ctx: Context) -> tuple[pa.Table, pa.Table]:

@@ -29,7 +29,6 @@ first time a table is opened (`upgrade`).
 
 from __future__ import annotations
 
-import datetime as dt
 
 import random
 import time
@@ -43,7 +42,7 @@ import pyarrow.compute as pc
 
 from ..errors import UnavailableError
 from ..models import Dataset, arrow_schema
-from .lake_ranges import FILE_BYTES, MONTH, files_between, holds_any, overwrite, rows_of, span, sql_list
+from .lake_ranges import MONTH, files_between, holds_any, overwrite, rows_of, span, sql_list
 from .lake_rows import conform, source_rows, to_frame
 
 _CONFIG = {"delta.enableChangeDataFeed": "true"}

@@ -8,13 +8,15 @@ SQLite (the embedded default) and PostgreSQL share one schema and one alembic hi
 Upserts write only rows whose values differ from what the table holds, so loading the
 same lake twice writes nothing:
 - SQLite: `INSERT .. ON CONFLICT DO UPDATE .. WHERE <a value differs>` via executemany;
-- PostgreSQL: COPY into a TEMP staging table, then one
+- PostgreSQL (storage/pgload.py): binary COPY, streamed from Arrow on the caller's own
+  connection; straight into the table when none of the keys can be there yet (a backfill,
+  a new day), else into a TEMP staging table and one
   `INSERT .. SELECT .. ON CONFLICT DO UPDATE .. WHERE (..) IS DISTINCT FROM (..)`.
+  prices_daily and indicators_daily are partitioned by month there (storage/partitions.py).
 """
 
 from __future__ import annotations
 
-import io
 import os
 import threading
 from pathlib import Path
@@ -153,30 +155,68 @@ def distinct_symbols(dataset: Dataset) -> sa.Select:
 def delete_rows(conn: Connection, dataset: Dataset, keys: "pa.Table | None" = None,
                 symbols: Iterable[str] | None = None) -> int:
     """Delete rows of `dataset` in the caller's transaction: those whose key is in `keys`
-    (a table of the key columns), or all of `symbols`' rows, or — given neither — every
-    row. Returns the rows deleted."""
+    (a table of the key columns: a change feed's deleted rows; keys the table does not hold
+    count nothing), or all of `symbols`' rows, or — given neither — every row. Returns the
+    rows deleted."""
     target = schema.DATA_TABLES[dataset.name]
-    if keys is None and symbols is None:
+    if keys is not None:
+        return _delete_keys(conn, dataset, keys)
+    if symbols is None:
         return max(conn.execute(target.delete()).rowcount, 0)
-    if symbols is not None:
-        return sum(max(conn.execute(target.delete().where(target.c.symbol.in_(part))).rowcount, 0)
-                   for part in chunks(sorted(set(symbols))))
-    if keys.num_rows == 0:
-        return 0
-    where = sa.and_(*(target.c[k] == sa.bindparam(f"k_{k}") for k in dataset.key))
-    statement = target.delete().where(where)
-    return sum(max(conn.execute(statement, {f"k_{k}": v for k, v in row.items()}).rowcount, 0)  # few: spans a split moved
-               for row in keys.select(list(dataset.key)).to_pylist())
+    return sum(max(conn.execute(target.delete().where(target.c.symbol.in_(part))).rowcount, 0)
+               for part in chunks(sorted(set(symbols))))
+
+
+def begin_load(conn: Connection, dataset: Dataset) -> None:
+    """Call first in a load's transaction, before it reads or deletes `dataset`'s rows. On
+    PostgreSQL, for a month-partitioned table, it takes the transaction's lock on creating
+    its partitions (partitions.lock): attaching a month locks the DEFAULT partition
+    exclusively, so a second load (another shard) that had read the table and then waited
+    for that lock would deadlock with the first. Taken first, the second load waits holding
+    nothing of the table: loads of one partitioned table run one after another."""
+    if conn.dialect.name == "postgresql":
+        from . import partitions
+
+        if dataset.name in partitions.PARTITIONED:
+            partitions.lock(conn, dataset.name)
 
 
 def upsert(conn: Connection, dataset: Dataset, table: "pa.Table") -> int:
-    """Insert new rows and update changed ones; returns the number of rows written."""
-    if table.num_rows == 0:
-        return 0
-    table = table.select(dataset.column_names)
+    """Insert new rows and update changed ones, in the caller's transaction; returns the
+    number of rows written (rows equal but for the volatile columns are not written)."""
+    return upsert_batches(conn, dataset, [table])
+
+
+def upsert_batches(conn: Connection, dataset: Dataset, batches: Iterable["pa.Table"]) -> int:
+    """`upsert` of each batch, holding one at a time: what a load streaming a whole lake
+    snapshot calls, in one transaction with its watermark. On PostgreSQL, the months a
+    backfill brings that have no partition yet are filled from every batch and keyed once at
+    the end (pgload.upsert_batches); keys must be unique across the batches. Returns the rows
+    written. Both dialects take Arrow text as string, large_string, string_view or
+    dictionary, and any int, float, date or timestamp width (test_pgcopy.py)."""
     if conn.dialect.name == "postgresql":
-        return _upsert_postgres(conn, dataset, table)
-    return _upsert_sqlite(conn, dataset, table)
+        from . import pgload  # numpy, only once there are rows to write
+
+        return pgload.upsert_batches(conn, dataset, (b for b in batches if b.num_rows))
+    return sum(_upsert_sqlite(conn, dataset, b.select(dataset.column_names)) for b in batches if b.num_rows)
+
+
+def _delete_keys(conn: Connection, dataset: Dataset, keys: "pa.Table") -> int:
+    """PostgreSQL: one DELETE .. USING a TEMP table COPY filled (pgload); SQLite: executemany."""
+    if keys.num_rows == 0:
+        return 0
+    if conn.dialect.name == "postgresql":
+        from . import pgload
+
+        return pgload.delete_keys(conn, dataset, keys)
+    where = " AND ".join(f"{c} = ?" for c in _q(dataset.key))
+    rows = list(zip(*(_sqlite_column(keys.column(c)) for c in dataset.key)))
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(f"DELETE FROM {dataset.name} WHERE {where}", rows)
+        return max(cursor.rowcount, 0)
+    finally:
+        cursor.close()
 
 
 def _upsert_sqlite(conn: Connection, dataset: Dataset, table: "pa.Table") -> int:
@@ -208,32 +248,6 @@ def _sqlite_column(column: "pa.ChunkedArray") -> list:
     elif pa.types.is_date(column.type):
         column = pc.cast(column, pa.string())
     return column.to_pylist()
-
-
-def _upsert_postgres(conn: Connection, dataset: Dataset, table: "pa.Table") -> int:
-    import pyarrow.csv as pacsv
-
-    cols = _q(dataset.column_names)
-    stage = f"stage_{dataset.name}"
-    conn.exec_driver_sql(f"CREATE TEMP TABLE IF NOT EXISTS {stage} (LIKE {dataset.name} INCLUDING DEFAULTS) ON COMMIT DROP")
-    conn.exec_driver_sql(f"TRUNCATE {stage}")
-    buffer = io.BytesIO()
-    pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-    buffer.seek(0)
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.copy_expert(f"COPY {stage} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)", buffer)
-    finally:
-        cursor.close()
-    values = _q(dataset.value_columns)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c.strip('"') not in dataset.key)
-    result = conn.exec_driver_sql(
-        f"INSERT INTO {dataset.name} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {stage} "
-        f"ON CONFLICT ({', '.join(_q(dataset.key))}) DO UPDATE SET {updates} "
-        f"WHERE ({', '.join(f'{dataset.name}.{c}' for c in values)}) IS DISTINCT FROM "
-        f"({', '.join(f'EXCLUDED.{c}' for c in values)})"
-    )
-    return max(result.rowcount, 0)
 
 
 def _q(names) -> list[str]:
