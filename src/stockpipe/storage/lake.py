@@ -211,14 +211,7 @@ class Lake:
         Raises:
             ValueError: `rows` holds a symbol not in `symbols`.
         """
-        symbols = sorted(set(symbols))
-        table = source_rows(dataset, rows)
-        stray = set(table["symbol"].to_pylist()) - set(symbols)
-        if stray:
-            raise ValueError(f"replace got rows of {sorted(stray)[:5]} outside the symbols it replaces")
-        if not symbols:
-            return MergeResult({}, self.version(dataset))
-        return self._write(dataset, table, symbols, commit)
+        return self._write_symbols(dataset, symbols, rows, commit, whole=False)
 
     def rewrite(self, dataset: Dataset, symbols: Iterable[str], rows: pd.DataFrame | pa.Table,
                 commit: Commit = Commit()) -> MergeResult:
@@ -231,14 +224,20 @@ class Lake:
         Raises:
             ValueError: `rows` holds a symbol not in `symbols`.
         """
+        return self._write_symbols(dataset, symbols, rows, commit, whole=True)
+
+    def _write_symbols(self, dataset: Dataset, symbols: Iterable[str], rows, commit: Commit,
+                       whole: bool) -> MergeResult:
+        """`replace` (whole=False: merged, a missing row deleted) or `rewrite` (written anew)."""
         symbols = sorted(set(symbols))
         table = source_rows(dataset, rows)
         stray = set(table["symbol"].to_pylist()) - set(symbols)
         if stray:
-            raise ValueError(f"rewrite got rows of {sorted(stray)[:5]} outside the symbols it rewrites")
+            raise ValueError(f"{'rewrite' if whole else 'replace'} got rows of {sorted(stray)[:5]} outside "
+                             "the symbols it was given")
         if not symbols:
             return MergeResult({}, self.version(dataset))
-        return self._write(dataset, table, symbols, commit, whole=True)
+        return self._write(dataset, table, symbols, commit, whole=whole)
 
     def _write(self, dataset: Dataset, rows, replacing: list[str] | None, commit: Commit,
                whole: bool = False) -> MergeResult:
