@@ -261,3 +261,24 @@ def yahoo_chart(symbol: str, bars: list[tuple], splits: tuple = (), dividends: t
     result = {"meta": meta, "timestamp": [stamp(bar[0]) for bar in bars], "events": events,
               "indicators": {"quote": [quote], "adjclose": [{"adjclose": quote["close"]}]}}
     return json.dumps({"chart": {"result": [result], "error": None}}).encode()
+
+
+def left_in(folder: Path) -> tuple[list[str], list[bytes]]:
+    """What a run left under `folder`, for a search for secrets: every path (relative), and
+    every file's bytes, a gzip file's also decompressed and a Parquet file's rows as text."""
+    import gzip
+
+    import pyarrow.parquet as pq
+
+    names, blobs = [], []
+    for path in sorted(folder.rglob("*")):
+        names.append(str(path.relative_to(folder)))
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        blobs.append(data)
+        if path.suffix == ".gz":
+            blobs.append(gzip.decompress(data))
+        if path.suffix == ".parquet":
+            blobs.append(repr(pq.read_table(path).to_pylist()).encode())
+    return names, blobs

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import gzip
 import importlib
 import json
 import logging
@@ -47,7 +46,7 @@ from stockpipe.providers import eodhd, eodhd_lists, finnhub
 from stockpipe.providers.registry import VENDORS
 from stockpipe.providers.wire import Outcome, Response
 
-from helpers import PROVIDERS_MD, db
+from helpers import PROVIDERS_MD, db, left_in
 
 KEY = "TESTKEY-matrix-0b7c"
 NEW_YORK = ZoneInfo("America/New_York")
@@ -908,24 +907,13 @@ def test_every_row_of_providers_md_has_a_case():
 
 def _everything_left(data_dir: Path, texts: list[str]) -> tuple[str, bytes]:
     """All a run left behind: texts, every table's rows, file names and bytes (gunzipped, parquet read)."""
-    import pyarrow.parquet as pq
-
     texts = list(texts)
     blobs: list[bytes] = []
     with sqlite3.connect(data_dir / "stockpipe.db") as conn:
         for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')"):
             texts += [repr(row) for row in conn.execute(f'SELECT * FROM "{table}"')]
-    for path in sorted(data_dir.rglob("*")):
-        texts.append(str(path.relative_to(data_dir)))
-        if not path.is_file():
-            continue
-        data = path.read_bytes()
-        blobs.append(data)
-        if path.suffix == ".gz":
-            blobs.append(gzip.decompress(data))
-        if path.suffix == ".parquet":
-            texts.append(repr(pq.read_table(path).to_pylist()))
-    return "\n".join(texts), b"\n".join(blobs)
+    names, files = left_in(data_dir)
+    return "\n".join(texts + names), b"\n".join(blobs + files)
 
 
 def test_the_api_key_appears_nowhere(cli, server, monkeypatch, tmp_path, caplog):

@@ -13,14 +13,12 @@ process, the faults, PostgreSQL's tables, --debug tracebacks and the other files
 
 from __future__ import annotations
 
-import gzip
 import time
-from pathlib import Path
 
 import faultharness as h
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 from fakevendor import Reply, endless, redirect, reset
+from helpers import left_in
 
 KEY = h.KEY
 # A run that hits a bug: the batch save raises, so `--debug` prints a traceback.
@@ -40,21 +38,6 @@ def _table_text(url: str) -> str:
     finally:
         engine.dispose()
     return "\n".join(texts)
-
-
-def _files(folder: Path) -> tuple[list[str], list[bytes]]:
-    names, blobs = [], []
-    for path in sorted(folder.rglob("*")):
-        names.append(str(path))
-        if not path.is_file():
-            continue
-        data = path.read_bytes()
-        blobs.append(data)
-        if path.suffix == ".gz":
-            blobs.append(gzip.decompress(data))
-        if path.suffix == ".parquet":
-            blobs.append(repr(pq.read_table(path).to_pylist()).encode())
-    return names, blobs
 
 
 def test_the_key_appears_nowhere_a_run_leaves_anything(database_url, fake_vendor, tmp_path):
@@ -95,7 +78,7 @@ def test_the_key_appears_nowhere_a_run_leaves_anything(database_url, fake_vendor
 
     sent = [c for c in fake_vendor.requests if c.param("api_token") == KEY]
     assert len(sent) >= 10  # the key really went out, on every path
-    names, blobs = _files(tmp_path)
+    names, blobs = left_in(tmp_path)
     text = "\n".join([*said, _table_text(database_url), *names])
     hits = text.count(KEY) + sum(b.count(KEY.encode()) for b in blobs)
     # all was read: the tables, the messages quoting the answers, the raw archive gunzipped
