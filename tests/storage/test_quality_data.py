@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from stockpipe.stages.quality import RULES, thresholds
-from stockpipe.storage import schema
+from stockpipe.storage import schema, warehouse
 from stockpipe.storage.quality_data import Calendar, collect, missing_sessions, save_refetch
 
 UTC = dt.timezone.utc
@@ -164,6 +164,28 @@ def test_temp_tables_do_not_outlive_a_collection(engine):
         assert collect(conn, CALENDAR, LIMITS) == first
         conn.commit()
         assert not {"quality_sessions", "quality_symbols"} & set(sa.inspect(conn).get_temp_table_names())
+
+
+def test_a_load_committed_between_its_reads_is_not_seen_half(engine):
+    """Another shard's load commits while collect reads (the CI failure of 2026-12-05: a symbol
+    absent from the counts turned up among the moves, KeyError): in one snapshot it is seen by
+    none of the reads."""
+    put(engine, schema.prices_daily, bars("AAA"))
+    committed = []
+
+    def other_shard_loads(conn, cursor, statement, *args) -> None:
+        if not committed and "prices_daily" in statement:
+            committed.append(statement)
+            put(engine, schema.prices_daily, bars("NEW", d10={"close": 100.0, "high": 100.1}))
+
+    sa.event.listen(engine, "after_cursor_execute", other_shard_loads)
+    try:
+        with warehouse.snapshot(engine) as conn:
+            facts = collect(conn, CALENDAR, LIMITS)
+    finally:
+        sa.event.remove(engine, "after_cursor_execute", other_shard_loads)
+    assert committed and set(facts) == {"AAA"}
+    assert set(facts_of(engine)) == {"AAA", "NEW"} and facts_of(engine)["NEW"]["moves"]
 
 
 def test_missing_sessions_between_the_first_and_last_held_session():

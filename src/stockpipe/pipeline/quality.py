@@ -7,7 +7,7 @@ from .. import calendars, logs
 from ..errors import ExitCode
 from ..models import StageResult
 from ..stages.quality import evaluate
-from ..storage import state
+from ..storage import state, warehouse
 from .context import Context
 from .reading import named_symbols
 
@@ -31,7 +31,7 @@ def quality_stage(ctx: Context) -> StageResult:
         exchange_of=lambda symbol: calendars.exchange_for(symbol, settings.exchanges),
         sessions_between=calendars.sessions_between,
         latest_session=lambda exchange: calendars.latest_closed_session(ctx.now, exchange))
-    with ctx.engine.begin() as conn:  # committed: SQLite keeps the TEMP tables' DROP only then
+    with warehouse.snapshot(ctx.engine) as conn:  # one state: another shard's load may commit meanwhile
         facts = quality_data.collect(conn, calendar, limits)
     named = named_symbols(settings)
     universe = set(settings.symbols) if settings.universe_source != "default" else set()

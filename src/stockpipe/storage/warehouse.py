@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
@@ -124,6 +125,22 @@ def check_reachable(engine: Engine) -> None:
 
 
 _IN_LIST = 500  # values per IN (...) list: far below every driver's parameter limit
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A transaction whose reads all see one committed state of the database, while other
+    processes (a second shard's load) commit: PostgreSQL's REPEATABLE READ; on SQLite an
+    explicit BEGIN (pysqlite would begin none before a SELECT, so each read would see the
+    newest commit), which WAL pins to one snapshot at the first read. Committed on exit, so
+    TEMP tables the reads made are dropped for good (quality_data.collect)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            if conn.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN")
+            yield conn
 
 
 def chunks(items: Sequence[str], size: int = _IN_LIST) -> Iterator[Sequence[str]]:
