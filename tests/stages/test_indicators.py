@@ -3,6 +3,7 @@ columns TA-Lib lacks, against plain per-symbol numpy written out in this file.""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
@@ -231,6 +232,26 @@ def test_a_new_bar_changes_no_earlier_value_of_any_symbol(universe, monkeypatch,
     ]
     assert new_rows.sum() == 2
     assert same_bits(after[~new_rows].reset_index(drop=True), before)
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 3_000])
+def test_since_returns_exactly_the_wanted_rows_with_the_same_bits(universe, universe_out, monkeypatch, chunk_rows):
+    """The nightly asks only for the rows that may have changed: the same values, bit for
+    bit, as the whole result's rows from each symbol's first wanted date on."""
+    if chunk_rows is not None:
+        monkeypatch.setattr(indicators, "_CHUNK_ROWS", chunk_rows)
+    prices = frame_of(universe).sample(frac=1.0, random_state=np.random.default_rng(4))
+    last = prices.groupby("symbol")["date"].max()
+    since = {s: day - pd.Timedelta(days=3) for s, day in last.items()}  # each symbol's last bars
+    since.update(S001=None, S002=last["S002"] + pd.Timedelta(days=1), S003=dt.date(1990, 1, 1))
+    del since["S004"]  # absent: all of its rows, as None
+    got = compute_indicators(prices, since=since)
+
+    first = universe_out["symbol"].map({s: pd.NaT if d is None else pd.Timestamp(d) for s, d in since.items()})
+    wanted = universe_out[(first.isna() | (universe_out["date"] >= first)).to_numpy()].reset_index(drop=True)
+    assert 0 < len(wanted) < len(universe_out) / 5 and "S002" not in set(wanted["symbol"])
+    assert same_bits(got, wanted)
+    pd.testing.assert_frame_equal(got[["symbol", "date"]], wanted[["symbol", "date"]])
 
 
 def test_a_symbol_alone_gets_the_same_bits_as_among_others(universe, universe_out, monkeypatch):

@@ -15,7 +15,6 @@ merges again as "no change".
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Mapping
 
 import pandas as pd
@@ -37,6 +36,8 @@ ADJUSTMENTS, QUOTES, QUOTES_DAILY = DATASETS["adjustments"], DATASETS["quotes"],
 # the indicators' 36 columns, delta-rs' write buffers): 1,000 symbols x 2 years stay well
 # under the 2 GB peak the 10M-row goal allows (PERFORMANCE.md), 2,000 did not.
 TRANSFORM_CHUNK = 1000
+# What the adjustments and indicators read of prices (not provider, fetched_at, split_basis).
+_PRICE_COLUMNS = ["symbol", "date", "open", "high", "low", "close", "adj_close", "volume"]
 _COUNTS = ("indicators_written", "adjustments_written", "actions_ignored", "adj_close_symbols_compared",
            "adj_close_max_rel_diff_ppm")
 
@@ -66,7 +67,7 @@ def transform_stage(ctx: Context, full: bool = False) -> StageResult:
     counts = dict.fromkeys(_COUNTS, 0)
     parts = list(chunks(pending, TRANSFORM_CHUNK))
     for done, chunk in enumerate(parts, start=1):
-        prices, actions = lake.read_frame(PRICES, chunk), lake.read_frame(ACTIONS, chunk)
+        prices, actions = lake.read_frame(PRICES, chunk, _PRICE_COLUMNS), lake.read_frame(ACTIONS, chunk)
         spans = adjustment_spans(prices, actions)
         spans["computed_at"] = pd.Timestamp(ctx.now)
         stored = lake.read_frame(ADJUSTMENTS, chunk)
@@ -74,10 +75,11 @@ def transform_stage(ctx: Context, full: bool = False) -> StageResult:
         respanned = lake.replace(ADJUSTMENTS, moved, spans[spans["symbol"].isin(moved)],
                                  Commit(ctx.run_id, "transform")).changed
         crashpoints.hit("after_adjustments")
-        indicators = compute_indicators(apply_adjustments(prices, spans, dividends=False))
-        indicators["computed_at"] = pd.Timestamp(ctx.now)
         whole = _split_restated(prices, stored, spans, respanned)
-        indicators = _from_first_change(indicators.reindex(columns=INDICATORS.column_names), since, whole)
+        firsts = {s: None if s in whole else since[s] for s in chunk}  # the rows that may differ
+        indicators = compute_indicators(apply_adjustments(prices, spans, dividends=False), since=firsts)
+        indicators["computed_at"] = pd.Timestamp(ctx.now)
+        indicators = indicators.reindex(columns=INDICATORS.column_names)
         restated = indicators["symbol"].isin(list(whole)).to_numpy()
         changed = lake.rewrite(INDICATORS, whole, indicators[restated], Commit(ctx.run_id, "transform")).changed
         commit = changes.commit(ctx, "transform", inputs, last=done == len(parts))
@@ -161,15 +163,6 @@ def _split_restated(prices: pd.DataFrame, stored: pd.DataFrame, spans: pd.DataFr
     old = apply_adjustments(bars, stored, dividends=False)["volume_factor"].to_numpy()
     new = apply_adjustments(bars, spans, dividends=False)["volume_factor"].to_numpy()
     return set(bars["symbol"].to_numpy()[old != new])
-
-
-def _from_first_change(rows: pd.DataFrame, since: Mapping[str, dt.date | None], whole: set[str]) -> pd.DataFrame:
-    """The rows that may differ: from each symbol's first changed date on, and all of a
-    symbol recomputed whole (no date given, or its split-only adjustment changed)."""
-    firsts = pd.Series({s: pd.NaT if d is None or s in whole else pd.Timestamp(d) for s, d in since.items()},
-                       dtype="datetime64[ns]")
-    first = rows["symbol"].map(firsts)  # a symbol missing from `since`: NaT, whole
-    return rows[(first.isna() | (rows["date"] >= first)).to_numpy()]
 
 
 def _notes(spans: pd.DataFrame, divergence: pd.DataFrame, ignored: pd.DataFrame) -> dict[str, str]:

@@ -59,6 +59,7 @@ rows should pass symbols in batches (transform_stage passes 2,000 at a time).
 from __future__ import annotations
 
 import math
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -106,16 +107,21 @@ def _rows(names: tuple[str, ...]) -> slice | list[int]:
 _TALIB_ROWS = _rows(_TALIB_COLUMNS)
 
 
-def compute_indicators(prices: pd.DataFrame) -> pd.DataFrame:
+def compute_indicators(prices: pd.DataFrame, since: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Compute models.INDICATOR_COLUMNS for every row, per symbol, as TA-Lib does.
 
     Args:
         prices: columns symbol, date, high, low, close and volume (finite numbers; other
             columns are ignored), any row order, each symbol's whole history (recursions
             start at a symbol's first bar), already split-adjusted.
+        since: symbol -> the first date wanted (None: all of the symbol's rows; a symbol
+            absent: all). Every row is still computed (recursions need their history) but
+            only these are returned, and only they are held beyond one chunk's scratch:
+            the nightly of 1M rows of history returns its 2,000 new rows, without the
+            272 MB of a full result (each value has the same bits either way).
 
     Returns:
-        One row per input row, sorted by (symbol, date): symbol, date, then
+        One row per input row wanted, sorted by (symbol, date): symbol, date, then
         models.INDICATOR_COLUMNS as float64, NaN on each column's warm-up bars.
 
     Raises:
@@ -127,9 +133,12 @@ def compute_indicators(prices: pd.DataFrame) -> pd.DataFrame:
     order, symbols, counts = _sort(prices)
     bounds = np.concatenate(([0], np.cumsum(counts)))
     inputs = [_numbers(prices[name]) for name in ("close", "high", "low", "volume")]
+    keep = None if since is None else _wanted(_dates(prices["date"], order), symbols, counts, since)
     # One array for all outputs, a row per column: the frame below wraps it without a copy
-    # (at 10M rows it is 2.7 GB, so a second copy would not fit the 4 GB budget).
-    values = np.empty((len(INDICATOR_COLUMNS), len(prices)))
+    # (at 10M rows it is 2.7 GB, so a second copy would not fit the 4 GB budget). With
+    # `since`, each chunk is computed in one reused scratch and its wanted rows copied out.
+    values = np.empty((len(INDICATOR_COLUMNS), len(prices) if keep is None else int(keep.sum())))
+    scratch, kept = None, 0
     for first, last in _chunks(bounds):
         lo, hi = int(bounds[first]), int(bounds[last])
         rows = slice(lo, hi) if isinstance(order, slice) else order[lo:hi]
@@ -137,18 +146,39 @@ def compute_indicators(prices: pd.DataFrame) -> pd.DataFrame:
             np.ascontiguousarray(column[rows], dtype=np.float64) for column in inputs
         )
         edges = bounds[first : last + 1] - lo
-        out = values[:, lo:hi]
+        if keep is None:
+            out = values[:, lo:hi]
+        else:
+            scratch = scratch if scratch is not None and scratch.shape[1] >= hi - lo else np.empty(
+                (len(INDICATOR_COLUMNS), max(hi - lo, _CHUNK_ROWS)))
+            out = scratch[:, : hi - lo]
         with np.errstate(divide="ignore", invalid="ignore"):
             _talib_columns(out, close, high, low, volume, edges)
             _numpy_columns(out, close, edges)
+        if keep is not None:
+            wanted = keep[lo:hi]
+            taken = int(wanted.sum())
+            values[:, kept : kept + taken] = out[:, wanted]
+            kept += taken
+    del scratch
     frame = pd.DataFrame(values.T, columns=list(INDICATOR_COLUMNS), copy=False)
-    frame.insert(0, "date", _dates(prices["date"], order))
+    dates = _dates(prices["date"], order)
     del order  # freed before the symbol codes are made: the peak of the whole call is here
     # Taking symbols from the few uniques is ~5x faster than taking the string column.
     # intp codes: int32 would be widened to a temporary copy by the take, a higher peak.
     codes = np.repeat(np.arange(len(symbols)), counts)
+    if keep is not None:
+        dates, codes = dates[keep].reset_index(drop=True), codes[keep]
+    frame.insert(0, "date", dates)
     frame.insert(0, "symbol", symbols.take(codes))
     return frame
+
+
+def _wanted(dates: pd.Series, symbols: pd.Index, counts: np.ndarray, since: Mapping[str, Any]) -> np.ndarray:
+    """Which rows (in (symbol, date) order) `since` asks for: on or after their symbol's
+    first wanted date (None or absent: every row; NaT is the smallest int64)."""
+    firsts = pd.DatetimeIndex([since.get(s) for s in symbols]).as_unit("ns").asi8
+    return pd.DatetimeIndex(dates).as_unit("ns").asi8 >= np.repeat(firsts, counts)
 
 
 def _dates(dates: pd.Series, order: np.ndarray | slice) -> pd.Series:

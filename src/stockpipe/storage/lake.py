@@ -173,9 +173,10 @@ class Lake:
             raise UnavailableError(f"cannot read the lake's {dataset.name} under {self.root}: {exc}: "
                                    "run `stockpipe verify`, or delete the table and fetch again") from None
 
-    def read_frame(self, dataset: Dataset, symbols: Iterable[str] | None = None) -> pd.DataFrame:
+    def read_frame(self, dataset: Dataset, symbols: Iterable[str] | None = None,
+                   columns: list[str] | None = None) -> pd.DataFrame:
         """`read` as a DataFrame with dates and timestamps as datetime64."""
-        return to_frame(self.read(dataset, symbols))
+        return to_frame(self.read(dataset, symbols, columns=columns))
 
     def changes(self, dataset: Dataset, since: int, until: int | None = None) -> pa.Table:
         """The change feed after version `since` up to `until` (default the latest): the
