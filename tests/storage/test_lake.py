@@ -11,7 +11,7 @@ import pytest
 
 from stockpipe.models import DATASETS, arrow_schema
 from stockpipe.storage import lake_upkeep
-from stockpipe.storage.lake import Commit, Lake, MergeResult
+from stockpipe.storage.lake import Commit, Lake, MergeResult, UnavailableError
 
 PRICES = DATASETS["prices_daily"]
 REJECTS = DATASETS["rejects"]
@@ -379,3 +379,29 @@ def test_a_new_session_in_a_month_already_held_is_written_without_a_merge_and_ke
     table = lake.read(PRICES)
     assert table.num_rows == 21 and lake.read(PRICES, ["AAA"])["date"].to_pylist()[-2:] == [
         dt.date(2026, 3, 3), dt.date(2026, 3, 4)]
+
+
+def test_scan_reads_a_file_only_when_its_rows_are_asked_for(lake: Lake):
+    """A snapshot load streams a 10M-row table through a slow consumer (SQLite): the scan
+    must not read ahead of it (a dataset scanner held 1.8 GB so), so a file is opened only
+    when the batch that needs it is taken. Here each month's file is one batch: once the
+    first is taken, the others are deleted behind the scan's back, and the next batch
+    fails to read them instead of coming from memory read ahead."""
+    lake.merge(PRICES, prices())
+    batches = lake.scan(PRICES, rows=1)
+    first = next(batches)
+    assert first.num_rows and first.schema == arrow_schema(PRICES)
+    for f in lake.files(PRICES):
+        f.unlink()
+    with pytest.raises(UnavailableError, match="cannot read the lake's prices_daily"):
+        next(batches)
+
+
+def test_scan_yields_every_row_once_in_batches_of_about_the_size_asked(lake: Lake):
+    lake.merge(PRICES, prices())
+    lake.merge(PRICES, prices(symbols=("DDD",)))
+    batches = list(lake.scan(PRICES, rows=10))  # files of 6 rows (3 symbols) and 2 (DDD), a month each
+    sizes = [b.num_rows for b in batches]
+    assert all(10 <= n < 16 for n in sizes[:-1]) and 0 < sizes[-1] < 16, sizes
+    keys = pd.concat([b.to_pandas() for b in batches])[["symbol", "date"]]
+    assert len(keys) == 24 and not keys.duplicated().any()
