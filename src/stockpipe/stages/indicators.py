@@ -50,7 +50,7 @@ order whatever else is in the frame: adding a bar to a symbol changes no earlier
 any symbol, bit for bit (the pipeline writes only changed rows).
 
 Memory: the result is one float64 array of 34 rows wrapped without a copy (2.7 GB at 10M
-rows), plus symbol and date; the work beyond it is one chunk (~256k rows) of inputs and
+rows), plus symbol and date; the work beyond it is one chunk (~32k rows) of inputs and
 scratch and the sort order. At 10M shuffled rows the process peaks at ~3.9 GB with the
 0.63 GB input frame and the 2.96 GB result held: little headroom, so callers with more
 rows should pass symbols in batches (transform_stage passes 2,000 at a time).
@@ -75,7 +75,7 @@ _TALIB_COLUMNS = (
     "willr_14", "mfi_14", "obv", "roc_10", "mom_10",
 )
 _REQUIRED = ("symbol", "date", "high", "low", "close", "volume")
-_CHUNK_ROWS = 1 << 18  # rows gathered at a time: inputs and scratch stay a few MB
+_CHUNK_ROWS = 1 << 15  # rows gathered at a time: inputs (1 MB) and, with `since`, scratch (9 MB) stay in cache
 _VOLATILITY_BARS = 30
 _YEAR_BARS = 252  # sessions in a year: the 52-week window and the annualisation factor
 

@@ -140,7 +140,7 @@ class Lake:
                 wanted = sorted(set(symbols))
                 if not wanted:
                     return schema.empty_table()
-                data = files_between(table, data, wanted[0], wanted[-1])
+                data = files_between(table, data, wanted)
                 wanted = pc.field("symbol").cast(pa.string()).isin(wanted)
             rows = data.to_table(columns=[c for c in schema.names if c in data.schema.names], filter=wanted)
         except (OSError, pa.ArrowInvalid) as exc:

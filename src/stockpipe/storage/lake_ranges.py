@@ -5,8 +5,10 @@ and the overwrite that declares what it covers (storage/lake.py uses them)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterable
+from typing import Iterable, Sequence
+from urllib.parse import unquote
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -19,18 +21,16 @@ MONTH = "month"  # the partition column Delta adds to every table
 FILE_BYTES = 1 << 20
 
 
-def files_between(table, data, low: str, high: str):
-    """`data` (the table's pyarrow dataset) without the files whose symbols, by the Delta
-    log's statistics, all lie outside [low, high]: a chunk of symbols reads the files that
+def files_between(table, data, symbols: Sequence[str]):
+    """`data` (the table's pyarrow dataset) without the files that, by the Delta log's
+    statistics, hold none of `symbols` (sorted): a chunk of symbols reads the files that
     may hold them, not every file of the table (10M-row prices: 0.16 s instead of 1.1 s)."""
     import pyarrow.dataset as ds
 
     adds = pa.table(table.get_add_actions(flatten=True))
     if "min.symbol" not in adds.column_names or "max.symbol" not in adds.column_names:
         return data
-    below, above = pc.less_equal(adds["min.symbol"].cast(pa.string()), high), pc.greater_equal(
-        adds["max.symbol"].cast(pa.string()), low)
-    keep = set(adds["path"].filter(pc.fill_null(pc.and_kleene(below, above), True)).to_pylist())
+    keep = set(adds["path"].filter(_may_hold(adds, symbols)).to_pylist())
     fragments = [f for f in data.get_fragments() if f.path in keep]
     if len(fragments) != len(keep):  # paths spelled differently: read every file rather than guess
         return data
@@ -39,17 +39,52 @@ def files_between(table, data, low: str, high: str):
 
 def holds_any(table, months: pa.Array, symbols: pa.Array, within: tuple[str, str, str] | None = None) -> bool:
     """Whether the Delta table holds a row of one of `symbols` in one of `months` (and
-    between the dates of `within`): read a batch at a time, the symbol column of the files
-    of those months whose symbols (by the Delta log) and dates may hold one."""
-    wanted = pc.field(MONTH).isin(months)
+    between the dates of `within`). The log's statistics rule out most files (a new
+    session: all but the file a split's rewrite left in its month); only those left are
+    opened, one at a time, never the table's pyarrow dataset (0.25 s at 300 files)."""
+    import pyarrow.parquet as pq
+
+    symbols = pc.unique(symbols.cast(pa.string()))
+    adds = pa.table(table.get_add_actions(flatten=True))
+    may = _may_hold(adds, sorted(symbols.to_pylist()), months, within)
+    root = table.table_uri.removeprefix("file://")
+    for path in adds["path"].filter(may).to_pylist():  # the month is the file's: not in its columns
+        rows = pq.read_table(f"{root}/{unquote(path)}", columns=["symbol", *within[:1]] if within else ["symbol"])
+        hit = pc.is_in(rows["symbol"].cast(pa.string()), symbols)
+        if within is not None:
+            column, low, high = within
+            dates = rows[column].cast(pa.date32())
+            hit = pc.and_(hit, pc.and_(pc.greater_equal(dates, pa.scalar(dt.date.fromisoformat(low))),
+                                       pc.less_equal(dates, pa.scalar(dt.date.fromisoformat(high)))))
+        if pc.any(hit).as_py():
+            return True
+    return False
+
+
+def _may_hold(adds: pa.Table, symbols: Sequence[str], months: pa.Array | None = None,
+              within: tuple[str, str, str] | None = None) -> pa.Array:
+    """Per file of the Delta log's add actions (`get_add_actions(flatten=True)`): whether,
+    by its statistics and partition, it may hold a row of one of `symbols` (sorted): one of
+    them lies in its [min, max] of symbol (in one of `months`, its dates meeting those of
+    `within`). A statistic the log lacks rules nothing out."""
+    def column(name: str, kind: pa.DataType) -> pa.ChunkedArray:
+        present = name in adds.column_names
+        return adds[name].cast(kind) if present else pa.chunked_array([pa.nulls(adds.num_rows, kind)])
+
+    wanted = np.array(symbols, dtype=str)
+    low, high = (column(f"{e}.symbol", pa.string()) for e in ("min", "max"))
+    known = pc.and_(pc.is_valid(low), pc.is_valid(high)).to_numpy(zero_copy_only=False)
+    first = np.searchsorted(wanted, np.array(pc.fill_null(low, "").to_pylist(), dtype=str), "left")
+    past = np.searchsorted(wanted, np.array(pc.fill_null(high, "").to_pylist(), dtype=str), "right")
+    may = pa.array(~known | (first < past))
+    if months is not None:
+        may = pc.and_kleene(may, pc.is_in(column(f"partition.{MONTH}", pa.string()), months.cast(pa.string())))
     if within is not None:
-        column, low, high = within
-        wanted &= (pc.field(column) >= dt.date.fromisoformat(low)) & (pc.field(column) <= dt.date.fromisoformat(high))
-    names = pc.min_max(symbols.cast(pa.string())).values()
-    files = files_between(table, table.to_pyarrow_dataset(), *(n.as_py() for n in names))
-    scanner = files.scanner(columns=["symbol"], filter=wanted)
-    return any(pc.any(pc.is_in(batch.column(0).cast(pa.string()), symbols)).as_py()
-               for batch in scanner.to_batches() if batch.num_rows)
+        name, first_day, last_day = within
+        may = pc.and_kleene(may, pc.and_kleene(
+            pc.less_equal(column(f"min.{name}", pa.date32()), pa.scalar(dt.date.fromisoformat(last_day))),
+            pc.greater_equal(column(f"max.{name}", pa.date32()), pa.scalar(dt.date.fromisoformat(first_day)))))
+    return pc.fill_null(may, True)
 
 
 def overwrite(table, source: pa.Table, predicate: str, properties) -> None:
