@@ -107,7 +107,7 @@ def _database_health(settings: Settings, now: dt.datetime, limits: Mapping[str, 
     if current != head:  # the metadata tables are not (all) there yet
         return checks
     try:
-        with engine.connect() as conn:
+        with warehouse.snapshot(engine) as conn:  # one state while a run commits beside it
             last = state.last_successful_run(conn)
             failing = monitoring.failing_symbols(conn, now - RECENT)
             last_run = monitoring.last_fetch_runs(conn)

@@ -67,14 +67,14 @@ def status(settings: Settings, symbol: str | None = None, clock: Clock = calenda
         ConfigError: an exchange without a calendar; a warehouse behind with auto_migrate off.
         DatabaseUnavailableError: the database cannot be reached.
     """
-    from ..storage import monitoring, reads, state
+    from ..storage import monitoring, reads, state, warehouse
 
     symbol = normalize_symbol(symbol, "--symbol") if symbol else None
     now = clock()
     engine, notes = _engine(settings)
     rows, quotas, story = [], [], None
     if engine is not None:
-        with engine.connect() as conn:
+        with warehouse.snapshot(engine) as conn:  # one state while a nightly commits beside it
             rows = state.status_rows(conn, DATASET)
             quotas = monitoring.quotas(conn, now)
             if symbol:
