@@ -405,3 +405,24 @@ def test_scan_yields_every_row_once_in_batches_of_about_the_size_asked(lake: Lak
     assert all(10 <= n < 16 for n in sizes[:-1]) and 0 < sizes[-1] < 16, sizes
     keys = pd.concat([b.to_pandas() for b in batches])[["symbol", "date"]]
     assert len(keys) == 24 and not keys.duplicated().any()
+
+
+def test_a_lake_sees_other_writers_commits_and_a_table_made_anew(lake: Lake):
+    """Lake keeps each DeltaTable it opened and catches it up on each use: what another
+    writer (another Lake, another process) commits is seen, and a table deleted and
+    created again is opened anew rather than caught up with another table's log."""
+    import shutil
+
+    other = Lake(lake.root)
+    lake.merge(PRICES, prices(symbols=("AAA",)))
+    assert set(lake.read(PRICES)["symbol"].to_pylist()) == {"AAA"}
+    identity = lake.identity(PRICES)
+
+    other.merge(PRICES, prices(symbols=("BBB",)))
+    assert set(lake.read(PRICES)["symbol"].to_pylist()) == {"AAA", "BBB"}
+    assert lake.version(PRICES) == other.version(PRICES)
+
+    shutil.rmtree(lake.path(PRICES))
+    other.merge(PRICES, prices(symbols=("CCC",)))
+    assert set(lake.read(PRICES)["symbol"].to_pylist()) == {"CCC"}
+    assert lake.identity(PRICES) not in (None, identity)

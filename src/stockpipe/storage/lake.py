@@ -29,7 +29,6 @@ first time a table is opened (`upgrade`).
 
 from __future__ import annotations
 
-
 import random
 import time
 from dataclasses import dataclass, field
@@ -44,6 +43,7 @@ from ..errors import UnavailableError
 from ..models import Dataset, arrow_schema
 from .lake_ranges import MONTH, files_between, holds_any, overwrite, rows_of, span, sql_list
 from .lake_rows import conform, source_rows, to_frame
+from .lake_tables import OpenTables
 
 _CONFIG = {"delta.enableChangeDataFeed": "true"}
 _RETRIES = 12  # commits lost to a concurrent writer before giving up
@@ -84,6 +84,7 @@ class Lake:
 
     def __init__(self, root: Path):
         self.root = root
+        self._opened = OpenTables()  # kept and caught up on each use (lake_tables.py)
 
     # ------------------------------------------------------------------ reading
 
@@ -261,6 +262,7 @@ class Lake:
                 else:
                     self._merge(dataset, table, source, replacing, properties)
             except CommitFailedError:
+                self._opened.forget(self.path(dataset))  # the retry reads the winner's version afresh
                 time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))  # another writer won: retry on its version
                 continue
             except OSError as exc:
@@ -334,11 +336,14 @@ class Lake:
 
         path = self.path(dataset)
         if not (path / "_delta_log").is_dir():
+            self._opened.forget(path)
             _drop_leftovers(path)
             if not _old_files(path):
                 return None
             upgrade(path, dataset)
-        return DeltaTable(str(path), version=version)
+        if version is not None:
+            return DeltaTable(str(path), version=version)
+        return self._opened.latest(path)
 
     def _create(self, dataset: Dataset):
         from deltalake import DeltaTable
