@@ -88,17 +88,23 @@ def test_a_killed_run_then_a_plain_one_refetches_nothing_saved(where, database_u
              symbols_refetched=len(refetched), equal_to_golden=1)
 
 
+def _run_under_way(env: dict, fake_vendor) -> subprocess.Popen:
+    """A `run` of SYMBOLS started, returned once the fetch is under way (calls in flight)."""
+    proc = subprocess.Popen(h.command(*h.run_args(SYMBOLS)), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not fake_vendor.requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proc
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_mid_run_stops_within_seconds_with_130_and_is_recorded(sig, database_url, fake_vendor, tmp_path,
                                                                          golden):
     h.Eodhd(fake_vendor, latency=0.4)
     data = tmp_path / "data"
     env = h.environment(data, database_url, fake_vendor.url, **SETTINGS)
-    proc = subprocess.Popen(h.command(*h.run_args(SYMBOLS)), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not fake_vendor.requests and time.monotonic() < deadline:
-        time.sleep(0.05)  # the fetch is under way: calls in flight
+    proc = _run_under_way(env, fake_vendor)
     time.sleep(0.3)
     sent = time.monotonic()
     proc.send_signal(sig)
@@ -120,11 +126,7 @@ def test_a_second_copy_of_a_running_run_exits_75_and_the_first_is_unaffected(dat
     vendor = h.Eodhd(fake_vendor, latency=0.4)
     data = tmp_path / "data"
     env = h.environment(data, database_url, fake_vendor.url, **SETTINGS)
-    first = subprocess.Popen(h.command(*h.run_args(SYMBOLS)), env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 60
-    while not fake_vendor.requests and time.monotonic() < deadline:
-        time.sleep(0.05)
+    first = _run_under_way(env, fake_vendor)
     started = time.monotonic()
     second = h.stockpipe(env, *h.run_args(SYMBOLS, "--json"))
     took = time.monotonic() - started

@@ -93,15 +93,20 @@ def test_one_migration_behind_with_auto_migrate_off_refuses_to_write(tmp_path, d
     assert checked.returncode == ExitCode.CONFIG and "db upgrade" in checked.stdout, checked
 
 
-@pytest.mark.parametrize("command", [("run", "--all"), ("db", "upgrade"), ("load",), ("quality-check",)],
-                         ids=lambda c: " ".join(c))
-def test_a_newer_revision_than_the_code_is_refused(tmp_path, database_url, command):
+def _migrated_then_marked_newer(database_url: str) -> None:
+    """A database at head whose alembic_version then says 0999, a revision no stockpipe has."""
     engine = warehouse.create(database_url)
     try:
         warehouse.upgrade(engine)
     finally:
         engine.dispose()
     set_revision(database_url, "0999")
+
+
+@pytest.mark.parametrize("command", [("run", "--all"), ("db", "upgrade"), ("load",), ("quality-check",)],
+                         ids=lambda c: " ".join(c))
+def test_a_newer_revision_than_the_code_is_refused(tmp_path, database_url, command):
+    _migrated_then_marked_newer(database_url)
     done = stockpipe(tmp_path, database_url, *command)
     assert done.returncode == ExitCode.CONFIG, done.stderr
     head = warehouse.head_revision()
@@ -112,12 +117,7 @@ def test_a_newer_revision_than_the_code_is_refused(tmp_path, database_url, comma
 
 
 def test_a_newer_revision_is_named_by_validate_db_current_and_health_check(tmp_path, database_url):
-    engine = warehouse.create(database_url)
-    try:
-        warehouse.upgrade(engine)
-    finally:
-        engine.dispose()
-    set_revision(database_url, "0999")
+    _migrated_then_marked_newer(database_url)
     advice = "the database is newer than this stockpipe: upgrade stockpipe"
     checked = stockpipe(tmp_path, database_url, "validate")
     assert checked.returncode == ExitCode.CONFIG and advice in checked.stdout, checked
